@@ -1,0 +1,41 @@
+# The README's commands. Everything runs on CPU; OMP_NUM_THREADS=1 keeps 2-core timings stable.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+PYTEST := $(PYTHON) -m pytest
+
+.PHONY: install install-operator test test-unit test-integration test-slow quickstart bench lint clean
+
+install:  ## everything a developer needs on a CPU machine (torch pinned to the CPU build)
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e ".[operator,trainer,deepspeed,envs,dev]"
+
+install-operator:  ## the control plane alone: no torch
+	$(PIP) install -q -e ".[operator]"
+
+test:  ## all tests: unit, integration (SeaweedFS, MLflow server, ScienceWorld) and slow (DeepSpeed, pipeline)
+	$(PYTEST) tests
+
+test-unit:
+	$(PYTEST) tests/unit
+
+test-integration:
+	$(PYTEST) tests -m "integration and not slow"
+
+test-slow:
+	$(PYTEST) tests -m slow
+
+quickstart:  ## the whole ACT recipe on this machine: collect, judge, policy, eval
+	actjob run examples/quickstart.yaml
+
+bench:  ## ratios against baselines measured in the same process
+	$(PYTHON) bench/collect_throughput.py
+	$(PYTHON) bench/judge_step.py
+
+lint:
+	$(PYTHON) -m ruff check operator trainer tests bench
+
+clean:
+	rm -rf .act .pytest_cache build *.egg-info

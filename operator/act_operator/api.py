@@ -1,0 +1,346 @@
+"""The ACTJob custom resource: spec and status as pydantic models.
+
+The single source of truth: the CRD schema is generated from these models, the planner
+reads them, and `actjob run` validates a file with them before doing anything.
+Fields are camelCase on the wire (Kubernetes convention) and snake_case in Python.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from act_trainer.config import STAGES, check_uri
+
+GROUP = "act-operator.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ACTJob"
+PLURAL = "actjobs"
+
+ENVIRONMENTS = ("scienceworld",)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# --- spec ------------------------------------------------------------------------------------
+
+class ModelSpec(Model):
+    uri: str = Field(description="Base model: s3://..., file://..., a local path, or tiny://PRESET "
+                                 "(a random-weight Qwen3 built offline, for demos and tests).")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        return check_uri(v, allow_path=True, extra_schemes=("tiny://",))
+
+
+class ExpertSpec(Model):
+    uri: str | None = Field(None, description="Expert trajectories file (JSONL or parquet; see README). "
+                                              "Unset: the collect stage generates them with the environment's expert.")
+    split: str = Field("train", description="Split the environment's expert plays when uri is unset.")
+    episodes: int = Field(8, ge=1, le=100000, description="Expert episodes to generate when uri is unset.")
+    max_length: int = Field(40, ge=1, le=1000, description="Skip expert episodes longer than this many steps.")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str | None) -> str | None:
+        return None if v is None else check_uri(v, allow_path=True)
+
+
+class EnvironmentSpec(Model):
+    name: Literal[ENVIRONMENTS] = Field(description="Environment the agent acts in.")
+    tasks: list[str] = Field(default_factory=list, description="Task names to use (empty: all tasks).")
+    max_steps: int = Field(50, ge=1, le=1000, description="Step limit of an evaluation episode.")
+    history: int = Field(4, ge=0, le=64, description="Past (action, observation) turns shown in prompts.")
+    expert: ExpertSpec = Field(default_factory=ExpertSpec, description="Where expert trajectories come from.")
+
+
+class S3Spec(Model):
+    endpoint: str | None = Field(None, description="S3 endpoint URL for MinIO/Ceph/SeaweedFS; unset for AWS.")
+    region: str | None = Field(None, description="S3 region.")
+    credentials_secret: str | None = Field(
+        None, description="Name of a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (cluster runs). "
+                          "Local runs read the same variables from the environment.")
+
+
+class StorageSpec(Model):
+    root: str = Field("file://.act/storage", description="Where stages exchange artifacts: s3://bucket/prefix "
+                                                         "or file:// (a relative file:// path is resolved "
+                                                         "against the working directory of `actjob run`).")
+    s3: S3Spec = Field(default_factory=S3Spec)
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, v: str) -> str:
+        return check_uri(v)
+
+
+class TrackingSpec(Model):
+    uri: str | None = Field(None, description="MLflow tracking URI. Unset: sqlite:/// under the local run "
+                                              "directory (actjob run), or the operator's default.")
+    experiment: str = Field("act", min_length=1, description="MLflow experiment name.")
+    register_model: str | None = Field(None, description="Registered model name for the final model "
+                                                         "(default: act-<ACTJob name>).")
+    credentials_secret: str | None = Field(None, description="Secret with MLFLOW_TRACKING_TOKEN or "
+                                                             "MLFLOW_TRACKING_USERNAME/PASSWORD.")
+
+
+class Resources(Model):
+    cpu: str | None = Field(None, description="CPU request/limit per pod, e.g. '8'.")
+    memory: str | None = Field(None, description="Memory request/limit per pod, e.g. '64Gi'.")
+    gpus: int = Field(0, ge=0, le=64, description="nvidia.com/gpu per pod.")
+
+
+class StageCommon(Model):
+    max_retries: int = Field(2, ge=0, le=20, description="Retries of a failed stage before the ACTJob fails.")
+    resources: Resources = Field(default_factory=Resources)
+
+
+class CollectStage(StageCommon):
+    enabled: bool = Field(True, description="Run contrast-pair collection.")
+    reuse: str | None = Field(None, description="Use the contrast pairs of another run (its collect output "
+                                                "URI) instead of collecting, e.g. pairs from a larger model.")
+    samples: int = Field(8, ge=1, le=256, description="K: alternatives sampled per expert state.")
+    max_alternatives: int = Field(4, ge=1, le=256, description="M: distinct alternatives kept per state.")
+    temperature: float = Field(1.0, gt=0.0, le=5.0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold.")
+    max_new_tokens: int = Field(32, ge=1, le=4096, description="Token budget of one sampled action.")
+    heldout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of episodes whose pairs are held "
+                                                                     "out for judgement accuracy.")
+    shards: int = Field(1, ge=1, le=1024, description="Pods that collect in parallel (one shard each).")
+    engine: Literal["auto", "hf", "vllm"] = Field("auto", description="Sampler: vLLM on GPUs, transformers "
+                                                                      "generate otherwise.")
+    batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
+
+    @field_validator("reuse")
+    @classmethod
+    def _reuse(cls, v: str | None) -> str | None:
+        return None if v is None else check_uri(v)
+
+    @model_validator(mode="after")
+    def _m_le_k(self) -> "CollectStage":
+        if self.max_alternatives > self.samples:
+            raise ValueError(f"maxAlternatives ({self.max_alternatives}) cannot exceed samples "
+                             f"({self.samples}); raise samples or lower maxAlternatives")
+        return self
+
+
+class TrainStage(StageCommon):
+    learning_rate: float = Field(1e-6, gt=0.0, le=1.0, description="Learning rate.")
+    epochs: float = Field(1.0, gt=0.0, le=1000, description="Passes over the data.")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: run the epochs).")
+    batch_size: int = Field(8, ge=1, le=4096, description="Per-process batch size.")
+    gradient_accumulation: int = Field(1, ge=1, le=1024, description="Gradient accumulation steps.")
+    save_steps: int = Field(50, ge=1, description="Checkpoint to storage every N steps; a retry resumes there.")
+    group_size: int = Field(8, ge=2, le=128, description="G: GRPO completions per prompt.")
+    beta: float = Field(0.0, ge=0.0, le=10.0, description="GRPO KL coefficient.")
+    max_completion_length: int = Field(64, ge=1, le=32768, description="GRPO completion token budget.")
+    nodes: int = Field(1, ge=1, le=512, description="Nodes (pods) of the training gang.")
+    processes_per_node: int = Field(1, ge=1, le=64, description="Processes per node (one per GPU).")
+    zero_stage: Literal[0, 2, 3] = Field(3, description="DeepSpeed ZeRO stage when world size > 1 (0: DDP).")
+
+    def check_grpo_batch(self) -> None:
+        """GRPO splits each global batch into whole groups of completions."""
+        total = self.batch_size * self.nodes * self.processes_per_node
+        if total % self.group_size:
+            raise ValueError(f"batchSize x nodes x processesPerNode ({total}) must be a multiple of "
+                             f"groupSize ({self.group_size})")
+
+
+class JudgeStage(TrainStage):
+    enabled: bool = Field(True, description="Run the ACT (judge) stage; false gives the IL/RL baseline.")
+    reuse: str | None = Field(None, description="Use a judge model trained by another run (its URI).")
+    malformed_penalty: float = Field(0.0, ge=-1.0, le=0.0, description="Reward for an unreadable judgement.")
+
+    @model_validator(mode="after")
+    def _grpo_batch(self) -> "JudgeStage":
+        self.check_grpo_batch()
+        return self
+
+    @field_validator("reuse")
+    @classmethod
+    def _reuse(cls, v: str | None) -> str | None:
+        return None if v is None else check_uri(v)
+
+
+class PolicyStage(TrainStage):
+    method: Literal["il", "rl", "none"] = Field("il", description="il: SFT on expert actions; rl: GRPO with "
+                                                                  "reward = match with the expert action.")
+
+    @model_validator(mode="after")
+    def _grpo_batch(self) -> "PolicyStage":
+        if self.method == "rl":
+            self.check_grpo_batch()
+        return self
+
+
+class EvalStage(StageCommon):
+    enabled: bool = Field(True, description="Evaluate the final model.")
+    splits: list[str] = Field(default_factory=lambda: ["dev"], min_length=1,
+                              description="Environment splits to evaluate on (e.g. dev, test).")
+    episodes: int = Field(4, ge=0, le=100000, description="Episodes per split for success rate (0: skip).")
+    action_states: int = Field(32, ge=0, le=1000000, description="Held-out expert states for next-action "
+                                                                 "accuracy (0: skip).")
+    judge_pairs: int = Field(32, ge=0, le=1000000, description="Held-out contrast pairs for judgement "
+                                                               "accuracy (0: skip).")
+    shards: int = Field(1, ge=1, le=1024, description="Pods that evaluate in parallel.")
+    max_new_tokens: int = Field(48, ge=1, le=4096, description="Token budget of one generated action.")
+
+
+class Stages(Model):
+    collect: CollectStage = Field(default_factory=CollectStage)
+    judge: JudgeStage = Field(default_factory=JudgeStage)
+    policy: PolicyStage = Field(default_factory=PolicyStage)
+    eval: EvalStage = Field(default_factory=EvalStage)
+
+
+class ACTJobSpec(Model):
+    model: ModelSpec
+    environment: EnvironmentSpec
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    stages: Stages = Field(default_factory=Stages)
+    seed: int = Field(0, ge=0, description="Seed for sampling, candidate order and training.")
+    suspend: bool = Field(False, description="Suspend the running stage; set false to resume.")
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "ACTJobSpec":
+        st = self.stages
+        has_pairs = st.collect.enabled or st.collect.reuse
+        if st.judge.enabled and not st.judge.reuse and not has_pairs:
+            raise ValueError("stages.judge needs contrast pairs: enable stages.collect, set "
+                             "stages.collect.reuse, or disable stages.judge")
+        if st.policy.method != "none" and not (has_pairs or self.environment.expert.uri):
+            raise ValueError("stages.policy needs expert trajectories: enable stages.collect or set "
+                             "environment.expert.uri")
+        if not any([st.collect.enabled, st.judge.enabled, st.policy.method != "none", st.eval.enabled]):
+            raise ValueError("stages: every stage is disabled; nothing to do")
+        return self
+
+
+class ObjectMeta(Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                      description="DNS label; at most 40 characters so that Job names fit in 63.")
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+
+
+# --- status ----------------------------------------------------------------------------------
+
+StagePhase = Literal["Pending", "Running", "BackingOff", "Succeeded", "Failed", "Skipped", "Reused"]
+JobPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
+
+
+class StageOutputs(Model):
+    uri: str | None = None
+    manifest: str | None = None
+    digest: str | None = None
+
+
+class StageStatus(Model):
+    phase: StagePhase = "Pending"
+    attempts: int = 0
+    job_name: str | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    next_attempt_at: datetime | None = None
+    outputs: StageOutputs = Field(default_factory=StageOutputs)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    message: str | None = None
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class MlflowStatus(Model):
+    experiment_id: str | None = None
+    run_id: str | None = None
+    url: str | None = None
+
+
+class ACTJobStatus(Model):
+    phase: JobPhase = "Pending"
+    current_stage: str | None = None
+    stages: dict[str, StageStatus] = Field(default_factory=lambda: {s: StageStatus() for s in STAGES})
+    conditions: list[Condition] = Field(default_factory=list)
+    mlflow: MlflowStatus = Field(default_factory=MlflowStatus)
+    model_uri: str | None = None
+    registered_model: str | None = None
+    message: str | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+class ACTJob(Model):
+    api_version: Literal[API_VERSION] = API_VERSION
+    kind: Literal[KIND] = KIND
+    metadata: ObjectMeta
+    spec: ACTJobSpec
+    status: ACTJobStatus = Field(default_factory=ACTJobStatus)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+class SpecError(ValueError):
+    """An invalid ACTJob: one line per problem, each naming the field and what to do."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def problems(err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field; check the spelling (see `kubectl explain actjob.spec` or the README)"
+        elif e["type"] == "literal_error":
+            msg = f"{msg} (got {e.get('input')!r})"
+        out.append(f"{loc or '(root)'}: {msg}")
+    return out
+
+
+def parse_actjob(data: dict) -> ACTJob:
+    if not isinstance(data, dict):
+        raise SpecError(["(root): an ACTJob must be a YAML mapping with apiVersion, kind, metadata and spec"])
+    try:
+        return ACTJob.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(problems(err)) from None
+
+
+def parse_spec(spec: dict) -> ACTJobSpec:
+    try:
+        return ACTJobSpec.model_validate(spec)
+    except ValidationError as err:
+        raise SpecError([f"spec.{p}" for p in problems(err)]) from None
+
+
+def load_actjob(path: str | Path) -> ACTJob:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise SpecError([f"{p}: no such file"]) from None
+    except yaml.YAMLError as e:
+        raise SpecError([f"{p}: not valid YAML ({e})"]) from None
+    return parse_actjob(data)

@@ -1,0 +1,211 @@
+"""The local executor behind `actjob run`: the planner's actions, carried out on this
+machine. Each stage runs as a subprocess (`torchrun` when it asks for several processes)
+with the same stage config a pod would get; its result comes back through the file
+the stage writes as its termination log.
+
+State lives in <workdir>/runs/<name>/state.json: run the same file again and it goes on
+where it stopped (a stage that was killed restarts from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from act_operator import pipeline, stages, tracking
+from act_operator.api import ACTJob, ACTJobStatus
+from act_trainer.config import STAGES
+
+KEY_METRICS = {
+    "collect": ("pairs_train", "pairs_heldout", "kept", "sampled"),
+    "judge": ("reward", "train_loss", "steps"),
+    "policy": ("train_loss", "reward", "steps"),
+    "eval": ("judge_accuracy",),
+}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def resolve_root(root: str, cwd: Path) -> str:
+    """file:// roots relative to the working directory become absolute: stages run elsewhere."""
+    if root.startswith("file://") and not root.startswith("file:///"):
+        return "file://" + str((cwd / root[len("file://"):]).resolve())
+    return root
+
+
+def spec_hash(job: ACTJob) -> str:
+    body = job.spec.model_dump_json(exclude={"suspend"})
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def stage_command(cfg, config_path: Path) -> list[str]:
+    """One process, or a torchrun gang on this machine for nodes x processesPerNode."""
+    world = cfg.distributed.world_size if hasattr(cfg, "distributed") else 1
+    if world == 1:
+        return [sys.executable, "-m", "act_trainer.cli", cfg.stage, "--config", str(config_path)]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}",
+            "-m", "act_trainer.cli", cfg.stage, "--config", str(config_path)]
+
+
+class LocalExecutor:
+    def __init__(self, job: ACTJob, workdir: Path, console: Console | None = None, fresh: bool = False):
+        self.console = console or Console(stderr=True)
+        self.cwd = Path.cwd()
+        self.dir = (workdir / "runs" / job.metadata.name).resolve()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        job = job.model_copy(deep=True)
+        job.spec.storage.root = resolve_root(job.spec.storage.root, self.cwd)
+        self.tracking_uri = job.spec.tracking.uri or f"sqlite:///{self.dir / 'mlflow.db'}"
+        self.state_file = self.dir / "state.json"
+        self.job = self._restore(job, fresh)
+        self.observed: dict[str, pipeline.Observed] = {}
+        self.durations: dict[str, float] = {}
+
+    # --- state ---------------------------------------------------------------------------
+    def _restore(self, job: ACTJob, fresh: bool) -> ACTJob:
+        if self.state_file.exists() and not fresh:
+            saved = json.loads(self.state_file.read_text())
+            if saved.get("spec_hash") == spec_hash(job) and saved["status"]["phase"] not in pipeline.TERMINAL:
+                job.metadata.uid = saved["uid"]
+                job.status = ACTJobStatus.model_validate(saved["status"])
+                self.console.print(f"[bold]resuming[/] {job.metadata.name} (uid {job.metadata.uid})")
+                return job
+        job.metadata.uid = str(uuid.uuid4())
+        job.status = ACTJobStatus()
+        return job
+
+    def _save(self) -> None:
+        state = {"uid": self.job.metadata.uid, "spec_hash": spec_hash(self.job),
+                 "status": self.job.status.model_dump(mode="json", by_alias=True)}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    # --- the loop ------------------------------------------------------------------------
+    def run(self) -> ACTJob:
+        job = self.job
+        if not job.status.mlflow.run_id:
+            job.status.mlflow = tracking.start_parent(self.tracking_uri, job)
+        self.console.print(f"[bold]ACTJob[/] {job.metadata.name}  uid={job.metadata.uid}\n"
+                           f"  artifacts: {stages.job_root(job)}\n  mlflow:    {self.tracking_uri} "
+                           f"(run {job.status.mlflow.run_id})")
+        # a stage that was Running when we were stopped has no live process: treat it as lost
+        for stage, st in job.status.stages.items():
+            if st.phase == "Running":
+                self.observed[stage] = self._read_result(stage, st.job_name) or \
+                    pipeline.Observed("failed", reason="interrupted (actjob run was stopped)")
+        while True:
+            actions = pipeline.plan(job, self.observed, now())
+            if not actions:
+                break
+            for action in actions:
+                job.status = pipeline.apply(job, action, now())
+                self._save()
+                self._perform(action)
+            if job.status.phase in pipeline.TERMINAL:
+                break
+        self._finish()
+        return job
+
+    def _perform(self, action) -> None:
+        job, c = self.job, self.console
+        if isinstance(action, pipeline.StartStage):
+            self.observed[action.stage] = self._run_stage(action.stage, action.attempt)
+        elif isinstance(action, pipeline.SkipStage):
+            c.print(f"[dim]- {action.stage}: skipped ({action.reason})[/]")
+        elif isinstance(action, pipeline.ReuseStage):
+            c.print(f"[cyan]= {action.stage}: reusing {action.uri}[/]")
+        elif isinstance(action, pipeline.CompleteStage):
+            m = job.status.stages[action.stage].metrics
+            shown = ", ".join(f"{k}={m[k]:g}" for k in KEY_METRICS[action.stage] if k in m)
+            c.print(f"[green]✓ {action.stage}[/] {self.durations.get(action.stage, 0):.1f}s {shown}")
+        elif isinstance(action, pipeline.RetryStage):
+            c.print(f"[yellow]! {action.stage} failed: {action.reason}; retrying after "
+                    f"{(action.not_before - now()).total_seconds():.0f}s[/]")
+        elif isinstance(action, pipeline.Wait):
+            time.sleep(max(0.0, (action.until - now()).total_seconds()))
+        elif isinstance(action, pipeline.FailStage):
+            c.print(f"[red]✗ {action.stage}: {action.reason}[/]")
+
+    def _run_stage(self, stage: str, attempt: int) -> pipeline.Observed:
+        job = self.job
+        name = pipeline.job_name(job.metadata.name, stage, attempt)
+        cfg = stages.stage_config(job, stage, tracking_uri=self.tracking_uri)
+        cfg.scratch = str(self.dir / "scratch" / stage)
+        config_path = self.dir / f"{name}.json"
+        config_path.write_text(cfg.model_dump_json(indent=2))
+        result_path = self.dir / f"{name}.result"
+        result_path.unlink(missing_ok=True)
+        env = {**os.environ, "ACT_TERMINATION_LOG": str(result_path), "HF_HUB_OFFLINE": "1",
+               "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+        cmd = stage_command(cfg, config_path)
+        self.console.print(f"[bold blue]▶ {stage}[/] attempt {attempt}  log: {self.dir / (name + '.log')}")
+        started = time.monotonic()
+        with open(self.dir / f"{name}.log", "w") as logf:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    bufsize=1)
+            for line in proc.stdout:
+                logf.write(line)
+                if "it/s]" in line or "s/it]" in line or " INFO act_trainer" in line or "Error" in line:
+                    self.console.print(f"  [dim]{stage}[/] {line.rstrip()[-160:]}", highlight=False)
+            code = proc.wait()
+        self.durations[stage] = time.monotonic() - started
+        observed = self._read_result(stage, name)
+        if code != 0:
+            reason = (observed.reason if observed else "") or f"exit code {code}"
+            return pipeline.Observed("failed", reason=f"{reason} (log: {self.dir / (name + '.log')})")
+        return observed or pipeline.Observed("succeeded", result={})
+
+    def _read_result(self, stage: str, name: str | None) -> pipeline.Observed | None:
+        path = self.dir / f"{name}.result"
+        if not name or not path.exists():
+            return None
+        try:
+            result = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None
+        if "error" in result:
+            return pipeline.Observed("failed", reason=result["error"])
+        return pipeline.Observed("succeeded", result=result)
+
+    def _finish(self) -> None:
+        job = self.job
+        outcome = job.status.phase
+        if outcome == "Succeeded":
+            job.status.registered_model = tracking.register_model(self.tracking_uri, job)
+        eval_metrics = job.status.stages["eval"].metrics
+        tracking.finish_parent(self.tracking_uri, job.status.mlflow.run_id, outcome, eval_metrics)
+        self._save()
+        self.console.print(summary_table(job, self.durations))
+        color = "green" if outcome == "Succeeded" else "red"
+        self.console.print(f"[bold {color}]{outcome}[/]: {job.status.message or ''}")
+        if job.status.registered_model:
+            self.console.print(f"registered model: {job.status.registered_model}  (mlflow {self.tracking_uri})")
+
+
+def summary_table(job: ACTJob, durations: dict[str, float] | None = None) -> Table:
+    table = Table(title=f"ACTJob {job.metadata.name}: {job.status.phase}")
+    for col in ("stage", "status", "attempts", "duration", "key metrics", "artifacts"):
+        table.add_column(col, overflow="fold")
+    for stage in STAGES:
+        st = job.status.stages[stage]
+        secs = (durations or {}).get(stage)
+        if secs is None and st.start_time and st.completion_time:
+            secs = (st.completion_time - st.start_time).total_seconds()
+        keys = KEY_METRICS[stage] if stage != "eval" else sorted(st.metrics)
+        metrics = ", ".join(f"{k}={st.metrics[k]:.4g}" for k in keys if k in st.metrics)
+        table.add_row(stage, st.phase, str(st.attempts), f"{secs:.1f}s" if secs else "-", metrics or "-",
+                      st.outputs.uri or "-")
+    return table

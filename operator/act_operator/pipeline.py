@@ -1,0 +1,247 @@
+"""The pure planner: given an ACTJob (spec + status) and what was observed of its stage
+runs, say what to do next. No I/O: the cluster executor (kopf handlers) and the local
+executor (`actjob run`) both drive it, and apply its actions with the same reducer.
+
+    actions = plan(job, observed, now)
+    for action in actions:
+        job.status = apply(job, action, now)   # pure state transition
+        executor.perform(action)               # side effect: create a Job, start a process...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Union
+
+from act_operator.api import ACTJob, ACTJobStatus, Condition, StageOutputs, StageStatus
+from act_trainer.config import STAGES
+
+TERMINAL = ("Succeeded", "Failed")
+STAGE_DONE = ("Succeeded", "Skipped", "Reused")
+BACKOFF_BASE_S = 10.0
+BACKOFF_CAP_S = 300.0
+
+
+# --- what the executors observe --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Observed:
+    """The current attempt of a stage as its executor sees it."""
+
+    state: Literal["running", "succeeded", "failed", "missing"]
+    result: dict = field(default_factory=dict)  # the stage's termination message (manifest, digest, metrics)
+    reason: str = ""
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StartStage:
+    stage: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class SkipStage:
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReuseStage:
+    stage: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class CompleteStage:
+    stage: str
+    result: dict
+
+
+@dataclass(frozen=True)
+class RetryStage:
+    stage: str
+    reason: str
+    not_before: datetime
+
+
+@dataclass(frozen=True)
+class FailStage:
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    until: datetime
+
+
+@dataclass(frozen=True)
+class SucceedJob:
+    pass
+
+
+@dataclass(frozen=True)
+class SuspendJob:
+    pass
+
+
+@dataclass(frozen=True)
+class ResumeJob:
+    pass
+
+
+Action = Union[StartStage, SkipStage, ReuseStage, CompleteStage, RetryStage, FailStage, Wait, SucceedJob,
+               SuspendJob, ResumeJob]
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+
+def job_name(name: str, stage: str, attempt: int) -> str:
+    """Deterministic, DNS-safe: an ACTJob name is at most 40 characters, so this fits in 63."""
+    return f"{name}-{stage}-{attempt}"
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1)))
+
+
+def skip_or_reuse(job: ACTJob, stage: str) -> Action | None:
+    st = job.spec.stages
+    if stage == "collect":
+        if st.collect.reuse:
+            return ReuseStage("collect", st.collect.reuse)
+        if not st.collect.enabled:
+            return SkipStage("collect", "stages.collect.enabled is false")
+    elif stage == "judge":
+        if st.judge.reuse:
+            return ReuseStage("judge", st.judge.reuse)
+        if not st.judge.enabled:
+            return SkipStage("judge", "stages.judge.enabled is false (baseline without ACT)")
+    elif stage == "policy" and st.policy.method == "none":
+        return SkipStage("policy", "stages.policy.method is none")
+    elif stage == "eval" and not st.eval.enabled:
+        return SkipStage("eval", "stages.eval.enabled is false")
+    return None
+
+
+def max_retries(job: ACTJob, stage: str) -> int:
+    return getattr(job.spec.stages, stage).max_retries
+
+
+def plan(job: ACTJob, observed: dict[str, Observed], now: datetime) -> list[Action]:
+    status, spec = job.status, job.spec
+    if status.phase in TERMINAL:
+        return []  # terminal stays terminal, whatever happens to its Jobs
+    if spec.suspend:
+        return [] if status.phase == "Suspended" else [SuspendJob()]
+    if status.phase == "Suspended":
+        return [ResumeJob()]
+
+    actions: list[Action] = []
+    for stage in STAGES:
+        st = status.stages[stage]
+        if st.phase in STAGE_DONE:
+            continue
+        decided = skip_or_reuse(job, stage)
+        if decided:
+            actions.append(decided)
+            continue
+        if st.phase == "Pending":
+            return actions + [StartStage(stage, st.attempts + 1)]
+        if st.phase == "BackingOff":
+            due = st.next_attempt_at is None or now >= st.next_attempt_at
+            return actions + [StartStage(stage, st.attempts + 1) if due else Wait(st.next_attempt_at)]
+        if st.phase == "Failed":
+            return actions  # FailStage already applied; the job phase follows
+        obs = observed.get(stage)
+        if obs is None or obs.state == "running":
+            return actions
+        if obs.state == "succeeded" and obs.result.get("manifest"):
+            actions.append(CompleteStage(stage, obs.result))
+            continue
+        reason = {
+            "succeeded": "exited 0 without reporting a manifest: a stage that wrote no outputs is a failure",
+            "missing": f"its Job {st.job_name} disappeared before it finished",
+        }.get(obs.state, obs.reason or "failed")
+        if st.attempts <= max_retries(job, stage):
+            return actions + [RetryStage(stage, reason, now + backoff(st.attempts))]
+        return actions + [FailStage(stage, f"{stage} failed after {st.attempts} attempt(s): {reason}")]
+    return actions + [SucceedJob()]
+
+
+# --- the reducer -----------------------------------------------------------------------------
+
+def set_condition(status: ACTJobStatus, type_: str, value: bool, reason: str, message: str, now: datetime,
+                  generation: int | None) -> None:
+    flag = "True" if value else "False"
+    for i, c in enumerate(status.conditions):
+        if c.type == type_:
+            changed = c.status != flag
+            status.conditions[i] = Condition(type=type_, status=flag, reason=reason, message=message,
+                                             last_transition_time=now if changed else c.last_transition_time,
+                                             observed_generation=generation)
+            return
+    status.conditions.append(Condition(type=type_, status=flag, reason=reason, message=message,
+                                       last_transition_time=now, observed_generation=generation))
+
+
+def final_model_uri(job: ACTJob) -> str:
+    """The model the ACTJob produced: the policy's, else the judge's (ACT only), else the base model."""
+    for stage in ("policy", "judge"):
+        st = job.status.stages[stage]
+        if st.phase in ("Succeeded", "Reused") and st.outputs.uri:
+            return st.outputs.uri
+    return job.spec.model.uri
+
+
+def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
+    """The status after `action`: a new object, the input is not changed."""
+    status = job.status.model_copy(deep=True)
+    gen = job.metadata.generation
+    status.observed_generation = gen
+    if status.start_time is None:
+        status.start_time = now
+    st: StageStatus | None = status.stages.get(getattr(action, "stage", ""), None)
+
+    if isinstance(action, StartStage):
+        st.phase, st.attempts = "Running", action.attempt
+        st.job_name = job_name(job.metadata.name, action.stage, action.attempt)
+        st.start_time, st.next_attempt_at, st.message = now, None, None
+        status.phase, status.current_stage = "Running", action.stage
+        set_condition(status, "Running", True, "StageStarted", f"{action.stage} attempt {action.attempt}", now, gen)
+    elif isinstance(action, SkipStage):
+        st.phase, st.message = "Skipped", action.reason
+    elif isinstance(action, ReuseStage):
+        st.phase, st.outputs, st.message = "Reused", StageOutputs(uri=action.uri), f"reusing {action.uri}"
+    elif isinstance(action, CompleteStage):
+        res = action.result
+        st.phase, st.completion_time, st.message = "Succeeded", now, None
+        manifest = res.get("manifest")
+        st.outputs = StageOutputs(uri=res.get("uri") or (manifest.rsplit("/", 1)[0] if manifest else None),
+                                  manifest=manifest, digest=res.get("digest"))
+        st.metrics = {k: float(v) for k, v in (res.get("metrics") or {}).items()
+                      if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    elif isinstance(action, RetryStage):
+        st.phase, st.next_attempt_at, st.message = "BackingOff", action.not_before, action.reason
+    elif isinstance(action, FailStage):
+        st.phase, st.completion_time, st.message = "Failed", now, action.reason
+        status.phase, status.message, status.completion_time = "Failed", action.reason, now
+        set_condition(status, "Running", False, "StageFailed", action.reason, now, gen)
+        set_condition(status, "Failed", True, "StageFailed", action.reason, now, gen)
+    elif isinstance(action, SucceedJob):
+        status.phase, status.current_stage, status.completion_time = "Succeeded", None, now
+        status.model_uri = final_model_uri(job.model_copy(update={"status": status}))
+        status.message = f"model at {status.model_uri}"
+        set_condition(status, "Running", False, "Completed", "all stages finished", now, gen)
+        set_condition(status, "Succeeded", True, "Completed", status.message, now, gen)
+    elif isinstance(action, SuspendJob):
+        status.phase = "Suspended"
+        set_condition(status, "Suspended", True, "SpecSuspend", "spec.suspend is true", now, gen)
+    elif isinstance(action, ResumeJob):
+        # the suspended Jobs are unsuspended by the executor; their stages never stopped being Running
+        status.phase = "Running" if status.current_stage else "Pending"
+        set_condition(status, "Suspended", False, "SpecResume", "spec.suspend is false", now, gen)
+    return status

@@ -1,0 +1,96 @@
+"""MLflow lineage owned by the executor: one parent run per ACTJob (stages add child runs
+under it), closed with the ACTJob's outcome, and the final model registered in the
+Model Registry with tags that trace it back to its inputs."""
+
+from __future__ import annotations
+
+import logging
+
+from act_operator.api import ACTJob, MlflowStatus
+
+log = logging.getLogger(__name__)
+
+RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Deleted": "KILLED"}
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return None
+
+
+def _flat_spec(job: ACTJob) -> dict:
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from walk(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", str(v)[:500]
+
+    return dict(walk(job.spec.model_dump(mode="json", by_alias=True, exclude={"suspend"})))
+
+
+def start_parent(uri: str, job: ACTJob) -> MlflowStatus:
+    """The ACTJob's parent run, found by its uid first so that a restarted executor never
+    opens a second one."""
+    client = _client(uri)
+    name = job.spec.tracking.experiment
+    exp = client.get_experiment_by_name(name)
+    experiment_id = exp.experiment_id if exp else client.create_experiment(name)
+    uid = job.metadata.uid or "local"
+    found = client.search_runs([experiment_id], filter_string=f"tags.`act.actjob.uid` = '{uid}'",
+                               max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        tags = {"act.actjob": job.metadata.name, "act.actjob.uid": uid, "act.namespace": job.metadata.namespace,
+                "act.base_model": job.spec.model.uri, "act.environment": job.spec.environment.name}
+        run = client.create_run(experiment_id, run_name=job.metadata.name, tags=tags)
+        run_id = run.info.run_id
+        for key, value in _flat_spec(job).items():
+            client.log_param(run_id, key, value)
+    return MlflowStatus(experiment_id=experiment_id, run_id=run_id, url=run_url(uri, experiment_id, run_id))
+
+
+def finish_parent(uri: str, run_id: str, outcome: str, metrics: dict | None = None) -> None:
+    client = _client(uri)
+    for key, value in (metrics or {}).items():
+        client.log_metric(run_id, key, value)
+    client.set_terminated(run_id, status=RUN_STATUS.get(outcome, "FINISHED"))
+
+
+def lineage_tags(job: ACTJob) -> dict:
+    stages = job.status.stages
+    tags = {
+        "act.actjob": job.metadata.name, "act.actjob.uid": job.metadata.uid or "local",
+        "act.base_model": job.spec.model.uri, "act.environment": job.spec.environment.name,
+        "act.policy_method": job.spec.stages.policy.method if stages["policy"].phase == "Succeeded" else "none",
+        "act.judge_checkpoint": stages["judge"].outputs.uri or "none",
+        "act.contrast_pairs": stages["collect"].outputs.uri or "none",
+        "act.contrast_pairs_digest": stages["collect"].outputs.digest or "none",
+    }
+    if stages["policy"].outputs.digest:
+        tags["act.model_digest"] = stages["policy"].outputs.digest
+    return tags
+
+
+def register_model(uri: str, job: ACTJob) -> str:
+    """Register the ACTJob's final model; returns '<name>/<version>'."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(uri)
+    name = job.spec.tracking.register_model or f"act-{job.metadata.name}"
+    try:
+        client.create_registered_model(name, description="Agent models trained by ACT operator")
+    except MlflowException as e:
+        if "already exists" not in str(e).lower() and getattr(e, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(name, source=job.status.model_uri, run_id=job.status.mlflow.run_id,
+                                          tags=lineage_tags(job))
+    return f"{name}/{version.version}"

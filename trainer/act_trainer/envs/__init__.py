@@ -1,0 +1,23 @@
+"""Environment adapters, selected by name."""
+
+from __future__ import annotations
+
+from act_trainer.envs.base import Environment, EnvError, Observation
+
+REGISTRY = {
+    "scienceworld": "act_trainer.envs.scienceworld:ScienceWorldEnv",
+}
+
+
+def make_env(cfg) -> Environment:
+    """Build the adapter for an EnvironmentConfig; fails with what is missing and how to get it."""
+    import importlib
+
+    target = REGISTRY.get(cfg.name)
+    if target is None:
+        raise EnvError(f"env.name: unknown environment '{cfg.name}'; choose one of {sorted(REGISTRY)}")
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)(cfg)
+
+
+__all__ = ["Environment", "EnvError", "Observation", "make_env", "REGISTRY"]

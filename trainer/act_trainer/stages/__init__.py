@@ -1,0 +1,1 @@
+"""The four stage programs: collect, judge, policy, evaluate."""

@@ -1,0 +1,109 @@
+"""collect: sample K alternatives per expert state from the initial policy, filter them by
+the METHOD.md rules (counting what each rule removed), and write contrast pairs.
+
+Outputs under cfg.output: pairs/train.parquet, pairs/heldout.parquet (episodes held out
+for judgement accuracy), expert.jsonl (the trajectories used), filter_report.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from act_trainer import data, store
+from act_trainer.config import CollectConfig
+from act_trainer.engines import make_engine
+from act_trainer.envs import make_env
+from act_trainer.filters import FilterReport, filter_alternatives
+from act_trainer.models import resolve_model
+from act_trainer.prompts import action_prompt
+from act_trainer.stages.common import stage
+
+log = logging.getLogger("act_trainer.collect")
+
+
+def load_expert(uri: str) -> list[data.Trajectory]:
+    try:
+        blob = store.read_bytes(uri)
+    except store.StoreError as e:
+        raise store.StoreError(f"expert.uri: cannot read expert trajectories: {e}") from None
+    return data.loads_trajectories(blob, name=uri)
+
+
+def expert_trajectories(cfg: CollectConfig) -> list[data.Trajectory]:
+    if cfg.expert.uri:
+        return load_expert(cfg.expert.uri)
+    env = make_env(cfg.env)
+    try:
+        if cfg.expert.split not in env.splits():
+            raise ValueError(f"expert.split: '{cfg.expert.split}' is not a split of {cfg.env.name}; "
+                             f"choose one of {env.splits()}")
+        trajs = list(env.expert(cfg.expert.split, cfg.expert.episodes, cfg.expert.max_length))
+    finally:
+        env.close()
+    if not trajs:
+        raise RuntimeError(f"the {cfg.env.name} expert produced no successful episode on split "
+                           f"'{cfg.expert.split}' within expert.max_length={cfg.expert.max_length}")
+    return trajs
+
+
+def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory]) -> tuple[list[dict], FilterReport]:
+    items = [(s, a) for t in trajs for s, a in data.states(t, cfg.env.history)]
+    samples = engine.generate([action_prompt(s) for s, _ in items], n=cfg.samples,
+                              temperature=cfg.generation.temperature, top_p=cfg.generation.top_p,
+                              max_new_tokens=cfg.generation.max_new_tokens, prefill=cfg.prefill, progress=True)
+    report, rows = FilterReport(), []
+    for (state, expert), outs in zip(items, samples):
+        kept, r = filter_alternatives(expert, outs, state.admissible, cfg.max_alternatives,
+                                      cfg.filter_inadmissible)
+        report.add(r)
+        rows.extend(data.pair_record(state, expert, alt) for alt in kept)
+    return rows, report
+
+
+def run(cfg: CollectConfig) -> dict:
+    with stage(cfg) as st:
+        model_dir = resolve_model(cfg.model)
+        trajs = expert_trajectories(cfg)
+        trajs = trajs[cfg.shard.index::cfg.shard.count]
+        if not trajs:
+            raise RuntimeError(f"shard {cfg.shard.index} of {cfg.shard.count} has no expert episode; "
+                               "use fewer shards or more episodes")
+        train, held = data.split_episodes(trajs, cfg.heldout_fraction, cfg.seed)
+        log.info("collect: %d expert episodes (%d train, %d held out), %d states", len(trajs), len(train),
+                 len(held), sum(len(t.steps) for t in trajs))
+
+        engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
+        t0 = time.monotonic()
+        train_rows, report = contrast_pairs(cfg, engine, train)
+        held_rows, held_report = contrast_pairs(cfg, engine, held)
+        report.add(held_report)
+        gen_s = time.monotonic() - t0
+        if not train_rows:
+            raise RuntimeError(
+                f"no contrast pairs: of {report.sampled} samples, removed {report.removed}. "
+                "Raise samples or temperature, or start from a policy that emits actions")
+
+        (st.out / "pairs").mkdir()
+        (st.out / "pairs" / "train.parquet").write_bytes(data.write_parquet(train_rows))
+        if held_rows:
+            (st.out / "pairs" / "heldout.parquet").write_bytes(data.write_parquet(held_rows))
+        (st.out / "expert.jsonl").write_bytes(data.dumps_jsonl(t.to_dict() for t in trajs))
+        filter_report = {"sampled": report.sampled, "kept": report.kept, "removed": report.removed}
+        (st.out / "filter_report.json").write_text(json.dumps(filter_report, indent=2))
+
+        states = sum(len(t.steps) for t in trajs)
+        metrics = {
+            "episodes": len(trajs), "states": states, "sampled": report.sampled, "kept": report.kept,
+            "pairs_train": len(train_rows), "pairs_heldout": len(held_rows),
+            **{f"removed_{rule}": n for rule, n in report.removed.items()},
+            "alternatives_per_s": round(report.sampled / gen_s, 3) if gen_s else 0.0,
+        }
+        log.info("collect: kept %d of %d samples; removed %s", report.kept, report.sampled, report.removed)
+        st.run.log_dict(filter_report, "filter_report.json")
+        expert_src = cfg.expert.uri or f"{cfg.env.name}:{cfg.expert.split}"
+        expert_digest = data.digest_trajectories(trajs)
+        st.run.log_dataset(expert_src, "expert", expert_digest, "expert",
+                           rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])
+        return st.publish(metrics, extra={"engine": engine.name, "expert_digest": expert_digest})

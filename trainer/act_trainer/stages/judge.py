@@ -1,0 +1,81 @@
+"""judge (the ACT stage): GRPO on "which of these two actions is better?".
+
+Each contrast pair becomes one prompt with the expert's and the alternative action in a
+seeded random order; the reward is 1 for choosing the expert's action (rewards.py).
+Nothing supervises the reasoning. Checkpoints go to storage; a rerun resumes there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from act_trainer import data, store
+from act_trainer.config import JudgeConfig
+from act_trainer.models import resolve_model
+from act_trainer.prompts import judgement_prompt, order_candidates
+from act_trainer.rewards import make_judgement_reward
+from act_trainer.stages import training
+from act_trainer.stages.common import stage
+
+log = logging.getLogger("act_trainer.judge")
+
+
+def load_pairs(uri: str, name: str = "train.parquet") -> list[dict]:
+    files = [u for u in store.list(uri) if u.endswith("/" + name)]
+    if not files:
+        raise FileNotFoundError(f"pairs: no {name} under {uri}; point it at a collect stage's output")
+    return [row for f in files for row in data.read_parquet(store.read_bytes(f))]
+
+
+def judgement_rows(pairs: list[dict], seed: int, history: int) -> list[dict]:
+    rows = []
+    for p in pairs:
+        first, second, answer = order_candidates(p["expert_action"], p["alternative"], p["pair_id"], seed)
+        state = data.pair_state(p)
+        state.history = state.history[-history:] if history else []
+        rows.append({"prompt": judgement_prompt(state, first, second), "answer": answer, "pair_id": p["pair_id"]})
+    return rows
+
+
+def run(cfg: JudgeConfig) -> dict:
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    with stage(cfg) as st:
+        model_dir = resolve_model(cfg.model)
+        pairs = load_pairs(cfg.pairs)[: cfg.max_pairs]
+        rows = judgement_rows(pairs, cfg.seed, cfg.history)
+        log.info("judge: %d judgement prompts (expert first in %d)", len(rows), sum(r["answer"] == 1 for r in rows))
+        ckpt_dir = st.scratch / "checkpoints"
+        resume = training.fetch_checkpoint(cfg.checkpoints, ckpt_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        trainer = GRPOTrainer(
+            model=str(model_dir), processing_class=tokenizer,
+            reward_funcs=[make_judgement_reward(cfg.malformed_penalty)],
+            args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
+            train_dataset=Dataset.from_list(rows),
+            callbacks=[training.SyncCheckpoints(cfg.checkpoints), training.LogMetrics(st.run)],
+        )
+        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model(str(st.out))
+        if not trainer.is_world_process_zero():
+            return {}
+        history = trainer.state.log_history
+        (st.out / "train_log.json").write_text(json.dumps(history, indent=1))
+        metrics = {**training.summarize(history), "steps": trainer.state.global_step, "pairs": len(rows),
+                   "train_runtime": result.metrics.get("train_runtime", 0.0), "resumed": bool(resume)}
+        pairs_manifest = _manifest_digest(cfg.pairs)
+        st.run.log_dataset(cfg.pairs, "contrast_pairs", pairs_manifest, "training",
+                           rows=[{k: p[k] for k in ("pair_id", "expert_action", "alternative")} for p in pairs])
+        return st.publish(metrics, extra={"base_model": cfg.model, "pairs": cfg.pairs, "pairs_digest": pairs_manifest})
+
+
+def _manifest_digest(uri: str) -> str:
+    from act_trainer.manifest import read_manifest
+
+    try:
+        return read_manifest(uri)["digest"]
+    except (store.StoreError, KeyError, ValueError):
+        return "unknown"

@@ -1,0 +1,152 @@
+"""What the judge and policy stages share: TRL configs, DeepSpeed ZeRO, checkpoints that
+survive the pod (synced to storage, resumed from the newest complete one), and MLflow
+metrics from the trainer's logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from act_trainer import store
+from act_trainer.config import TrainerBase
+from act_trainer.tracking import StageRun
+
+log = logging.getLogger("act_trainer.training")
+
+COMPLETE = "_COMPLETE"  # written after every file of a checkpoint is uploaded
+_CKPT = re.compile(r"checkpoint-(\d+)$")
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def deepspeed_config(cfg: TrainerBase) -> dict | None:
+    """ZeRO for multi-process runs; None (plain DDP or one process) otherwise."""
+    d = cfg.distributed
+    if d.world_size == 1 or d.zero_stage == 0:
+        return None
+    zero = {"stage": d.zero_stage, "overlap_comm": False, "contiguous_gradients": True}
+    if d.zero_stage == 3:
+        # tiny models: shard every parameter; save full 16-bit weights so save_model writes a usable model
+        zero.update(stage3_param_persistence_threshold=0, stage3_gather_16bit_weights_on_model_save=True)
+    return {
+        "zero_optimization": zero,
+        "bf16": {"enabled": "auto"}, "fp16": {"enabled": "auto"},
+        "train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto",
+        "gradient_accumulation_steps": "auto", "gradient_clipping": "auto",
+    }
+
+
+def common_args(cfg: TrainerBase, output_dir: Path) -> dict:
+    o = cfg.optim
+    gpu = on_gpu()
+    return dict(
+        output_dir=str(output_dir), learning_rate=o.learning_rate, num_train_epochs=o.epochs,
+        max_steps=o.max_steps, per_device_train_batch_size=o.batch_size,
+        gradient_accumulation_steps=o.gradient_accumulation, save_steps=o.save_steps, save_strategy="steps",
+        logging_steps=o.logging_steps, report_to=[], seed=cfg.seed, use_cpu=not gpu, bf16=gpu,
+        deepspeed=deepspeed_config(cfg), ddp_backend=None if gpu else "gloo", disable_tqdm=False,
+        save_only_model=False, dataloader_num_workers=0,
+    )
+
+
+def grpo_args(cfg: TrainerBase, output_dir: Path) -> dict:
+    g = cfg.grpo
+    return dict(common_args(cfg, output_dir), num_generations=g.group_size, beta=g.beta, epsilon=g.epsilon,
+                max_completion_length=g.max_completion_length, temperature=g.temperature, use_vllm=g.use_vllm,
+                log_completions=False)
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def newest_checkpoint(uri: str | None) -> str | None:
+    """URI of the newest checkpoint whose upload completed, or None."""
+    if not uri:
+        return None
+    steps = {}
+    for key in store.list(uri):
+        rel = key[len(uri.rstrip("/")) + 1:]
+        parts = rel.split("/")
+        if len(parts) == 2 and parts[1] == COMPLETE and _CKPT.match(parts[0]):
+            steps[int(_CKPT.match(parts[0]).group(1))] = store.join(uri, parts[0])
+    return steps[max(steps)] if steps else None
+
+
+def fetch_checkpoint(uri: str | None, output_dir: Path) -> str | None:
+    """Download the newest complete checkpoint into output_dir; every rank gets its path.
+    One process per node downloads (under a file lock), the others find it there."""
+    from filelock import FileLock
+
+    latest = newest_checkpoint(uri)
+    if latest is None:
+        return None
+    local = output_dir / latest.rstrip("/").rsplit("/", 1)[1]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(output_dir / ".fetch.lock")):
+        if not (local / COMPLETE).exists():
+            store.download(latest, str(local))
+    log.info("resuming from %s", latest)
+    return str(local)
+
+
+class SyncCheckpoints(TrainerCallback):
+    """Upload each checkpoint as the trainer saves it. Every node uploads what it wrote
+    (ZeRO shards live on each node's disk); the main process marks it complete last."""
+
+    def __init__(self, uri: str | None):
+        self.uri = uri
+
+    def on_save(self, args, state, control, **kwargs):
+        if not self.uri:
+            return
+        name = f"checkpoint-{state.global_step}"
+        local = Path(args.output_dir) / name
+        if _local_rank() == 0 and local.exists():
+            store.upload(str(local), store.join(self.uri, name))
+        _barrier()
+        if state.is_world_process_zero:
+            store.write_bytes(store.join(self.uri, name, COMPLETE), b"")
+            log.info("checkpoint %s synced to %s", name, self.uri)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+class LogMetrics(TrainerCallback):
+    """Trainer logs -> MLflow metrics of the stage's child run, keyed by optimizer step."""
+
+    def __init__(self, run: StageRun):
+        self.run = run
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            self.run.log_metrics({k.replace("/", "."): v for k, v in logs.items()}, step=state.global_step)
+
+
+def summarize(log_history: list[dict], keys: tuple[str, ...] = ("reward", "loss")) -> dict:
+    """First and last logged values of the curves that matter, and the step count."""
+    out = {}
+    for key in keys:
+        values = [h[key] for h in log_history if key in h]
+        if values:
+            out[f"{key}_first"], out[f"{key}_last"] = values[0], values[-1]
+            out[key] = sum(values[-3:]) / len(values[-3:])
+    train = [h for h in log_history if "train_loss" in h]
+    if train:
+        out["train_loss"] = train[-1]["train_loss"]
+    return out
