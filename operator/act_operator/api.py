@@ -256,6 +256,7 @@ class StageStatus(Model):
     next_attempt_at: datetime | None = None
     outputs: StageOutputs = Field(default_factory=StageOutputs)
     metrics: dict[str, float] = Field(default_factory=dict)
+    mlflow_run_id: str | None = None
     message: str | None = None
 
 

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     val = sub.add_parser("validate", help="check an ACTJob file and print its problems")
     val.add_argument("file")
     args = parser.parse_args(argv)
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
     job = _load(args.file, console)
     if job is None:

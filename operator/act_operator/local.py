@@ -28,10 +28,17 @@ from act_trainer.config import STAGES
 
 KEY_METRICS = {
     "collect": ("pairs_train", "pairs_heldout", "kept", "sampled"),
-    "judge": ("reward", "train_loss", "steps"),
-    "policy": ("train_loss", "reward", "steps"),
-    "eval": ("judge_accuracy",),
+    "judge": ("reward_first", "reward_last", "steps"),
+    "policy": ("train_loss", "reward_last", "steps"),
+    "eval": ("success_rate", "next_action_accuracy", "judge_accuracy"),
 }
+
+
+def key_metrics(stage: str, metrics: dict) -> str:
+    """The metrics worth a glance; eval's are reported per split (dev/success_rate, ...)."""
+    keys = KEY_METRICS[stage]
+    shown = [k for k in metrics if k in keys or k.rsplit("/", 1)[-1] in keys]
+    return ", ".join(f"{k}={metrics[k]:.4g}" for k in shown)
 
 
 def now() -> datetime:
@@ -128,8 +135,7 @@ class LocalExecutor:
         elif isinstance(action, pipeline.ReuseStage):
             c.print(f"[cyan]= {action.stage}: reusing {action.uri}[/]")
         elif isinstance(action, pipeline.CompleteStage):
-            m = job.status.stages[action.stage].metrics
-            shown = ", ".join(f"{k}={m[k]:g}" for k in KEY_METRICS[action.stage] if k in m)
+            shown = key_metrics(action.stage, job.status.stages[action.stage].metrics)
             c.print(f"[green]✓ {action.stage}[/] {self.durations.get(action.stage, 0):.1f}s {shown}")
         elif isinstance(action, pipeline.RetryStage):
             c.print(f"[yellow]! {action.stage} failed: {action.reason}; retrying after "
@@ -196,16 +202,17 @@ class LocalExecutor:
 
 
 def summary_table(job: ACTJob, durations: dict[str, float] | None = None) -> Table:
-    table = Table(title=f"ACTJob {job.metadata.name}: {job.status.phase}")
-    for col in ("stage", "status", "attempts", "duration", "key metrics", "artifacts"):
+    root = stages.job_root(job)
+    table = Table(title=f"ACTJob {job.metadata.name}: {job.status.phase}", caption=f"artifacts under {root}")
+    for col in ("stage", "status", "tries", "time", "key metrics", "artifacts", "mlflow run"):
         table.add_column(col, overflow="fold")
     for stage in STAGES:
         st = job.status.stages[stage]
         secs = (durations or {}).get(stage)
         if secs is None and st.start_time and st.completion_time:
             secs = (st.completion_time - st.start_time).total_seconds()
-        keys = KEY_METRICS[stage] if stage != "eval" else sorted(st.metrics)
-        metrics = ", ".join(f"{k}={st.metrics[k]:.4g}" for k in keys if k in st.metrics)
-        table.add_row(stage, st.phase, str(st.attempts), f"{secs:.1f}s" if secs else "-", metrics or "-",
-                      st.outputs.uri or "-")
+        uri = st.outputs.uri or "-"
+        table.add_row(stage, st.phase, str(st.attempts), f"{secs:.1f}s" if secs else "-",
+                      key_metrics(stage, st.metrics) or "-", uri.removeprefix(root + "/"),
+                      (st.mlflow_run_id or "-")[:12])
     return table

@@ -222,6 +222,7 @@ def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
         manifest = res.get("manifest")
         st.outputs = StageOutputs(uri=res.get("uri") or (manifest.rsplit("/", 1)[0] if manifest else None),
                                   manifest=manifest, digest=res.get("digest"))
+        st.mlflow_run_id = res.get("mlflow_run_id")
         st.metrics = {k: float(v) for k, v in (res.get("metrics") or {}).items()
                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
     elif isinstance(action, RetryStage):

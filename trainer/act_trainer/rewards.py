@@ -13,12 +13,11 @@ from act_trainer.prompts import completion_text, normalize_action, parse_action,
 def make_judgement_reward(malformed_penalty: float = 0.0):
     """1 for choosing the expert's action, 0 for the other one, `malformed_penalty` if no choice is readable."""
 
-    def judgement_reward(completions, answer, **_) -> list[float]:
-        rewards = []
-        for completion, expert_index in zip(completions, answer):
-            choice = parse_choice(completion_text(completion))
-            rewards.append(malformed_penalty if choice is None else float(choice == int(expert_index)))
-        return rewards
+    def judgement_reward(completions, answer, log_metric=None, **_) -> list[float]:
+        choices = [parse_choice(completion_text(c)) for c in completions]
+        if log_metric is not None and choices:  # TRL passes log_metric: the rate lands in the trainer's logs
+            log_metric("malformed_rate", sum(c is None for c in choices) / len(choices))
+        return [malformed_penalty if c is None else float(c == int(a)) for c, a in zip(choices, answer)]
 
     return judgement_reward
 
@@ -42,5 +41,8 @@ def action_match(predicted: str | None, expert: str) -> float:
     return 0.5 * token_f1(predicted, expert)
 
 
-def action_reward(completions, expert_action, **_) -> list[float]:
-    return [action_match(parse_action(completion_text(c)), e) for c, e in zip(completions, expert_action)]
+def action_reward(completions, expert_action, log_metric=None, **_) -> list[float]:
+    actions = [parse_action(completion_text(c)) for c in completions]
+    if log_metric is not None and actions:
+        log_metric("malformed_rate", sum(a is None for a in actions) / len(actions))
+    return [action_match(a, e) for a, e in zip(actions, expert_action)]

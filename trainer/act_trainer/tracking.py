@@ -51,8 +51,15 @@ class StageRun:
         import mlflow
         import pandas as pd
 
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+        try:
+            source = resolve_dataset_source(uri)
+        except Exception:  # a URI MLflow has no resolver for (e.g. a plain name): keep it as text
+            source = HTTPDatasetSource(uri)
         df = pd.DataFrame(rows[:1000] if rows else [{"uri": uri}])
-        ds = mlflow.data.from_pandas(df, source=uri, name=name, digest=digest.removeprefix("sha256:")[:36])
+        ds = mlflow.data.from_pandas(df, source=source, name=name, digest=digest.removeprefix("sha256:")[:36])
         mlflow.log_input(ds, context=context)
 
     def set_tags(self, tags: dict) -> None:

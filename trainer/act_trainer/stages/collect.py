@@ -102,7 +102,7 @@ def run(cfg: CollectConfig) -> dict:
         }
         log.info("collect: kept %d of %d samples; removed %s", report.kept, report.sampled, report.removed)
         st.run.log_dict(filter_report, "filter_report.json")
-        expert_src = cfg.expert.uri or f"{cfg.env.name}:{cfg.expert.split}"
+        expert_src = cfg.expert.uri or store.join(cfg.output, "expert.jsonl")
         expert_digest = data.digest_trajectories(trajs)
         st.run.log_dataset(expert_src, "expert", expert_digest, "expert",
                            rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +21,8 @@ class Stage:
     def __init__(self, cfg: StageBase, run: StageRun, scratch: Path):
         self.cfg, self.run, self.scratch = cfg, run, scratch
         self.out = scratch / "out"
-        self.out.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.out, ignore_errors=True)  # a retry must not publish a failed attempt's files
+        self.out.mkdir(parents=True)
         self.started = time.monotonic()
 
     def publish(self, metrics: dict, extra: dict | None = None) -> dict:

@@ -62,6 +62,8 @@ def run(cfg: JudgeConfig) -> dict:
         trainer.save_model(str(st.out))
         if not trainer.is_world_process_zero():
             return {}
+        info = training.runtime_info(trainer)
+        log.info("%s trained %d steps on %s", cfg.stage, trainer.state.global_step, info)
         history = trainer.state.log_history
         (st.out / "train_log.json").write_text(json.dumps(history, indent=1))
         metrics = {**training.summarize(history), "steps": trainer.state.global_step, "pairs": len(rows),
@@ -69,7 +71,8 @@ def run(cfg: JudgeConfig) -> dict:
         pairs_manifest = _manifest_digest(cfg.pairs)
         st.run.log_dataset(cfg.pairs, "contrast_pairs", pairs_manifest, "training",
                            rows=[{k: p[k] for k in ("pair_id", "expert_action", "alternative")} for p in pairs])
-        return st.publish(metrics, extra={"base_model": cfg.model, "pairs": cfg.pairs, "pairs_digest": pairs_manifest})
+        return st.publish(metrics, extra={"base_model": cfg.model, "pairs": cfg.pairs, "pairs_digest": pairs_manifest,
+                                          **info})
 
 
 def _manifest_digest(uri: str) -> str:

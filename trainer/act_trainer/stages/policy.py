@@ -64,10 +64,12 @@ def run(cfg: PolicyConfig) -> dict:
         trainer.save_model(str(st.out))
         if not trainer.is_world_process_zero():
             return {}
+        info = training.runtime_info(trainer)
+        log.info("%s trained %d steps on %s", cfg.stage, trainer.state.global_step, info)
         history = trainer.state.log_history
         (st.out / "train_log.json").write_text(json.dumps(history, indent=1))
         metrics = {**training.summarize(history), "steps": trainer.state.global_step, "examples": len(rows),
                    "train_runtime": result.metrics.get("train_runtime", 0.0), "resumed": bool(resume)}
         st.run.log_dataset(cfg.expert, "expert", data.digest_trajectories(trajs), "training",
                            rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])
-        return st.publish(metrics, extra={"method": cfg.method, "start_model": cfg.model})
+        return st.publish(metrics, extra={"method": cfg.method, "start_model": cfg.model, **info})

@@ -36,10 +36,13 @@ def deepspeed_config(cfg: TrainerBase) -> dict | None:
     if d.zero_stage == 3:
         # tiny models: shard every parameter; save full 16-bit weights so save_model writes a usable model
         zero.update(stage3_param_persistence_threshold=0, stage3_gather_16bit_weights_on_model_save=True)
+    # No "train_batch_size": from_pretrained runs zero.Init before DeepSpeed's comm layer knows the
+    # world size, and an "auto" total filled in by transformers then fails DeepSpeed's batch check.
+    # DeepSpeed derives it from the micro batch, accumulation and world size.
     return {
         "zero_optimization": zero,
         "bf16": {"enabled": "auto"}, "fp16": {"enabled": "auto"},
-        "train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
         "gradient_accumulation_steps": "auto", "gradient_clipping": "auto",
     }
 
@@ -52,7 +55,9 @@ def common_args(cfg: TrainerBase, output_dir: Path) -> dict:
         max_steps=o.max_steps, per_device_train_batch_size=o.batch_size,
         gradient_accumulation_steps=o.gradient_accumulation, save_steps=o.save_steps, save_strategy="steps",
         logging_steps=o.logging_steps, report_to=[], seed=cfg.seed, use_cpu=not gpu, bf16=gpu,
-        deepspeed=deepspeed_config(cfg), ddp_backend=None if gpu else "gloo", disable_tqdm=False,
+        deepspeed=deepspeed_config(cfg), disable_tqdm=False,
+        # CPU gangs talk over gloo; a single process must not ask for a process group at all
+        ddp_backend="gloo" if not gpu and cfg.distributed.world_size > 1 else None,
         save_only_model=False, dataloader_num_workers=0,
     )
 
@@ -138,7 +143,15 @@ class LogMetrics(TrainerCallback):
             self.run.log_metrics({k.replace("/", "."): v for k, v in logs.items()}, step=state.global_step)
 
 
-def summarize(log_history: list[dict], keys: tuple[str, ...] = ("reward", "loss")) -> dict:
+def runtime_info(trainer) -> dict:
+    """How the run was actually distributed, for the manifest: what ran, not what was asked."""
+    acc = trainer.accelerator
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    return {"distributed_type": str(acc.distributed_type.value), "world_size": acc.num_processes,
+            "zero_stage": plugin.zero_stage if plugin else None}
+
+
+def summarize(log_history: list[dict], keys: tuple[str, ...] = ("reward", "loss", "malformed_rate")) -> dict:
     """First and last logged values of the curves that matter, and the step count."""
     out = {}
     for key in keys:

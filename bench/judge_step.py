@@ -1,0 +1,69 @@
+"""Judge seconds/step: the judge stage (our dataset, reward, checkpoint sync and MLflow
+callbacks) vs a bare TRL GRPOTrainer with the same config and data, in the same process.
+
+    OMP_NUM_THREADS=1 python bench/judge_step.py     # target: ratio <= 1.1
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from datasets import Dataset  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
+from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+
+from act_trainer import data  # noqa: E402
+from act_trainer.config import JobRef, JudgeConfig, OptimConfig, GRPOSettings  # noqa: E402
+from act_trainer.models import resolve_model  # noqa: E402
+from act_trainer.rewards import make_judgement_reward  # noqa: E402
+from act_trainer.stages import judge, training  # noqa: E402
+
+STEPS, ROUNDS = 6, 2
+
+
+def synthetic_pairs(n: int = 48) -> list[dict]:
+    """Contrast pairs shaped like collect's output (content does not matter for speed)."""
+    rows = []
+    for i in range(n):
+        state = data.State(f"bench/{i % 6}", i, "boil water", f"You are in the kitchen. Step {i}.",
+                           [("look around", "You see a stove.")])
+        rows.append(data.pair_record(state, "activate stove", f"open drawer {i}"))
+    return rows
+
+
+def main() -> None:
+    model_dir = str(resolve_model("tiny://qwen3-tiny"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-judge-"))
+    pairs_dir = tmp / "pairs" / "pairs"
+    pairs_dir.mkdir(parents=True)
+    rows = synthetic_pairs()
+    (pairs_dir / "train.parquet").write_bytes(data.write_parquet(rows))
+    ours, bare = [], []
+    for r in range(ROUNDS):
+        cfg = JudgeConfig(job=JobRef(name="bench", uid=f"r{r}"), model=model_dir, pairs=f"file://{tmp}/pairs",
+                          output=f"file://{tmp}/out{r}", checkpoints=f"file://{tmp}/ckpt{r}",
+                          scratch=str(tmp / f"scratch{r}"),
+                          grpo=GRPOSettings(group_size=4, max_completion_length=16),
+                          optim=OptimConfig(learning_rate=1e-5, max_steps=STEPS, batch_size=4, save_steps=3))
+        # bare TRL: same args, same prompts, same reward, no callbacks
+        args = GRPOConfig(**training.grpo_args(cfg, tmp / f"bare{r}"))
+        trainer = GRPOTrainer(model=model_dir, processing_class=AutoTokenizer.from_pretrained(model_dir),
+                              reward_funcs=[make_judgement_reward()], args=args,
+                              train_dataset=Dataset.from_list(judge.judgement_rows(rows, 0, 4)))
+        bare.append(trainer.train().metrics["train_runtime"] / STEPS)
+        ours.append(judge.run(cfg)["metrics"]["train_runtime"] / STEPS)
+    b, o = statistics.median(bare), statistics.median(ours)
+    print(f"judge step time: tiny Qwen3, G=4, batch 4, {STEPS} steps (checkpoint every 3), {ROUNDS} rounds")
+    print(f"  bare GRPOTrainer: {b:.3f} s/step")
+    print(f"  judge stage     : {o:.3f} s/step")
+    print(f"  ratio (judge / bare) = {o / b:.3f}   (target <= 1.1)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""`actjob run` end to end: the quickstart ACTJob with its artifacts in a real S3
+(SeaweedFS) and its lineage in a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from act_trainer import store
+from act_trainer.manifest import MANIFEST
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def actjob(*args, cwd: Path, timeout: int = 1200):
+    return subprocess.run([sys.executable, "-m", "act_operator.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def quickstart(tmp_path: Path, **spec_updates) -> Path:
+    doc = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
+    for dotted, value in spec_updates.items():
+        node = doc["spec"]
+        *path, last = dotted.split(".")
+        for key in path:
+            node = node.setdefault(key, {})
+        node[last] = value
+    path = tmp_path / "actjob.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_path):
+    from mlflow import MlflowClient
+
+    job_file = quickstart(tmp_path, **{"storage.root": s3_root, "tracking.uri": mlflow_server,
+                                       "tracking.experiment": "itest-actjob-run"})
+    proc = actjob("run", str(job_file), "--workdir", str(tmp_path / "work"), cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    for stage in ("collect", "judge", "policy", "eval"):
+        assert f"✓ {stage}" in out
+    assert "Succeeded" in out and "registered model: act-quickstart/" in out
+
+    state = json.loads((tmp_path / "work" / "runs" / "quickstart" / "state.json").read_text())
+    status = state["status"]
+    assert status["phase"] == "Succeeded"
+    for name, st in status["stages"].items():
+        assert st["phase"] == "Succeeded", name
+        assert st["outputs"]["uri"].startswith(s3_root) and store.exists(f"{st['outputs']['uri']}/{MANIFEST}")
+    assert status["modelUri"] == status["stages"]["policy"]["outputs"]["uri"]
+
+    client = MlflowClient(mlflow_server)
+    parent = client.get_run(status["mlflow"]["runId"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["act.actjob.uid"] == state["uid"]
+    assert parent.data.params["model.uri"] == "tiny://qwen3-tiny"
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(c.data.tags["act.stage"] for c in children) == ["collect", "eval", "judge", "policy"]
+    judge = next(c for c in children if c.data.tags["act.stage"] == "judge")
+    assert [d.dataset.name for d in judge.inputs.dataset_inputs] == ["contrast_pairs"]
+    assert "reward" in judge.data.metrics or "reward_last" in judge.data.metrics
+
+    name, version = status["registeredModel"].split("/")
+    mv = client.get_model_version(name, version)
+    assert mv.source == status["modelUri"] and mv.run_id == parent.info.run_id
+    tags = mv.tags
+    assert tags["act.base_model"] == "tiny://qwen3-tiny"
+    assert tags["act.judge_checkpoint"] == status["stages"]["judge"]["outputs"]["uri"]
+    assert tags["act.contrast_pairs_digest"] == status["stages"]["collect"]["outputs"]["digest"]
+    assert tags["act.actjob"] == "quickstart" and tags["act.actjob.uid"] == state["uid"]
+    # secrets are referenced, never recorded
+    assert s3.secret_key not in json.dumps(parent.data.params) + json.dumps(state)
+
+
+def test_invalid_file_exits_before_doing_anything(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"apiVersion": "act-operator.io/v1alpha1", "kind": "ACTJob",
+                                   "metadata": {"name": "bad"},
+                                   "spec": {"model": {"uri": "hf://Qwen/Qwen3-8B"},
+                                            "environment": {"name": "scienceworld"},
+                                            "stages": {"collect": {"samples": 0}}}}))
+    proc = actjob("run", str(bad), "--workdir", str(tmp_path / "work"), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert "spec.model.uri" in proc.stderr and "spec.stages.collect.samples" in proc.stderr
+    assert not (tmp_path / "work").exists()

@@ -1,0 +1,210 @@
+"""The stage programs as pods run them: `act-trainer <stage> --config FILE`, against a real
+SeaweedFS S3, a real MLflow server and the real ScienceWorld, with the tiny Qwen3 model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from act_operator.local import stage_command
+from act_trainer import data, store
+from act_trainer.config import (
+    CollectConfig, DistributedConfig, EnvironmentConfig, EvalConfig, ExpertSource, GenerationConfig, GRPOSettings,
+    JobRef, JudgeConfig, OptimConfig, PolicyConfig, TrackingConfig,
+)
+from act_trainer.manifest import MANIFEST, read_manifest, sha256_file
+
+pytestmark = pytest.mark.integration
+
+ENV = EnvironmentConfig(name="scienceworld", tasks=["find-living-thing"], max_steps=4, history=2)
+MODEL = "tiny://qwen3-tiny"
+
+
+def run_stage(cfg, tmp_path: Path, timeout: int = 600, wait: bool = True):
+    """Run a stage as its own process (torchrun when it asks for several), like a pod does."""
+    config = tmp_path / f"{cfg.stage}.json"
+    config.write_text(cfg.model_dump_json())
+    result = tmp_path / f"{cfg.stage}.result"
+    result.unlink(missing_ok=True)
+    env = {**os.environ, "ACT_TERMINATION_LOG": str(result)}
+    cmd = stage_command(cfg, config)
+    if not wait:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    report = json.loads(result.read_text()) if result.exists() else {}
+    return proc, report
+
+
+def common(root: str, name: str, tracking: str | None = None, parent: str | None = None) -> dict:
+    return dict(job=JobRef(name="itest", uid="u1"), output=f"{root}/{name}",
+                tracking=TrackingConfig(uri=tracking, experiment="itest", parent_run_id=parent))
+
+
+@pytest.fixture(scope="module")
+def collected(s3, mlflow_server, tmp_path_factory):
+    """One real collect run shared by the tests below: ScienceWorld gold paths -> pairs in S3."""
+    import mlflow
+
+    tmp = tmp_path_factory.mktemp("collect")
+    root = f"s3://{s3.bucket}/stages-{int(time.time())}"
+    mlflow.set_tracking_uri(mlflow_server)
+    parent = mlflow.MlflowClient().create_run(mlflow.set_experiment("itest").experiment_id).info.run_id
+    cfg = CollectConfig(**common(root, "pairs", mlflow_server, parent), model=MODEL, env=ENV,
+                        expert=ExpertSource(split="train", episodes=4, max_length=12), samples=4,
+                        max_alternatives=2, heldout_fraction=0.25,
+                        generation=GenerationConfig(temperature=1.0, max_new_tokens=10))
+    proc, report = run_stage(cfg, tmp)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {"root": root, "cfg": cfg, "report": report, "parent": parent, "tracking": mlflow_server}
+
+
+def test_collect_writes_pairs_manifest_last_and_counts_filters(collected, tmp_path):
+    report, cfg = collected["report"], collected["cfg"]
+    manifest = read_manifest(cfg.output)
+    assert report["manifest"] == f"{cfg.output}/{MANIFEST}" and report["digest"] == manifest["digest"]
+    names = {f["path"] for f in manifest["files"]}
+    assert {"pairs/train.parquet", "expert.jsonl", "filter_report.json"} <= names
+    # every file in the manifest is in S3 with the recorded checksum
+    for f in manifest["files"]:
+        local = tmp_path / f["path"].replace("/", "_")
+        store.download(f"{cfg.output}/{f['path']}", local)
+        assert sha256_file(local) == f["sha256"]
+    m = manifest["metrics"]
+    removed = sum(m[f"removed_{r}"] for r in ("unparseable", "same_as_expert", "inadmissible", "duplicate",
+                                               "over_limit"))
+    assert m["sampled"] == m["states"] * cfg.samples and m["kept"] + removed == m["sampled"]
+    pairs = data.read_parquet(store.read_bytes(f"{cfg.output}/pairs/train.parquet"))
+    assert len(pairs) == m["pairs_train"] > 0
+    assert all(p["alternative"] != p["expert_action"] for p in pairs)
+    trajs = data.loads_trajectories(store.read_bytes(f"{cfg.output}/expert.jsonl"))
+    assert len(trajs) == 4 and all(t.env == "scienceworld" for t in trajs)
+
+
+def test_collect_logs_a_child_run_with_its_inputs(collected):
+    from mlflow import MlflowClient
+
+    run = MlflowClient(collected["tracking"]).get_run(collected["report"]["mlflow_run_id"])
+    assert run.data.tags["mlflow.parentRunId"] == collected["parent"]
+    assert run.data.params["samples"] == "4" and float(run.data.metrics["pairs_train"]) > 0
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["expert"]
+
+
+def test_bad_config_exits_2_before_anything(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"stage": "collect", "job": {"name": "x", "uid": "y"}, "output": "ftp://nowhere",
+                               "model": MODEL, "env": {"name": "scienceworld"}, "samples": 0}))
+    proc = subprocess.run([sys.executable, "-m", "act_trainer.cli", "collect", "--config", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "output:" in proc.stderr and "samples:" in proc.stderr
+
+
+def test_missing_expert_data_fails_before_training(s3, tmp_path):
+    root = f"s3://{s3.bucket}/missing-{int(time.time())}"
+    cfg = CollectConfig(**common(root, "pairs"), model=MODEL, env=ENV,
+                        expert=ExpertSource(uri=f"{root}/no-such-file.jsonl"))
+    proc, report = run_stage(cfg, tmp_path)
+    assert proc.returncode == 1
+    assert "expert.uri" in report["error"] and "no-such-file.jsonl" in report["error"]
+    assert not store.exists(f"{root}/pairs/{MANIFEST}")
+
+
+def test_missing_bucket_fails_before_work(s3, tmp_path):
+    cfg = CollectConfig(**common("s3://no-such-bucket-act/x", "pairs"), model=MODEL, env=ENV)
+    proc, report = run_stage(cfg, tmp_path)
+    assert proc.returncode == 1 and "no-such-bucket-act" in report["error"]
+
+
+def judge_cfg(collected, name: str, **kw) -> JudgeConfig:
+    root = collected["root"]
+    optim = kw.pop("optim", OptimConfig(learning_rate=1e-5, max_steps=2, batch_size=4, save_steps=1))
+    return JudgeConfig(**common(root, name, collected["tracking"], collected["parent"]), model=MODEL,
+                       pairs=collected["cfg"].output, checkpoints=f"{root}/checkpoints/{name}",
+                       grpo=GRPOSettings(group_size=4, max_completion_length=12), optim=optim, **kw)
+
+
+def test_judge_trains_saves_and_resumes_after_a_kill(collected, tmp_path):
+    cfg = judge_cfg(collected, "judge", optim=OptimConfig(learning_rate=1e-5, max_steps=6, batch_size=4,
+                                                          save_steps=2))
+    # kill the first attempt once a checkpoint is safely in storage, as a preempted pod would be
+    proc = run_stage(cfg, tmp_path, wait=False)
+    deadline = time.time() + 300
+    while not store.exists(f"{cfg.checkpoints}/checkpoint-2/_COMPLETE"):
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    assert not store.exists(f"{cfg.output}/{MANIFEST}")
+
+    proc, report = run_stage(cfg, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "resuming from" in proc.stderr + proc.stdout
+    manifest = read_manifest(cfg.output)
+    assert manifest["metrics"]["steps"] == 6 and manifest["metrics"]["resumed"] is True
+    assert {"config.json", "model.safetensors", "train_log.json"} <= {f["path"] for f in manifest["files"]}
+    from transformers import AutoModelForCausalLM
+
+    local = tmp_path / "judge-model"
+    store.download(cfg.output, local)
+    model = AutoModelForCausalLM.from_pretrained(local)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.slow
+def test_judge_two_process_zero3(collected, tmp_path):
+    """The ACT stage as a 2-process DeepSpeed ZeRO-3 gang over gloo (torchrun), as on a node."""
+    cfg = judge_cfg(collected, "judge-zero3", distributed=DistributedConfig(processes_per_node=2, zero_stage=3))
+    proc, report = run_stage(cfg, tmp_path, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert "torch.distributed.run" in " ".join(stage_command(cfg, tmp_path / "x.json"))
+    manifest = read_manifest(cfg.output)
+    assert (manifest["distributed_type"], manifest["world_size"], manifest["zero_stage"]) == ("DEEPSPEED", 2, 3)
+    assert manifest["metrics"]["steps"] == 2
+    from transformers import AutoModelForCausalLM
+
+    local = tmp_path / "zero3-model"
+    store.download(cfg.output, local)
+    model = AutoModelForCausalLM.from_pretrained(local)
+    assert all(p.numel() > 0 for p in model.parameters())  # gathered, not empty ZeRO-3 shards
+
+
+@pytest.mark.parametrize("method", ["il", "rl"])
+def test_policy_from_base_model(collected, tmp_path, method):
+    root = collected["root"]
+    cfg = PolicyConfig(**common(root, f"policy-{method}", collected["tracking"], collected["parent"]),
+                       method=method, model=MODEL, expert=f"{collected['cfg'].output}/expert.jsonl",
+                       grpo=GRPOSettings(group_size=4, max_completion_length=12),
+                       optim=OptimConfig(learning_rate=1e-4, max_steps=2, batch_size=4, save_steps=2))
+    proc, report = run_stage(cfg, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = read_manifest(cfg.output)["metrics"]
+    assert metrics["steps"] == 2 and metrics["examples"] > 0
+    if method == "rl":
+        assert 0.0 <= metrics["reward_last"] <= 1.0
+
+
+def test_eval_reports_the_papers_measures(collected, tmp_path):
+    root = collected["root"]
+    cfg = EvalConfig(**common(root, "eval", collected["tracking"], collected["parent"]), model=MODEL, env=ENV,
+                     splits=["dev"], episodes=1, action_states=4, judge_pairs=4, pairs=collected["cfg"].output,
+                     generation=GenerationConfig(temperature=0.0, max_new_tokens=8))
+    proc, report = run_stage(cfg, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads(store.read_bytes(f"{cfg.output}/results.json"))["rows"]
+    metrics = {(r["split"], r["metric"]): r for r in rows}
+    for key in [("dev", "success_rate"), ("dev", "next_action_accuracy"), ("heldout", "judge_accuracy")]:
+        assert 0.0 <= metrics[key]["value"] <= 1.0 and metrics[key]["n"] > 0
+    assert report["metrics"]["dev/success_rate"] == metrics[("dev", "success_rate")]["value"]
+
+
+def test_eval_unknown_split_is_named(collected, tmp_path):
+    cfg = EvalConfig(**common(collected["root"], "eval-bad"), model=MODEL, env=ENV, splits=["validation"])
+    proc, report = run_stage(cfg, tmp_path)
+    assert proc.returncode == 1 and "validation" in report["error"] and "splits" in report["error"]
