@@ -99,9 +99,20 @@ class Resources(Model):
     gpus: int = Field(0, ge=0, le=64, description="nvidia.com/gpu per pod.")
 
 
+class Toleration(Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
 class StageCommon(Model):
     max_retries: int = Field(2, ge=0, le=20, description="Retries of a failed stage before the ACTJob fails.")
     resources: Resources = Field(default_factory=Resources)
+    timeout_seconds: int | None = Field(None, ge=60, description="activeDeadlineSeconds of the stage's Job.")
+    node_selector: dict[str, str] | None = Field(None, description="Overrides spec.pod.nodeSelector for this stage.")
+    tolerations: list[Toleration] | None = Field(None, description="Overrides spec.pod.tolerations for this stage.")
 
 
 class CollectStage(StageCommon):
@@ -202,12 +213,37 @@ class Stages(Model):
     eval: EvalStage = Field(default_factory=EvalStage)
 
 
+class PodSpec(Model):
+    """How stage pods run on a cluster (ignored by `actjob run`)."""
+
+    image: str | None = Field(None, description="Trainer image; default: the operator's configured image.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        None, description="Image pull policy; default: the operator's.")
+    service_account_name: str | None = Field(None, description="ServiceAccount of stage pods; default: the "
+                                                               "operator's stage service account.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector of every stage pod.")
+    tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of every stage pod.")
+    ttl_seconds_after_finished: int | None = Field(86400, ge=0, description="Finished Jobs are deleted after "
+                                                                            "this long (null: kept).")
+
+
+class SchedulingSpec(Model):
+    """Gang and queue scheduling (optional)."""
+
+    scheduler_name: str | None = Field(None, description="e.g. volcano, for gang scheduling of multi-node stages.")
+    priority_class_name: str | None = Field(None, description="PriorityClass of stage pods.")
+    queue_name: str | None = Field(None, description="Kueue LocalQueue: Jobs are created suspended with the "
+                                                     "kueue.x-k8s.io/queue-name label and Kueue admits them.")
+
+
 class ACTJobSpec(Model):
     model: ModelSpec
     environment: EnvironmentSpec
     storage: StorageSpec = Field(default_factory=StorageSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     stages: Stages = Field(default_factory=Stages)
+    pod: PodSpec = Field(default_factory=PodSpec)
+    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
     seed: int = Field(0, ge=0, description="Seed for sampling, candidate order and training.")
     suspend: bool = Field(False, description="Suspend the running stage; set false to resume.")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
 
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"act-trainer {args.command}: invalid config:\n{e}", file=sys.stderr)
         return 2
+    index = os.environ.get("JOB_COMPLETION_INDEX")
+    if index is not None and cfg.shard.count > 1:  # a pod of an Indexed Job takes its own shard
+        cfg.shard.index = int(index)
     module = importlib.import_module(f"act_trainer.stages.{MODULES[args.command]}")
     try:
         module.run(cfg)
