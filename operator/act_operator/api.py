@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from act_trainer.config import STAGES, check_uri
+from act_trainer.config import ENVIRONMENTS, STAGES, check_uri
 
 GROUP = "act-operator.io"
 VERSION = "v1alpha1"
@@ -23,7 +23,6 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "ACTJob"
 PLURAL = "actjobs"
 
-ENVIRONMENTS = ("scienceworld",)
 
 
 class Model(BaseModel):
@@ -60,6 +59,13 @@ class EnvironmentSpec(Model):
     tasks: list[str] = Field(default_factory=list, description="Task names to use (empty: all tasks).")
     max_steps: int = Field(50, ge=1, le=1000, description="Step limit of an evaluation episode.")
     history: int = Field(4, ge=0, le=64, description="Past (action, observation) turns shown in prompts.")
+    expert_type: Literal["default", "walkthrough", "handcoded"] = Field(
+        "default", description="Which expert plays when trajectories are generated: ALFWorld's stored "
+                               "walkthroughs or its handcoded expert; other environments have one (default).")
+    data_dir: str | None = Field(None, description="Game files (ALFWorld: the ALFWORLD_DATA directory).")
+    url: str | None = Field(None, description="Address of a running environment server (WebShop).")
+    game: str | None = Field(None, description="TextWorldExpress game type, e.g. cookingworld, twc, coin.")
+    game_params: str = Field("", description="TextWorldExpress game parameters, e.g. 'numLocations=1'.")
     expert: ExpertSpec = Field(default_factory=ExpertSpec, description="Where expert trajectories come from.")
 
 

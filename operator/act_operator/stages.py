@@ -46,7 +46,9 @@ def _common(job: ACTJob, stage: str, tracking_uri: str | None) -> dict:
 
 def _env(job: ACTJob) -> C.EnvironmentConfig:
     e = job.spec.environment
-    return C.EnvironmentConfig(name=e.name, tasks=e.tasks, max_steps=e.max_steps, history=e.history)
+    return C.EnvironmentConfig(name=e.name, tasks=e.tasks, max_steps=e.max_steps, history=e.history,
+                               expert_type=e.expert_type, data_dir=e.data_dir, url=e.url, game=e.game,
+                               game_params=e.game_params)
 
 
 def _train(stage: TrainStage) -> dict:

@@ -43,12 +43,20 @@ class S3Settings(Strict):
     region: str | None = Field(None, description="S3 region.")
 
 
+ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
+
+
 class EnvironmentConfig(Strict):
-    name: Literal["scienceworld"] = Field(description="Environment name.")
+    name: Literal[ENVIRONMENTS] = Field(description="Environment name.")
     tasks: list[str] = Field(default_factory=list, description="Task names to use; empty = all.")
     max_steps: int = Field(50, ge=1, le=1000, description="Step limit per episode.")
     history: int = Field(4, ge=0, le=64, description="How many past (action, observation) turns a prompt shows.")
     simplification: str = Field("easy", description="ScienceWorld simplification string.")
+    expert_type: Literal["default", "walkthrough", "handcoded"] = "default"
+    data_dir: str | None = Field(None, description="Game files (ALFWorld: ALFWORLD_DATA).")
+    url: str | None = Field(None, description="Running environment server (WebShop).")
+    game: str | None = Field(None, description="TextWorldExpress game type.")
+    game_params: str = ""
 
 
 class ExpertSource(Strict):

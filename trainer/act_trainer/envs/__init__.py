@@ -6,6 +6,9 @@ from act_trainer.envs.base import Environment, EnvError, Observation
 
 REGISTRY = {
     "scienceworld": "act_trainer.envs.scienceworld:ScienceWorldEnv",
+    "alfworld": "act_trainer.envs.alfworld:ALFWorldEnv",
+    "textworld-express": "act_trainer.envs.textworld_express:TextWorldExpressEnv",
+    "webshop": "act_trainer.envs.webshop:WebShopEnv",
 }
 
 
