@@ -27,7 +27,7 @@ test-integration:
 test-slow:
 	$(PYTEST) tests -m slow
 
-quickstart:  ## the whole ACT recipe on this machine: collect, judge, policy, eval
+quickstart: install  ## the whole ACT recipe on this machine: collect, judge, policy, eval
 	actjob run examples/quickstart.yaml
 
 bench:  ## ratios against baselines measured in the same process
