@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: install install-operator test test-unit test-integration test-slow quickstart bench lint clean
+.PHONY: install install-operator test test-unit test-integration test-slow quickstart bench lint crds clean
 
 install:  ## everything a developer needs on a CPU machine (torch pinned to the CPU build)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
@@ -33,6 +33,9 @@ quickstart: install  ## the whole ACT recipe on this machine: collect, judge, po
 bench:  ## ratios against baselines measured in the same process
 	$(PYTHON) bench/collect_throughput.py
 	$(PYTHON) bench/judge_step.py
+
+crds:  ## regenerate the CRD from act_operator/api.py (a test fails when it drifts)
+	actjob crd > crds/actjob.yaml
 
 lint:
 	$(PYTHON) -m ruff check operator trainer tests bench

@@ -10,9 +10,32 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+# The kubernetes client and kopf read KUBECONFIG when they load: point it at the file the
+# kubelite fixture writes before anything imports them.
+KUBE_DIR = Path(tempfile.mkdtemp(prefix="kubelite-"))
+os.environ["KUBECONFIG"] = str(KUBE_DIR / "kubeconfig")
+
 import pytest  # noqa: E402
 
+import kube  # noqa: E402
 import services  # noqa: E402  (tests/ is on sys.path: pytest puts a conftest's dir there)
+
+
+@pytest.fixture(scope="session")
+def kube_api():
+    """A real Kubernetes API server (kubelite + etcd) with the ACTJob CRD applied; the
+    kubernetes client's default configuration points at it."""
+    from kubernetes import client, config
+
+    from act_operator.crd import crd
+
+    with kube.kubelite(KUBE_DIR) as kubeconfig:
+        config.load_kube_config(config_file=kubeconfig)
+        kube.apply_crd(client.ApiClient(), crd())
+        yield kubeconfig
 
 
 @pytest.fixture(scope="session")

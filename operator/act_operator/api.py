@@ -7,6 +7,7 @@ Fields are camelCase on the wire (Kubernetes convention) and snake_case in Pytho
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -32,6 +33,8 @@ class Model(BaseModel):
 # --- spec ------------------------------------------------------------------------------------
 
 class ModelSpec(Model):
+    """The base model: the initial policy that collect samples from and judge starts from."""
+
     uri: str = Field(description="Base model: s3://..., file://..., a local path, or tiny://PRESET "
                                  "(a random-weight Qwen3 built offline, for demos and tests).")
 
@@ -42,6 +45,8 @@ class ModelSpec(Model):
 
 
 class ExpertSpec(Model):
+    """Where expert trajectories come from: a file, or the environment's own expert."""
+
     uri: str | None = Field(None, description="Expert trajectories file (JSONL or parquet; see README). "
                                               "Unset: the collect stage generates them with the environment's expert.")
     split: str = Field("train", description="Split the environment's expert plays when uri is unset.")
@@ -55,6 +60,8 @@ class ExpertSpec(Model):
 
 
 class EnvironmentSpec(Model):
+    """The environment the agent acts in, and how prompts show it."""
+
     name: Literal[ENVIRONMENTS] = Field(description="Environment the agent acts in.")
     tasks: list[str] = Field(default_factory=list, description="Task names to use (empty: all tasks).")
     max_steps: int = Field(50, ge=1, le=1000, description="Step limit of an evaluation episode.")
@@ -70,6 +77,8 @@ class EnvironmentSpec(Model):
 
 
 class S3Spec(Model):
+    """How to reach S3. Credentials only by reference to a Secret."""
+
     endpoint: str | None = Field(None, description="S3 endpoint URL for MinIO/Ceph/SeaweedFS; unset for AWS.")
     region: str | None = Field(None, description="S3 region.")
     credentials_secret: str | None = Field(
@@ -78,6 +87,8 @@ class S3Spec(Model):
 
 
 class StorageSpec(Model):
+    """Where stages exchange contrast pairs, checkpoints, models and results."""
+
     root: str = Field("file://.act/storage", description="Where stages exchange artifacts: s3://bucket/prefix "
                                                          "or file:// (a relative file:// path is resolved "
                                                          "against the working directory of `actjob run`).")
@@ -90,6 +101,8 @@ class StorageSpec(Model):
 
 
 class TrackingSpec(Model):
+    """MLflow: a parent run per ACTJob, a child run per stage, the final model registered."""
+
     uri: str | None = Field(None, description="MLflow tracking URI. Unset: sqlite:/// under the local run "
                                               "directory (actjob run), or the operator's default.")
     experiment: str = Field("act", min_length=1, description="MLflow experiment name.")
@@ -100,12 +113,16 @@ class TrackingSpec(Model):
 
 
 class Resources(Model):
+    """Compute of one stage pod."""
+
     cpu: str | None = Field(None, description="CPU request/limit per pod, e.g. '8'.")
     memory: str | None = Field(None, description="Memory request/limit per pod, e.g. '64Gi'.")
     gpus: int = Field(0, ge=0, le=64, description="nvidia.com/gpu per pod.")
 
 
 class Toleration(Model):
+    """A Kubernetes toleration for stage pods."""
+
     key: str | None = None
     operator: Literal["Exists", "Equal"] | None = None
     value: str | None = None
@@ -122,6 +139,8 @@ class StageCommon(Model):
 
 
 class CollectStage(StageCommon):
+    """collect: sample K alternatives per expert state and keep up to M as contrast pairs."""
+
     enabled: bool = Field(True, description="Run contrast-pair collection.")
     reuse: str | None = Field(None, description="Use the contrast pairs of another run (its collect output "
                                                 "URI) instead of collecting, e.g. pairs from a larger model.")
@@ -173,6 +192,8 @@ class TrainStage(StageCommon):
 
 
 class JudgeStage(TrainStage):
+    """judge (the ACT stage): GRPO on choosing the better of two actions."""
+
     enabled: bool = Field(True, description="Run the ACT (judge) stage; false gives the IL/RL baseline.")
     reuse: str | None = Field(None, description="Use a judge model trained by another run (its URI).")
     malformed_penalty: float = Field(0.0, ge=-1.0, le=0.0, description="Reward for an unreadable judgement.")
@@ -189,6 +210,8 @@ class JudgeStage(TrainStage):
 
 
 class PolicyStage(TrainStage):
+    """policy: IL or RL action generation, starting from the judge's checkpoint."""
+
     method: Literal["il", "rl", "none"] = Field("il", description="il: SFT on expert actions; rl: GRPO with "
                                                                   "reward = match with the expert action.")
 
@@ -200,6 +223,8 @@ class PolicyStage(TrainStage):
 
 
 class EvalStage(StageCommon):
+    """eval: success rate, next-action accuracy and judgement accuracy of the final model."""
+
     enabled: bool = Field(True, description="Evaluate the final model.")
     splits: list[str] = Field(default_factory=lambda: ["dev"], min_length=1,
                               description="Environment splits to evaluate on (e.g. dev, test).")
@@ -213,6 +238,8 @@ class EvalStage(StageCommon):
 
 
 class Stages(Model):
+    """The four stages, in order; each can be tuned, skipped or fed from another run."""
+
     collect: CollectStage = Field(default_factory=CollectStage)
     judge: JudgeStage = Field(default_factory=JudgeStage)
     policy: PolicyStage = Field(default_factory=PolicyStage)
@@ -363,6 +390,8 @@ def problems(err: ValidationError) -> list[str]:
 
 
 def parse_actjob(data: dict) -> ACTJob:
+    if isinstance(data, Mapping):  # kopf hands over mapping views, not dicts
+        data = dict(data)
     if not isinstance(data, dict):
         raise SpecError(["(root): an ACTJob must be a YAML mapping with apiVersion, kind, metadata and spec"])
     try:

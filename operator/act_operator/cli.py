@@ -2,6 +2,9 @@
 
     actjob run examples/quickstart.yaml     # every stage, locally, with a summary at the end
     actjob validate examples/quickstart.yaml
+    actjob render examples/quickstart.yaml  # the exact objects the operator would create
+    actjob crd > crds/actjob.yaml
+    actjob status NAME -n NAMESPACE          # an ACTJob on the cluster, stage by stage
 """
 
 from __future__ import annotations
@@ -34,19 +37,69 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--fresh", action="store_true", help="start over instead of resuming a stopped run")
     val = sub.add_parser("validate", help="check an ACTJob file and print its problems")
     val.add_argument("file")
+    ren = sub.add_parser("render", help="print the Kubernetes objects the operator would create (like helm template)")
+    ren.add_argument("file")
+    sub.add_parser("crd", help="print the ACTJob CustomResourceDefinition generated from the API models")
+    st = sub.add_parser("status", help="show an ACTJob's stages from the cluster")
+    st.add_argument("name")
+    st.add_argument("-n", "--namespace", default="default")
     args = parser.parse_args(argv)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
+    if args.command == "crd":
+        from act_operator.crd import render_yaml
+
+        sys.stdout.write(render_yaml())
+        return 0
+    if args.command == "status":
+        return _status(args.namespace, args.name, console)
     job = _load(args.file, console)
     if job is None:
         return 2
     if args.command == "validate":
         console.print(f"[green]{args.file}: valid[/]")
         return 0
+    if args.command == "render":
+        import yaml
+
+        from act_operator.manifests import all_stage_objects
+        from act_operator.settings import OperatorSettings
+
+        class Dumper(yaml.SafeDumper):  # multi-line strings (the stage config) as readable blocks
+            pass
+
+        Dumper.add_representer(str, lambda d, s: d.represent_scalar(
+            "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+        sys.stdout.write(yaml.dump_all(all_stage_objects(job, OperatorSettings()), Dumper=Dumper, sort_keys=False))
+        return 0
     from act_operator.local import LocalExecutor
 
     result = LocalExecutor(job, Path(args.workdir), console, fresh=args.fresh).run()
     return 0 if result.status.phase == "Succeeded" else 1
+
+
+def _status(namespace: str, name: str, console: Console) -> int:
+    from kubernetes import config
+
+    from act_operator import kube
+    from act_operator.api import parse_actjob
+    from act_operator.local import summary_table
+
+    config.load_kube_config()
+    body = kube.read_actjob(namespace, name)
+    if body is None:
+        console.print(f"[red]actjob {namespace}/{name} not found[/]")
+        return 1
+    job = parse_actjob(body)
+    Console().print(summary_table(job))
+    st = job.status
+    for c in st.conditions:
+        console.print(f"  {c.type}={c.status} ({c.reason}) {c.message}", highlight=False)
+    if st.mlflow.url or st.mlflow.run_id:
+        console.print(f"  mlflow: {st.mlflow.url or st.mlflow.run_id}")
+    if st.model_uri:
+        console.print(f"  model: {st.model_uri}  registered: {st.registered_model or '-'}")
+    return 0
 
 
 if __name__ == "__main__":

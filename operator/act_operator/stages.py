@@ -11,7 +11,6 @@ from act_operator.pipeline import final_model_uri
 from act_trainer import config as C
 
 OUTPUTS = {"collect": "pairs", "judge": "models/judge", "policy": "models/policy", "eval": "eval"}
-EXPERT_FILE = "expert.jsonl"  # collect copies the expert trajectories it used beside the pairs
 
 
 def join(uri: str, *parts: str) -> str:
@@ -68,10 +67,9 @@ def pairs_uri(job: ACTJob) -> str | None:
 
 
 def expert_uri(job: ACTJob) -> str:
-    """The expert trajectories the policy learns from: the file the user gave, else collect's copy."""
-    given = job.spec.environment.expert.uri
-    pairs = pairs_uri(job)
-    return given or join(pairs, EXPERT_FILE)
+    """The expert trajectories the policy learns from: the file the user gave, else collect's
+    copies (one expert.jsonl per shard under its output)."""
+    return job.spec.environment.expert.uri or pairs_uri(job)
 
 
 def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str | None = None):

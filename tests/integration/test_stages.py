@@ -179,7 +179,7 @@ def test_judge_two_process_zero3(collected, tmp_path):
 def test_policy_from_base_model(collected, tmp_path, method):
     root = collected["root"]
     cfg = PolicyConfig(**common(root, f"policy-{method}", collected["tracking"], collected["parent"]),
-                       method=method, model=MODEL, expert=f"{collected['cfg'].output}/expert.jsonl",
+                       method=method, model=MODEL, expert=collected["cfg"].output,
                        grpo=GRPOSettings(group_size=4, max_completion_length=12),
                        optim=OptimConfig(learning_rate=1e-4, max_steps=2, batch_size=4, save_steps=2))
     proc, report = run_stage(cfg, tmp_path)

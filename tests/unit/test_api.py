@@ -88,7 +88,7 @@ def test_stage_configs_follow_the_layout():
     job.status.stages["judge"].phase = "Succeeded"
     job.status.stages["judge"].outputs.uri = judge.output
     policy = stage_config(job, "policy")
-    assert policy.model == judge.output and policy.expert == collect.output + "/expert.jsonl"
+    assert policy.model == judge.output and policy.expert == collect.output
     # the rendered config round-trips through the trainer's own validation
     assert parse_stage_config(policy.model_dump(mode="json"), "policy") == policy
 

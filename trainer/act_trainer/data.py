@@ -159,3 +159,15 @@ def read_parquet(blob: bytes) -> list[dict]:
 
 def digest_trajectories(trajs: list[Trajectory]) -> str:
     return "sha256:" + hashlib.sha256(dumps_jsonl(t.to_dict() for t in trajs)).hexdigest()
+
+
+def load_trajectories(uri: str, name: str = "expert.jsonl") -> list[Trajectory]:
+    """A trajectories file, or every `name` under a prefix (the shards of a collect stage)."""
+    from act_trainer import store
+
+    files = store.list(uri)
+    if files != [uri]:
+        files = [f for f in files if f.endswith("/" + name)]
+    if not files:
+        raise FileNotFoundError(f"no expert trajectories at {uri} (nor any {name} under it)")
+    return [t for f in files for t in loads_trajectories(store.read_bytes(f), name=f)]

@@ -42,6 +42,8 @@ class Stage:
 @contextlib.contextmanager
 def stage(cfg: StageBase):
     """Configure storage and check the output is writable before any work, then run."""
+    if cfg.shard.count > 1:  # shards publish side by side; the operator merges their results
+        cfg.output = store.join(cfg.output, f"shard-{cfg.shard.index:05d}")
     store.configure(endpoint=cfg.storage.endpoint, region=cfg.storage.region)
     store.check_writable(cfg.output)
     with contextlib.ExitStack() as stack:

@@ -42,8 +42,8 @@ def run(cfg: PolicyConfig) -> dict:
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
         try:
-            trajs = data.loads_trajectories(store.read_bytes(cfg.expert), name=cfg.expert)
-        except store.StoreError as e:
+            trajs = data.load_trajectories(cfg.expert)
+        except (store.StoreError, FileNotFoundError) as e:
             raise store.StoreError(f"expert: cannot read expert trajectories: {e}") from None
         rows = action_rows(trajs, cfg.history, cfg.method)
         log.info("policy (%s): %d expert states from %d episodes, starting from %s", cfg.method, len(rows),

@@ -1,0 +1,185 @@
+"""kopf wiring: which events make the operator reconcile an ACTJob. Thin on purpose:
+the decisions are pipeline.plan's, the objects manifests', the API calls kube's.
+
+    kopf run -m act_operator.handlers --all-namespaces
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from datetime import datetime, timezone
+
+import kopf
+
+from act_operator import api as A
+from act_operator import kube, manifests, metrics, pipeline, tracking
+from act_operator.settings import OperatorSettings
+
+log = logging.getLogger("act_operator")
+SETTINGS = OperatorSettings()
+_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+
+EVENTS = {  # action -> (reason, type)
+    pipeline.StartStage: ("StageStarted", "Normal"), pipeline.CompleteStage: ("StageSucceeded", "Normal"),
+    pipeline.SkipStage: ("StageSkipped", "Normal"), pipeline.ReuseStage: ("StageReused", "Normal"),
+    pipeline.RetryStage: ("StageRetrying", "Warning"), pipeline.FailStage: ("Failed", "Warning"),
+    pipeline.SucceedJob: ("Succeeded", "Normal"), pipeline.SuspendJob: ("Suspended", "Normal"),
+    pipeline.ResumeJob: ("Resumed", "Normal"),
+}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_):
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    kube.reset_clients()
+    # progress in annotations: the ACTJob status schema is ours, kopf must not write into it
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="act-operator.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="act-operator.io")
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = SETTINGS.max_concurrent_reconciles
+    metrics.serve(SETTINGS.port)
+
+
+def tracking_uri(job: A.ACTJob) -> str | None:
+    return job.spec.tracking.uri or SETTINGS.mlflow_tracking_uri
+
+
+def describe(action) -> str:
+    fields = {k: v for k, v in vars(action).items() if k != "result"}
+    return f"{type(action).__name__} {fields}" if fields else type(action).__name__
+
+
+def reconcile(namespace: str, name: str) -> float | None:
+    """Plan, act, record. Returns seconds until the planner wants to be asked again, if it said."""
+    with _locks[f"{namespace}/{name}"], metrics.RECONCILE_SECONDS.time():
+        for _ in range(5):  # a status conflict means someone moved first: read again and re-plan
+            try:
+                return _reconcile_once(namespace, name)
+            except kube.Conflict as e:
+                log.info("%s; retrying", e)
+        raise kopf.TemporaryError(f"{namespace}/{name}: status kept changing under the reconcile", delay=1)
+
+
+def _reconcile_once(namespace: str, name: str) -> float | None:
+    body = kube.read_actjob(namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    rv = body["metadata"]["resourceVersion"]
+    try:
+        job = A.parse_actjob(body)
+    except A.SpecError as e:
+        return _invalid(body, e, rv)
+    metrics.observe_phase(namespace, name, job.status.phase)
+    if job.status.phase in pipeline.TERMINAL:
+        return None
+    t = now()
+    pipeline.set_condition(job.status, "Valid", True, "SpecValid", "the spec passed validation", t,
+                           job.metadata.generation)
+    uri = tracking_uri(job)
+    if uri and not job.status.mlflow.run_id:
+        job.status.mlflow = tracking.start_parent(uri, job)
+
+    observed = {stage: kube.observe(namespace, st.job_name) for stage, st in job.status.stages.items()
+                if st.phase == "Running"}
+    wait = None
+    for action in pipeline.plan(job, observed, t):
+        job.status = pipeline.apply(job, action, t)
+        wait = _perform(job, body, action, uri) or wait
+    if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id:
+        _finish_tracking(job, uri)
+    kube.patch_status(namespace, name, job.status.model_dump(mode="json", by_alias=True), rv)
+    metrics.observe_phase(namespace, name, job.status.phase)
+    return wait
+
+
+def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None:
+    ns = job.metadata.namespace
+    if isinstance(action, pipeline.StartStage):
+        objects = manifests.stage_objects(job, action.stage, action.attempt, SETTINGS)
+        kube.create_objects(objects)
+    elif isinstance(action, pipeline.SuspendJob):
+        kube.set_suspended(ns, running_jobs(job), True)
+    elif isinstance(action, pipeline.ResumeJob) and not job.spec.scheduling.queue_name:
+        kube.set_suspended(ns, running_jobs(job), False)  # with Kueue, Kueue decides when they run
+    elif isinstance(action, pipeline.CompleteStage):
+        st = job.status.stages[action.stage]
+        if st.start_time:
+            metrics.STAGE_SECONDS.labels(action.stage).observe((st.completion_time - st.start_time).total_seconds())
+    elif isinstance(action, pipeline.Wait):
+        return max(0.5, (action.until - now()).total_seconds())
+    reason, type_ = EVENTS.get(type(action), (None, None))
+    if reason:
+        kube.emit_event(body, reason, describe(action), type_)
+    return None
+
+
+def running_jobs(job: A.ACTJob) -> list[str]:
+    return [st.job_name for st in job.status.stages.values() if st.phase == "Running" and st.job_name]
+
+
+def _finish_tracking(job: A.ACTJob, uri: str) -> None:
+    if job.status.phase == "Succeeded" and not job.status.registered_model:
+        job.status.registered_model = tracking.register_model(uri, job)
+    tracking.finish_parent(uri, job.status.mlflow.run_id, job.status.phase, job.status.stages["eval"].metrics)
+
+
+def _invalid(body: dict, err: A.SpecError, rv: str) -> None:
+    """What the CRD schema could not reject: mark Failed with Valid=False; create nothing."""
+    meta = body["metadata"]
+    if (body.get("status") or {}).get("phase") == "Failed":
+        return None
+    status = A.ACTJobStatus(phase="Failed", message="invalid spec: " + "; ".join(err.problems))
+    t = now()
+    pipeline.set_condition(status, "Valid", False, "InvalidSpec", status.message, t, meta.get("generation"))
+    pipeline.set_condition(status, "Failed", True, "InvalidSpec", status.message, t, meta.get("generation"))
+    kube.patch_status(meta["namespace"], meta["name"], status.model_dump(mode="json", by_alias=True), rv)
+    kube.emit_event(body, "InvalidSpec", status.message, "Warning")
+    return None
+
+
+# --- triggers --------------------------------------------------------------------------------
+
+@kopf.on.resume(A.GROUP, A.VERSION, A.PLURAL)
+@kopf.on.create(A.GROUP, A.VERSION, A.PLURAL)
+@kopf.on.update(A.GROUP, A.VERSION, A.PLURAL, field="spec")
+def on_actjob(namespace, name, **_):
+    reconcile(namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={kube.LABEL_ACTJOB: kopf.PRESENT})
+def on_stage_job(event, body, namespace, **_):
+    """A stage Job changed: hand off to the next stage now, not on a timer."""
+    if event["type"] in ("ADDED", "MODIFIED", "DELETED") and body.get("status") is not None:
+        reconcile(namespace, body["metadata"]["labels"][kube.LABEL_ACTJOB])
+
+
+@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=5.0, initial_delay=5.0,
+            when=lambda status, **_: (status or {}).get("phase") in ("Pending", "Running"))
+def backoff_timer(namespace, name, **_):
+    """Wakes ACTJobs that wait (retry backoff) and catches anything a missed event left behind."""
+    reconcile(namespace, name)
+
+
+@kopf.on.delete(A.GROUP, A.VERSION, A.PLURAL)
+def on_delete(body, **_):
+    """Children go with the owner references; the MLflow parent run ends as KILLED."""
+    try:
+        job = A.parse_actjob(body)
+    except A.SpecError as e:
+        log.info("deleting an invalid ACTJob: nothing to close (%s)", e)
+        return
+    uri = tracking_uri(job)
+    if uri and job.status.mlflow.run_id and job.status.phase not in pipeline.TERMINAL:
+        tracking.finish_parent(uri, job.status.mlflow.run_id, "Deleted")
+

@@ -1,0 +1,197 @@
+"""The only module that talks to the Kubernetes API.
+
+Everything here is small and idempotent: creating what already exists is not an error,
+status is written with the resourceVersion it was computed from (a conflict means
+somebody else moved first: re-read and re-plan), and what a stage reported is read
+from its pods' termination messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from act_operator import api as A
+from act_operator.pipeline import Observed
+
+log = logging.getLogger(__name__)
+
+LABEL_ACTJOB = "act-operator.io/actjob"
+LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+# verbs x resources this module uses: the Helm chart's RBAC is checked against this list
+API_CALLS = {
+    ("act-operator.io", "actjobs"): {"get", "list", "watch", "patch"},
+    ("act-operator.io", "actjobs/status"): {"get", "patch"},
+    ("batch", "jobs"): {"create", "get", "list", "watch", "patch"},
+    ("", "services"): {"create", "get"},
+    ("", "configmaps"): {"create", "get"},
+    ("", "pods"): {"list"},
+    ("", "events"): {"create"},
+}
+
+
+class Conflict(Exception):
+    """The ACTJob changed since it was read."""
+
+
+@lru_cache(maxsize=1)
+def _apis():
+    api = client.ApiClient()
+    return client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api)
+
+
+def reset_clients() -> None:
+    _apis.cache_clear()
+
+
+def _ignore_exists(fn, *args, **kwargs) -> bool:
+    try:
+        fn(*args, **kwargs)
+        return True
+    except ApiException as e:
+        if e.status == 409:
+            return False  # AlreadyExists: an earlier reconcile (or operator) created it
+        raise
+
+
+# --- ACTJobs ---------------------------------------------------------------------------------
+
+def read_actjob(namespace: str, name: str) -> dict | None:
+    core, batch, custom = _apis()
+    try:
+        return custom.get_namespaced_custom_object(A.GROUP, A.VERSION, namespace, A.PLURAL, name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def patch_status(namespace: str, name: str, status: dict, resource_version: str) -> dict:
+    core, batch, custom = _apis()
+    body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+    try:
+        return custom.patch_namespaced_custom_object_status(A.GROUP, A.VERSION, namespace, A.PLURAL, name, body)
+    except ApiException as e:
+        if e.status == 409:
+            raise Conflict(f"{namespace}/{name} changed while it was reconciled") from None
+        raise
+
+
+# --- stage objects ---------------------------------------------------------------------------
+
+def create_objects(objects: list[dict]) -> list[str]:
+    """Create ConfigMaps, Services and Jobs in order; returns the names that were new."""
+    core, batch, custom = _apis()
+    created = []
+    for obj in objects:
+        ns, kind = obj["metadata"]["namespace"], obj["kind"]
+        fn = {"ConfigMap": core.create_namespaced_config_map, "Service": core.create_namespaced_service,
+              "Job": batch.create_namespaced_job}[kind]
+        if _ignore_exists(fn, ns, obj, field_validation="Strict"):
+            created.append(f"{kind}/{obj['metadata']['name']}")
+    return created
+
+
+def set_suspended(namespace: str, job_names: list[str], suspend: bool) -> None:
+    core, batch, custom = _apis()
+    for name in job_names:
+        try:
+            batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}})
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+
+def _terminated(pod) -> tuple[int | None, str]:
+    for cs in (pod.status.container_statuses or []) if pod.status else []:
+        term = cs.state.terminated if cs.state else None
+        if term:
+            return term.exit_code, term.message or ""
+    return None, ""
+
+
+def _results(namespace: str, job_name: str) -> list[dict]:
+    """Termination messages of a Job's pods (rank/shard order), parsed where they are JSON."""
+    core, batch, custom = _apis()
+    pods = core.list_namespaced_pod(namespace, label_selector=f"{LABEL_JOB_NAME}={job_name}").items
+    pods.sort(key=lambda p: int((p.metadata.annotations or {}).get(INDEX_ANNOTATION, 0)))
+    out = []
+    for pod in pods:
+        code, message = _terminated(pod)
+        if code is None:
+            continue
+        try:
+            result = json.loads(message)
+        except json.JSONDecodeError:
+            result = {"error": message.strip()[-2000:] or f"exit code {code}"}
+        out.append({**result, "_index": int((pod.metadata.annotations or {}).get(INDEX_ANNOTATION, 0))})
+    return out
+
+
+def observe(namespace: str, job_name: str | None) -> Observed:
+    """What the Job of a stage's current attempt says: running, succeeded (with its result),
+    failed (with a reason), or missing."""
+    if not job_name:
+        return Observed("missing")
+    core, batch, custom = _apis()
+    try:
+        job = batch.read_namespaced_job(job_name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return Observed("missing")
+        raise
+    conditions = {c.type: c for c in (job.status.conditions or []) if c.status == "True"} if job.status else {}
+    if "Failed" in conditions:
+        errors = [r["error"] for r in _results(namespace, job_name) if "error" in r]
+        c = conditions["Failed"]
+        return Observed("failed", reason="; ".join(errors[:2]) or f"{c.reason}: {c.message}")
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        results = [r for r in _results(namespace, job_name) if "manifest" in r]
+        return Observed("succeeded", result=merge_results(results))
+    return Observed("running")
+
+
+def merge_results(results: list[dict]) -> dict:
+    """One stage result from its pods: rank 0 for a gang (only it reports), or every shard's."""
+    if len(results) <= 1:
+        return {k: v for k, v in (results[0] if results else {}).items() if k != "_index"}
+    import hashlib
+
+    digests = sorted(r.get("digest", "") for r in results)
+    metrics: dict[str, float] = {}
+    for r in results:
+        for k, v in (r.get("metrics") or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                metrics[k] = metrics.get(k, 0.0) + v
+    rates = ("rate", "accuracy", "match", "score", "reward", "seconds", "per_s")
+    for k in metrics:  # counts add up; rates and times are averaged over shards
+        if any(t in k for t in rates):
+            metrics[k] /= len(results)
+    uri = results[0].get("uri", "").rsplit("/shard-", 1)[0]
+    return {"uri": uri, "manifest": results[0]["manifest"], "shards": len(results),
+            "digest": "sha256:" + hashlib.sha256("".join(digests).encode()).hexdigest(), "metrics": metrics}
+
+
+# --- events ----------------------------------------------------------------------------------
+
+def emit_event(body: dict, reason: str, message: str, type_: str = "Normal") -> None:
+    core, batch, custom = _apis()
+    meta = body["metadata"]
+    now = datetime.now(timezone.utc)
+    event = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}-", namespace=meta["namespace"]),
+        involved_object=client.V1ObjectReference(api_version=A.API_VERSION, kind=A.KIND, name=meta["name"],
+                                                 namespace=meta["namespace"], uid=meta.get("uid")),
+        reason=reason, message=message[:1000], type=type_, first_timestamp=now, last_timestamp=now, count=1,
+        source=client.V1EventSource(component="act-operator"), reporting_component="act-operator")
+    try:
+        core.create_namespaced_event(meta["namespace"], event)
+    except ApiException as e:  # an event is worth a try, never a failed reconcile
+        log.warning("could not post event %s: %s", reason, e.reason)

@@ -1,0 +1,271 @@
+"""Pure builders of the Kubernetes objects of one stage attempt: plain dicts, no I/O.
+
+One attempt is a ConfigMap (the stage config, mounted at /etc/act/stage.json), for a
+multi-node stage a headless Service, and a batch/v1 Job, created in that order.
+
+- Single process: a plain Job running `act-trainer <stage> --config /etc/act/stage.json`.
+- One node, several processes: a plain Job running `torchrun --standalone`.
+- Several nodes (judge/policy with nodes > 1): an Indexed Job, one pod per node, plus a
+  headless Service whose name is the pods' subdomain, so pod i is `<job>-i.<service>`.
+  torchrun uses static rendezvous: node rank = JOB_COMPLETION_INDEX, master = pod 0.
+- Sharded collect/eval: an Indexed Job, one pod per shard; the trainer CLI takes its shard
+  from JOB_COMPLETION_INDEX.
+
+Failures: backoffLimit 0. The operator retries a stage itself as a new attempt (a new Job),
+per maxRetries, so every retry is visible in the ACTJob status. podFailurePolicy:
+- a gang (multi-node) fails as a whole on any pod failure, disruptions included: a single
+  NCCL rank cannot rejoin a running group, so waiting for the survivors to time out only
+  wastes GPUs; the next attempt restarts the whole gang from the last checkpoint.
+- any other Job ignores pod disruptions (preemption, eviction, node drain): the Job
+  controller recreates the pod, which resumes from its checkpoint or redoes its shard,
+  without using up one of the stage's retries. activeDeadlineSeconds still bounds it.
+- a non-zero exit of the stage container fails the Job at once (reason PodFailurePolicy).
+"""
+
+from __future__ import annotations
+
+import re
+
+from act_trainer.config import STAGES
+from act_trainer.manifest import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV
+
+from act_operator import pipeline, stages
+from act_operator.api import API_VERSION, KIND, ACTJob, StageCommon, TrainStage
+from act_operator.settings import OperatorSettings
+
+CONFIG_DIR = "/etc/act"
+CONFIG_FILE = "stage.json"
+CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_FILE}"
+CONTAINER = "stage"  # the container whose terminated state carries the stage result
+MASTER_PORT = 29500
+PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"  # `actjob render` of an ACTJob not yet created
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on pods by the Job controller
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+# --- names and metadata ----------------------------------------------------------------------
+
+def _checked(name: str) -> str:
+    if len(name) > 63 or not DNS_LABEL.match(name):
+        raise ValueError(f"object name '{name}' is not a DNS label of at most 63 characters")
+    return name
+
+
+def config_map_name(job_name: str) -> str:
+    return _checked(f"{job_name}-config")
+
+
+def service_name(job_name: str) -> str:
+    """Service names must start with a letter (DNS-1035); an ACTJob name may start with a digit."""
+    return _checked(job_name if job_name[0].isalpha() else f"act-{job_name}")
+
+
+def labels(job: ACTJob, stage: str, attempt: int) -> dict[str, str]:
+    name = job.metadata.name
+    return {
+        "app.kubernetes.io/name": "act-operator",
+        "app.kubernetes.io/component": stage,
+        "app.kubernetes.io/managed-by": "act-operator",
+        "app.kubernetes.io/instance": name,
+        "act-operator.io/actjob": name,
+        "act-operator.io/stage": stage,
+        "act-operator.io/attempt": str(attempt),
+    }
+
+
+def owner_reference(job: ACTJob) -> dict:
+    if not job.metadata.uid:
+        raise ValueError(f"ACTJob {job.metadata.name} has no metadata.uid: create it in the cluster first")
+    return {"apiVersion": API_VERSION, "kind": KIND, "name": job.metadata.name, "uid": job.metadata.uid,
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def _metadata(job: ACTJob, name: str, stage: str, attempt: int) -> dict:
+    return {"name": name, "namespace": job.metadata.namespace, "labels": labels(job, stage, attempt),
+            "ownerReferences": [owner_reference(job)]}
+
+
+# --- the pod ---------------------------------------------------------------------------------
+
+def _topology(job: ACTJob, stage: str) -> tuple[int, int, int]:
+    """(nodes, processes per node, shards) of a stage."""
+    cfg = getattr(job.spec.stages, stage)
+    if isinstance(cfg, TrainStage):
+        return cfg.nodes, cfg.processes_per_node, 1
+    return 1, 1, cfg.shards
+
+
+def _command(stage: str, nodes: int, procs: int, master: str | None) -> list[str]:
+    program = ["-m", "act_trainer.cli", stage, "--config", CONFIG_PATH]
+    if nodes > 1:  # $(JOB_COMPLETION_INDEX) is expanded by the kubelet from the container env
+        return ["torchrun", f"--nnodes={nodes}", f"--nproc_per_node={procs}",
+                "--node_rank=$(JOB_COMPLETION_INDEX)", f"--master_addr={master}",
+                f"--master_port={MASTER_PORT}", *program]
+    if procs > 1:
+        return ["torchrun", "--standalone", f"--nproc_per_node={procs}", *program]
+    return ["act-trainer", stage, "--config", CONFIG_PATH]
+
+
+def _secret_env(name: str, secret: str, optional: bool) -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name, "optional": optional}}}
+
+
+def _env(job: ACTJob, settings: OperatorSettings, indexed: bool) -> list[dict]:
+    spec = job.spec
+    env = [{"name": TERMINATION_LOG_ENV, "value": DEFAULT_TERMINATION_LOG},
+           {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    plain = {"AWS_ENDPOINT_URL": spec.storage.s3.endpoint or settings.s3_endpoint,
+             "AWS_REGION": spec.storage.s3.region,
+             "MLFLOW_TRACKING_URI": spec.tracking.uri or settings.mlflow_tracking_uri}
+    env += [{"name": k, "value": v} for k, v in plain.items() if v]
+    # Secrets by reference only. A Secret the ACTJob names is required (a typo shows up as a pod
+    # that cannot start); the operator's default is optional, for clusters that use IRSA or
+    # workload identity instead.
+    s3 = spec.storage.s3.credentials_secret
+    if s3 or settings.s3_credentials_secret:
+        env += [_secret_env(k, s3 or settings.s3_credentials_secret, optional=not s3)
+                for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+    mlflow = spec.tracking.credentials_secret or settings.mlflow_credentials_secret
+    if mlflow:  # token or user/password: each key is optional
+        env += [_secret_env(k, mlflow, optional=True)
+                for k in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")]
+    if indexed:  # the Job controller injects it too, but only env declared here is expanded in args
+        env.append({"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}})
+    return env
+
+
+def _resources(stage: StageCommon, settings: OperatorSettings) -> dict:
+    """Given cpu/memory: requests = limits. Defaults: requests only, so that an unsized stage is
+    neither throttled nor OOM-killed by a guess. GPUs are limits (requests follow)."""
+    r = stage.resources
+    given = {k: v for k, v in (("cpu", r.cpu), ("memory", r.memory)) if v}
+    requests = {"cpu": settings.default_cpu, "memory": settings.default_memory, **given}
+    limits = dict(given)
+    if r.gpus:
+        limits["nvidia.com/gpu"] = str(r.gpus)
+    return {"requests": requests, **({"limits": limits} if limits else {})}
+
+
+def _pod_spec(job: ACTJob, stage: str, name: str, settings: OperatorSettings, *, indexed: bool, nodes: int,
+              procs: int, master: str | None) -> dict:
+    spec, cfg = job.spec, getattr(job.spec.stages, stage)
+    node_selector = cfg.node_selector if cfg.node_selector is not None else spec.pod.node_selector
+    tolerations = cfg.tolerations if cfg.tolerations is not None else spec.pod.tolerations
+    container = {
+        "name": CONTAINER,
+        "image": spec.pod.image or settings.trainer_image,
+        "imagePullPolicy": spec.pod.image_pull_policy or settings.image_pull_policy,
+        "command": _command(stage, nodes, procs, master),
+        "env": _env(job, settings, indexed),
+        "resources": _resources(cfg, settings),
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "terminationMessagePath": DEFAULT_TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    volumes = [{"name": "config", "configMap": {"name": config_map_name(name),
+                                                "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}]}}]
+    if procs > 1 or cfg.resources.gpus:  # NCCL and vLLM need more than the default 64Mi of /dev/shm
+        container["volumeMounts"].append({"name": "dshm", "mountPath": "/dev/shm"})
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+    if nodes > 1:
+        container["ports"] = [{"name": "rendezvous", "containerPort": MASTER_PORT}]
+    pod = {
+        "restartPolicy": "Never",
+        "serviceAccountName": spec.pod.service_account_name or settings.stage_service_account,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if node_selector:
+        pod["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in tolerations]
+    sched = spec.scheduling
+    if sched.scheduler_name:
+        pod["schedulerName"] = sched.scheduler_name
+    if sched.priority_class_name:
+        pod["priorityClassName"] = sched.priority_class_name
+    return pod
+
+
+def _pod_failure_policy(gang: bool) -> dict:
+    disrupted = {"action": "FailJob" if gang else "Ignore",
+                 "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    failed = {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "NotIn", "values": [0]}}
+    return {"rules": [disrupted, failed]}  # first match wins: a preempted pod also exits non-zero
+
+
+# --- the objects of one attempt --------------------------------------------------------------
+
+def stage_objects(job: ACTJob, stage: str, attempt: int, settings: OperatorSettings) -> list[dict]:
+    """[ConfigMap, Service (multi-node only), Job] of one stage attempt, in creation order."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage '{stage}'")
+    name = _checked(pipeline.job_name(job.metadata.name, stage, attempt))
+    nodes, procs, shards = _topology(job, stage)
+    indexed = nodes > 1 or shards > 1
+    svc = service_name(name) if nodes > 1 else None
+    master = f"{name}-0.{svc}" if svc else None
+
+    cfg = stages.stage_config(job, stage, tracking_uri=job.spec.tracking.uri or settings.mlflow_tracking_uri)
+    if master:
+        cfg.distributed.master_addr, cfg.distributed.master_port = master, MASTER_PORT
+    objects = [{"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": _metadata(job, config_map_name(name), stage, attempt),
+                "data": {CONFIG_FILE: cfg.model_dump_json(indent=2)}}]
+    if svc:
+        objects.append({"apiVersion": "v1", "kind": "Service",
+                        "metadata": _metadata(job, svc, stage, attempt),
+                        "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                                 "selector": {JOB_NAME_LABEL: name},
+                                 "ports": [{"name": "rendezvous", "port": MASTER_PORT,
+                                            "targetPort": MASTER_PORT}]}})
+
+    pod = _pod_spec(job, stage, name, settings, indexed=indexed, nodes=nodes, procs=procs, master=master)
+    if svc:
+        pod["subdomain"] = svc
+    meta = _metadata(job, name, stage, attempt)
+    job_spec = {
+        "backoffLimit": 0,
+        "podFailurePolicy": _pod_failure_policy(gang=nodes > 1),
+        "template": {"metadata": {"labels": labels(job, stage, attempt),
+                                  "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER}},
+                     "spec": pod},
+    }
+    if indexed:
+        width = max(nodes, shards)
+        job_spec.update(completionMode="Indexed", completions=width, parallelism=width)
+    cfg_stage = getattr(job.spec.stages, stage)
+    if cfg_stage.timeout_seconds:
+        job_spec["activeDeadlineSeconds"] = cfg_stage.timeout_seconds
+    if job.spec.pod.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = job.spec.pod.ttl_seconds_after_finished
+    if job.spec.scheduling.queue_name:  # Kueue admits the Job by unsuspending it
+        meta["labels"][QUEUE_LABEL] = job.spec.scheduling.queue_name
+        job_spec["suspend"] = True
+    objects.append({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec})
+    return objects
+
+
+def all_stage_objects(job: ACTJob, settings: OperatorSettings) -> list[dict]:
+    """Every stage's objects for attempt 1, as `actjob render` shows them. Later stages read
+    the outputs the earlier ones will write; the input job is not changed."""
+    job = job.model_copy(deep=True)
+    job.metadata.uid = job.metadata.uid or PLACEHOLDER_UID
+    objects: list[dict] = []
+    for stage in STAGES:
+        st = job.status.stages[stage]
+        decided = pipeline.skip_or_reuse(job, stage)
+        if isinstance(decided, pipeline.SkipStage):
+            st.phase = "Skipped"
+        elif isinstance(decided, pipeline.ReuseStage):
+            st.phase, st.outputs.uri = "Reused", decided.uri
+        else:
+            objects += stage_objects(job, stage, 1, settings)
+            st.phase, st.outputs.uri = "Succeeded", stages.stage_output(job, stage)
+    return objects

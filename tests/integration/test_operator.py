@@ -1,0 +1,271 @@
+"""The operator against a real API server (kubelite): kopf runs the handlers; the tests
+play the Job controller and the kubelet by patching Job and Pod status, as kubelite has
+no controllers."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from act_operator import api as A
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT = 30.0
+
+
+def wait_for(fn, what: str, timeout: float = TIMEOUT):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            last = None
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class Cluster:
+    """Small helpers over the typed clients, for one namespace."""
+
+    def __init__(self, namespace: str):
+        self.ns = namespace
+        self.core, self.batch, self.custom = client.CoreV1Api(), client.BatchV1Api(), client.CustomObjectsApi()
+
+    def apply(self, name: str, spec: dict) -> dict:
+        body = {"apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": name}, "spec": spec}
+        return self.custom.create_namespaced_custom_object(A.GROUP, A.VERSION, self.ns, A.PLURAL, body,
+                                                           field_validation="Strict")
+
+    def actjob(self, name: str) -> dict:
+        return self.custom.get_namespaced_custom_object(A.GROUP, A.VERSION, self.ns, A.PLURAL, name)
+
+    def status(self, name: str) -> dict:
+        return self.actjob(name).get("status") or {}
+
+    def patch_spec(self, name: str, spec: dict) -> None:
+        self.custom.patch_namespaced_custom_object(A.GROUP, A.VERSION, self.ns, A.PLURAL, name, {"spec": spec})
+
+    def jobs(self, actjob: str) -> list:
+        return self.batch.list_namespaced_job(self.ns, label_selector=f"act-operator.io/actjob={actjob}").items
+
+    def job(self, name: str):
+        return wait_for(lambda: self.batch.read_namespaced_job(name, self.ns), f"Job {name}")
+
+    def finish(self, job_name: str, *, result: dict | None = None, error: str | None = None, pods: int = 1):
+        """What the kubelet and the Job controller would do: terminate the pods with the stage's
+        termination message, then mark the Job Complete or Failed."""
+        for index in range(pods):
+            pod_name = f"{job_name}-{index}-{uuid.uuid4().hex[:5]}"
+            self.core.create_namespaced_pod(self.ns, {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": pod_name, "labels": {"batch.kubernetes.io/job-name": job_name},
+                             "annotations": {"batch.kubernetes.io/job-completion-index": str(index)}},
+                "spec": {"containers": [{"name": "stage", "image": "x"}]}})
+            message = json.dumps(result) if result and index == 0 else (error or "")
+            self.core.patch_namespaced_pod_status(pod_name, self.ns, {"status": {"phase": "Failed" if error else
+                                                                                 "Succeeded",
+                "containerStatuses": [{"name": "stage", "image": "x", "imageID": "", "ready": False,
+                                       "restartCount": 0, "state": {"terminated": {
+                                           "exitCode": 1 if error else 0, "message": message}}}]}})
+        cond = "Failed" if error else "Complete"
+        self.batch.patch_namespaced_job_status(job_name, self.ns, {"status": {
+            "conditions": [{"type": cond, "status": "True", "reason": "Test", "message": error or "done"}],
+            "failed" if error else "succeeded": pods}})
+
+
+def result(stage: str, root: str = "s3://bucket/act") -> dict:
+    uri = f"{root}/{stage}"
+    return {"stage": stage, "uri": uri, "manifest": f"{uri}/_MANIFEST.json", "digest": f"sha256:{stage}",
+            "mlflow_run_id": None, "metrics": {"steps": 4.0, "judge_accuracy": 0.75}}
+
+
+SPEC = {
+    "model": {"uri": "s3://bucket/models/base"},
+    "environment": {"name": "scienceworld", "tasks": ["find-living-thing"]},
+    "storage": {"root": "s3://bucket/act", "s3": {"endpoint": "http://minio:9000", "credentialsSecret": "team-s3"}},
+    "stages": {"judge": {"nodes": 2, "processesPerNode": 4, "batchSize": 2, "resources": {"gpus": 4}},
+               "collect": {"maxRetries": 1}},
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(kube_api):
+    ns = f"op-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api().create_namespace({"metadata": {"name": ns}})
+    return Cluster(ns)
+
+
+def run_operator():
+    from kopf.testing import KopfRunner
+
+    return KopfRunner(["run", "-A", "--standalone", "-m", "act_operator.handlers"])
+
+
+@pytest.fixture
+def operator(kube_api, mlflow_server, monkeypatch):
+    monkeypatch.setenv("ACT_PORT", "0")
+    monkeypatch.setenv("ACT_MLFLOW_TRACKING_URI", mlflow_server)
+    with run_operator() as runner:
+        yield runner
+    assert runner.exception is None, runner.exception
+
+
+def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
+    c = cluster
+    c.apply("happy", SPEC)
+    t0 = time.monotonic()
+    collect = c.job("happy-collect-1")
+    first_job_s = time.monotonic() - t0
+    owner = collect.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.controller) == ("ACTJob", "happy", True)
+    assert collect.metadata.labels["act-operator.io/stage"] == "collect"
+    pod = collect.spec.template.spec
+    env = {e.name: e for e in pod.containers[0].env}
+    assert env["AWS_SECRET_ACCESS_KEY"].value_from.secret_key_ref.name == "team-s3"
+    assert env["AWS_SECRET_ACCESS_KEY"].value is None
+    assert pod.containers[0].termination_message_policy == "FallbackToLogsOnError"
+    cm = c.core.read_namespaced_config_map("happy-collect-1-config", c.ns)
+    stage_cfg = json.loads(cm.data["stage.json"])
+    assert stage_cfg["stage"] == "collect" and stage_cfg["output"].startswith("s3://bucket/act/")
+    status = wait_for(lambda: c.status("happy").get("stages", {}).get("collect", {}).get("phase") == "Running"
+                      and c.status("happy"), "collect Running")
+    assert status["phase"] == "Running" and status["currentStage"] == "collect"
+    assert status["mlflow"]["runId"]
+    assert any(cond["type"] == "Valid" and cond["status"] == "True" for cond in status["conditions"])
+
+    t1 = time.monotonic()
+    c.finish("happy-collect-1", result=result("pairs"))
+    judge = c.job("happy-judge-1")
+    handoff_s = time.monotonic() - t1
+    assert handoff_s < 5.0, handoff_s  # event-driven, not a slow timer (the benchmark measures it finely)
+    assert judge.spec.completion_mode == "Indexed" and judge.spec.completions == judge.spec.parallelism == 2
+    svc = c.core.read_namespaced_service(judge.spec.template.spec.subdomain, c.ns)
+    assert svc.spec.cluster_ip == "None"
+    args = " ".join(judge.spec.template.spec.containers[0].command + (judge.spec.template.spec.containers[0].args or []))
+    assert "--nnodes=2" in args and "--nproc_per_node=4" in args and "JOB_COMPLETION_INDEX" in args
+    assert json.loads(c.core.read_namespaced_config_map("happy-judge-1-config", c.ns).data["stage.json"])[
+        "pairs"] == "s3://bucket/act/pairs"
+
+    c.finish("happy-judge-1", result=result("models/judge"), pods=2)
+    c.job("happy-policy-1")
+    c.finish("happy-policy-1", result=result("models/policy"))
+    c.job("happy-eval-1")
+    c.finish("happy-eval-1", result=result("eval"))
+    status = wait_for(lambda: c.status("happy").get("phase") == "Succeeded" and c.status("happy"), "Succeeded")
+    assert [status["stages"][s]["phase"] for s in ("collect", "judge", "policy", "eval")] == ["Succeeded"] * 4
+    assert status["modelUri"] == "s3://bucket/act/models/policy"
+    assert status["stages"]["judge"]["outputs"]["digest"] == "sha256:models/judge"
+    assert status["stages"]["eval"]["metrics"]["judge_accuracy"] == 0.75
+    assert status["registeredModel"].startswith("act-happy/")
+    conds = {cond["type"]: cond for cond in status["conditions"]}
+    assert conds["Succeeded"]["status"] == "True" and conds["Running"]["status"] == "False"
+    assert all(cond["observedGeneration"] == 1 for cond in status["conditions"])
+    reasons = {e.reason for e in c.core.list_namespaced_event(c.ns).items if e.involved_object.name == "happy"}
+    assert {"StageStarted", "StageSucceeded", "Succeeded"} <= reasons
+    # one Job per stage, no duplicates
+    assert sorted(j.metadata.name for j in c.jobs("happy")) == [
+        "happy-collect-1", "happy-eval-1", "happy-judge-1", "happy-policy-1"]
+    from mlflow import MlflowClient
+
+    assert MlflowClient(mlflow_server).get_run(status["mlflow"]["runId"]).info.status == "FINISHED"
+    print(f"first Job after {first_job_s:.2f}s, hand-off {handoff_s:.2f}s")
+
+
+def test_failed_stage_is_retried_then_fails_the_actjob(cluster, operator):
+    c = cluster
+    c.apply("flaky", SPEC)
+    c.job("flaky-collect-1")
+    c.finish("flaky-collect-1", error="Traceback ...\nRuntimeError: CUDA out of memory")
+    status = wait_for(lambda: c.status("flaky")["stages"]["collect"]["phase"] == "BackingOff" and c.status("flaky"),
+                      "BackingOff")
+    assert "CUDA out of memory" in status["stages"]["collect"]["message"]
+    c.job("flaky-collect-2")  # after the 10 s backoff
+    c.finish("flaky-collect-2", error="RuntimeError: CUDA out of memory again")
+    status = wait_for(lambda: c.status("flaky").get("phase") == "Failed" and c.status("flaky"), "Failed")
+    assert "collect failed after 2 attempt(s)" in status["message"]
+    assert {j.metadata.name for j in c.jobs("flaky")} == {"flaky-collect-1", "flaky-collect-2"}
+    # terminal stays terminal: a deleted Job does not restart it
+    c.batch.delete_namespaced_job("flaky-collect-2", c.ns)
+    time.sleep(1.5)
+    assert c.status("flaky")["phase"] == "Failed" and len(c.jobs("flaky")) == 1
+
+
+def test_suspend_and_resume(cluster, operator):
+    c = cluster
+    c.apply("pausable", SPEC)
+    c.job("pausable-collect-1")
+    c.patch_spec("pausable", {"suspend": True})
+    wait_for(lambda: c.status("pausable").get("phase") == "Suspended", "Suspended")
+    wait_for(lambda: c.batch.read_namespaced_job("pausable-collect-1", c.ns).spec.suspend, "Job suspended")
+    c.patch_spec("pausable", {"suspend": False})
+    wait_for(lambda: c.status("pausable").get("phase") == "Running", "Running again")
+    wait_for(lambda: c.batch.read_namespaced_job("pausable-collect-1", c.ns).spec.suspend is False, "Job resumed")
+    assert len(c.jobs("pausable")) == 1
+
+
+def test_spec_the_schema_cannot_check_is_failed_with_valid_false(cluster, operator):
+    c = cluster
+    spec = dict(SPEC, model={"uri": "hf://Qwen/Qwen3-8B"})  # the scheme is checked by the pydantic model
+    try:
+        c.apply("badscheme", spec)
+    except ApiException as e:  # the CRD schema may already reject it: that is the better place
+        assert e.status == 422 and "model.uri" in e.body
+        return
+    status = wait_for(lambda: c.status("badscheme").get("phase") == "Failed" and c.status("badscheme"), "Failed")
+    valid = next(cond for cond in status["conditions"] if cond["type"] == "Valid")
+    assert valid["status"] == "False" and "spec.model.uri" in valid["message"]
+    assert c.jobs("badscheme") == []
+
+
+def test_operator_restart_mid_pipeline_creates_no_duplicates(cluster, kube_api, mlflow_server, monkeypatch):
+    """All state is in the ACTJob and the cluster: an operator stopped mid-stage and started
+    again continues, and the stage that finished while it was down hands off exactly once."""
+    monkeypatch.setenv("ACT_PORT", "0")
+    monkeypatch.setenv("ACT_MLFLOW_TRACKING_URI", mlflow_server)
+    c = cluster
+    with run_operator() as first:
+        c.apply("restart", SPEC)
+        c.job("restart-collect-1")
+        run_id = wait_for(lambda: c.status("restart").get("phase") == "Running" and c.status("restart")["mlflow"]
+                          ["runId"], "Running")
+    assert first.exception is None
+    c.finish("restart-collect-1", result=result("pairs"))  # while no operator runs
+    with run_operator() as second:
+        c.job("restart-judge-1")
+        wait_for(lambda: c.status("restart")["stages"]["judge"]["phase"] == "Running", "judge Running")
+        time.sleep(1.0)  # let any duplicate attempt show itself
+    assert second.exception is None
+    assert sorted(j.metadata.name for j in c.jobs("restart")) == ["restart-collect-1", "restart-judge-1"]
+    status = c.status("restart")
+    assert status["stages"]["collect"]["attempts"] == 1 and status["mlflow"]["runId"] == run_id
+
+
+def test_delete_ends_the_mlflow_run_as_killed(cluster, operator, mlflow_server):
+    from mlflow import MlflowClient
+
+    c = cluster
+    c.apply("doomed", SPEC)
+    c.job("doomed-collect-1")
+    run_id = wait_for(lambda: c.status("doomed").get("mlflow", {}).get("runId"), "parent run")
+    c.custom.delete_namespaced_custom_object(A.GROUP, A.VERSION, c.ns, A.PLURAL, "doomed")
+    wait_for(lambda: MlflowClient(mlflow_server).get_run(run_id).info.status == "KILLED", "run KILLED")
+
+    def gone():
+        try:
+            c.actjob("doomed")
+            return False
+        except ApiException as e:
+            return e.status == 404
+
+    wait_for(gone, "ACTJob deleted")
