@@ -9,6 +9,9 @@ PYTEST := $(PYTHON) -m pytest
 .PHONY: install install-operator test test-unit test-integration test-slow quickstart bench lint crds clean
 
 install:  ## everything a developer needs on a CPU machine (torch pinned to the CPU build)
+	@# Java for ScienceWorld and TextWorldExpress; etcd for kubelite is installed by its own `up` script
+	@command -v java >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[operator,trainer,deepspeed,envs,dev]"
 

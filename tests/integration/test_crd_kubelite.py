@@ -10,7 +10,7 @@ import uuid
 import pytest
 from act_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION, parse_actjob
 from act_operator.crd import crd
-from kube import apply_crd, kubelite
+from kube import apply_crd
 
 pytestmark = pytest.mark.integration
 
@@ -18,14 +18,13 @@ NS = "default"
 
 
 @pytest.fixture(scope="module")
-def kube(tmp_path_factory):
-    """An ApiClient for a fresh kubelite with the ACTJob CRD applied."""
-    kubernetes = pytest.importorskip("kubernetes")
-    with kubelite(tmp_path_factory.mktemp("kubelite")) as kubeconfig:
-        api = kubernetes.config.new_client_from_config(config_file=kubeconfig)
-        apply_crd(api, crd())
-        yield api
-        api.close()
+def kube(kube_api):
+    """An ApiClient for the session's kubelite, which has the ACTJob CRD applied."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=kube_api)
+    yield api
+    api.close()
 
 
 @pytest.fixture
