@@ -47,6 +47,9 @@ def configure(settings: kopf.OperatorSettings, **_):
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="act-operator.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="act-operator.io")
     settings.posting.level = logging.WARNING
+    # kopf waits this long for more events of one object before handling them (0.1 s by default):
+    # shorter keeps the hand-off between stages quick
+    settings.batching.batch_window = 0.01
     settings.execution.max_workers = SETTINGS.max_concurrent_reconciles
     metrics.serve(SETTINGS.port)
 
@@ -60,19 +63,21 @@ def describe(action) -> str:
     return f"{type(action).__name__} {fields}" if fields else type(action).__name__
 
 
-def reconcile(namespace: str, name: str) -> float | None:
-    """Plan, act, record. Returns seconds until the planner wants to be asked again, if it said."""
+def reconcile(namespace: str, name: str, body: dict | None = None) -> float | None:
+    """Plan, act, record. Returns seconds until the planner wants to be asked again, if it said.
+    `body` is the ACTJob as the triggering event saw it: it saves a read when it is current."""
     with _locks[f"{namespace}/{name}"], metrics.RECONCILE_SECONDS.time():
         for _ in range(5):  # a status conflict means someone moved first: read again and re-plan
             try:
-                return _reconcile_once(namespace, name)
+                return _reconcile_once(namespace, name, body)
             except kube.Conflict as e:
                 log.info("%s; retrying", e)
+                body = None
         raise kopf.TemporaryError(f"{namespace}/{name}: status kept changing under the reconcile", delay=1)
 
 
-def _reconcile_once(namespace: str, name: str) -> float | None:
-    body = kube.read_actjob(namespace, name)
+def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | None:
+    body = body or kube.read_actjob(namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     rv = body["metadata"]["resourceVersion"]
@@ -90,6 +95,7 @@ def _reconcile_once(namespace: str, name: str) -> float | None:
     if uri and not job.status.mlflow.run_id:
         job.status.mlflow = tracking.start_parent(uri, job)
 
+    before = job.status.model_dump(mode="json", by_alias=True)
     observed = {stage: kube.observe(namespace, st.job_name) for stage, st in job.status.stages.items()
                 if st.phase == "Running"}
     wait = None
@@ -98,7 +104,9 @@ def _reconcile_once(namespace: str, name: str) -> float | None:
         wait = _perform(job, body, action, uri) or wait
     if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id:
         _finish_tracking(job, uri)
-    kube.patch_status(namespace, name, job.status.model_dump(mode="json", by_alias=True), rv)
+    after = job.status.model_dump(mode="json", by_alias=True)
+    if after != before:  # an unchanged status is not written: every write wakes every watcher
+        kube.patch_status(namespace, name, after, rv)
     metrics.observe_phase(namespace, name, job.status.phase)
     return wait
 
@@ -153,21 +161,36 @@ def _invalid(body: dict, err: A.SpecError, rv: str) -> None:
 @kopf.on.resume(A.GROUP, A.VERSION, A.PLURAL)
 @kopf.on.create(A.GROUP, A.VERSION, A.PLURAL)
 @kopf.on.update(A.GROUP, A.VERSION, A.PLURAL, field="spec")
-def on_actjob(namespace, name, **_):
-    reconcile(namespace, name)
+def on_actjob(namespace, name, body, **_):
+    reconcile(namespace, name, _plain(body))
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={kube.LABEL_ACTJOB: kopf.PRESENT})
-def on_stage_job(event, body, namespace, **_):
-    """A stage Job changed: hand off to the next stage now, not on a timer."""
-    if event["type"] in ("ADDED", "MODIFIED", "DELETED") and body.get("status") is not None:
-        reconcile(namespace, body["metadata"]["labels"][kube.LABEL_ACTJOB])
+def _plain(body) -> dict:
+    """A kopf Body as the plain JSON it came as."""
+    import json
+
+    return json.loads(json.dumps(dict(body), default=dict))
 
 
-@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=5.0, initial_delay=5.0,
-            when=lambda status, **_: (status or {}).get("phase") in ("Pending", "Running"))
+def _finished(event, body, **_) -> bool:
+    """Only a Job that ended (or vanished) can change its ACTJob's plan."""
+    done = {c.get("type") for c in (body.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+    return event["type"] == "DELETED" or bool(done & {"Complete", "Failed", "SuccessCriteriaMet"})
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={kube.LABEL_ACTJOB: kopf.PRESENT}, when=_finished)
+def on_stage_job(body, namespace, **_):
+    """A stage Job finished: hand off to the next stage now, not on a timer."""
+    reconcile(namespace, body["metadata"]["labels"][kube.LABEL_ACTJOB])
+
+
+def _backing_off(status, **_) -> bool:
+    return any(st.get("phase") == "BackingOff" for st in ((status or {}).get("stages") or {}).values())
+
+
+@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=2.0, initial_delay=1.0, when=_backing_off)
 def backoff_timer(namespace, name, **_):
-    """Wakes ACTJobs that wait (retry backoff) and catches anything a missed event left behind."""
+    """Starts the next attempt of a stage once its retry backoff has passed."""
     reconcile(namespace, name)
 
 

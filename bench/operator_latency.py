@@ -1,0 +1,164 @@
+"""Operator latency against a real API server (kubelite), with the operator in its own process.
+
+Measures, for N ACTJobs applied at once:
+  - ACTJob created -> its first (collect) Job exists
+  - collect Job completed (as a kubelet + Job controller would report it) -> the judge Job exists
+each as a ratio to the median round trip of a bare Job create on the same server, and the
+operator's peak RSS.   Targets: medians <= 5x the bare round trip, hand-off < 1 s, RSS <= 200 MB.
+
+    OMP_NUM_THREADS=1 python bench/operator_latency.py [N]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from kube import apply_crd, kubelite  # noqa: E402
+
+SPEC = {"model": {"uri": "s3://bucket/models/base"}, "environment": {"name": "scienceworld"},
+        "storage": {"root": "s3://bucket/act"}}
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+class JobWatcher(threading.Thread):
+    """Records when each Job is first seen (watch events, not polling)."""
+
+    def __init__(self, batch, ns: str):
+        super().__init__(daemon=True)
+        self.batch, self.ns, self.seen, self.stop = batch, ns, {}, False
+
+    def run(self):
+        from kubernetes import watch
+
+        w = watch.Watch()
+        try:
+            for ev in w.stream(self.batch.list_namespaced_job, self.ns, timeout_seconds=600):
+                self.seen.setdefault(ev["object"].metadata.name, time.monotonic())
+                if self.stop:
+                    w.stop()
+        except Exception:  # the server goes away at the end of the run
+            pass
+
+    def wait(self, name: str, timeout: float = 120.0) -> float:
+        deadline = time.monotonic() + timeout
+        while name not in self.seen:
+            if time.monotonic() > deadline:
+                raise TimeoutError(name)
+            time.sleep(0.002)
+        return self.seen[name]
+
+
+def complete(core, batch, ns: str, job: str, uri: str) -> None:
+    pod = f"{job}-{uuid.uuid4().hex[:5]}"
+    core.create_namespaced_pod(ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": pod, "labels": {"batch.kubernetes.io/job-name": job}},
+        "spec": {"containers": [{"name": "stage", "image": "x"}]}})
+    msg = json.dumps({"uri": uri, "manifest": f"{uri}/_MANIFEST.json", "digest": "sha256:x", "metrics": {}})
+    core.patch_namespaced_pod_status(pod, ns, {"status": {"containerStatuses": [{
+        "name": "stage", "image": "x", "imageID": "", "ready": False, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 0, "message": msg}}}]}})
+    batch.patch_namespaced_job_status(job, ns, {"status": {"succeeded": 1, "conditions": [
+        {"type": "Complete", "status": "True"}]}})
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(n: int = 100) -> None:
+    from kubernetes import client, config
+
+    from act_operator import api as A
+    from act_operator.crd import crd
+
+    with tempfile.TemporaryDirectory() as tmp, kubelite(tmp) as kubeconfig:
+        config.load_kube_config(config_file=kubeconfig)
+        apply_crd(client.ApiClient(), crd())
+        core, batch, custom = client.CoreV1Api(), client.BatchV1Api(), client.CustomObjectsApi()
+        ns = "bench"
+        core.create_namespace({"metadata": {"name": ns}})
+        # warm the CRD path (the first create after a CRD is applied is slow on any apiserver)
+        custom.create_namespaced_custom_object(A.GROUP, A.VERSION, "default", A.PLURAL,
+                                               {"apiVersion": A.API_VERSION, "kind": A.KIND,
+                                                "metadata": {"name": "warm"}, "spec": SPEC})
+
+        rtts = []
+        for i in range(30):  # the baseline: a bare Job create round trip
+            t = time.perf_counter()
+            batch.create_namespaced_job("default", {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+                "name": f"bare-{i}"}, "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                    {"name": "c", "image": "x"}]}}}})
+            rtts.append(time.perf_counter() - t)
+        rtt = statistics.median(rtts)
+
+        env = {**os.environ, "KUBECONFIG": kubeconfig, "ACT_PORT": "0", "ACT_MLFLOW_TRACKING_URI": ""}
+        op = subprocess.Popen([sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", ns, "-m",
+                               "act_operator.handlers", "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(Path(tmp) / "operator.log", "w"))
+        try:
+            time.sleep(4)  # let kopf start watching
+            watcher = JobWatcher(batch, ns)
+            watcher.start()
+            time.sleep(0.5)
+            alone = []  # one at a time: the operator's own latency, without a queue in front of it
+            for i in range(10):
+                nm = f"solo{i}"
+                t = time.monotonic()
+                custom.create_namespaced_custom_object(A.GROUP, A.VERSION, ns, A.PLURAL, {
+                    "apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": nm}, "spec": SPEC})
+                alone.append(watcher.wait(f"{nm}-collect-1") - t)
+            names = [f"b{i:03d}" for i in range(n)]
+            created = {}
+
+            def apply(name):
+                custom.create_namespaced_custom_object(A.GROUP, A.VERSION, ns, A.PLURAL, {
+                    "apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": name}, "spec": SPEC})
+                created[name] = time.monotonic()
+
+            with ThreadPoolExecutor(16) as pool:  # "at once"
+                list(pool.map(apply, names))
+            first = [watcher.wait(f"{nm}-collect-1") - created[nm] for nm in names]
+
+            handoff = []
+            for nm in names:
+                complete(core, batch, ns, f"{nm}-collect-1", f"s3://bucket/act/{nm}/pairs")
+                done = time.monotonic()
+                handoff.append(watcher.wait(f"{nm}-judge-1") - done)
+            rss = peak_rss_mb(op.pid)
+            watcher.stop = True
+        finally:
+            op.terminate()
+            op.wait(10)
+
+    print(f"operator latency: {n} ACTJobs applied at once, kubelite on loopback, operator in its own process")
+    print(f"  bare Job create round trip (median of 30): {rtt * 1000:.1f} ms")
+    for label, vals in (("created -> first Job (alone)", alone), (f"created -> first Job ({n} at once)", first),
+                        ("Job completed -> next Job", handoff)):
+        med, p95 = statistics.median(vals), pct(vals, 95)
+        print(f"  {label:36s} median {med * 1000:7.1f} ms ({med / rtt:5.1f}x)   p95 {p95 * 1000:7.1f} ms "
+              f"({p95 / rtt:5.1f}x)")
+    print(f"  operator peak RSS: {rss:.0f} MB   (targets: medians <= 5x, hand-off < 1 s, RSS <= 200 MB)")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100)
