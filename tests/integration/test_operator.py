@@ -5,6 +5,8 @@ no controllers."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 
@@ -180,6 +182,11 @@ def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
 
     assert MlflowClient(mlflow_server).get_run(status["mlflow"]["runId"]).info.status == "FINISHED"
     print(f"first Job after {first_job_s:.2f}s, hand-off {handoff_s:.2f}s")
+    proc = subprocess.run([sys.executable, "-m", "act_operator.cli", "status", "happy", "-n", c.ns],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "ACTJob happy: Succeeded" in proc.stdout and "models/judge" in proc.stdout
+    assert "act-happy/" in proc.stderr
 
 
 def test_failed_stage_is_retried_then_fails_the_actjob(cluster, operator):

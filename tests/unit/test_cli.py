@@ -1,0 +1,51 @@
+"""The `actjob` command line: validate, render and crd, as a user runs them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+ACTJOBS = [p for p in EXAMPLES if any(d and d.get("kind") == "ACTJob" for d in yaml.safe_load_all(p.read_text()))]
+
+
+def actjob(*args):
+    return subprocess.run([sys.executable, "-m", "act_operator.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("path", ACTJOBS, ids=lambda p: p.name)
+def test_examples_are_valid(path):
+    proc = actjob("validate", str(path))
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("path", ACTJOBS, ids=lambda p: p.name)
+def test_render_prints_objects_valid_against_the_kubernetes_schemas(path):
+    proc = actjob("render", str(path))
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("Job") >= 1 and kinds.count("ConfigMap") == kinds.count("Job")
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.36.0", strict=True)
+
+
+def test_crd_command_prints_the_committed_crd():
+    proc = actjob("crd")
+    assert proc.returncode == 0
+    assert proc.stdout == (ROOT / "crds" / "actjob.yaml").read_text(), "run `make crds`"
+
+
+def test_invalid_file_prints_every_problem_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"apiVersion": "act-operator.io/v1alpha1", "kind": "ACTJob",
+                                   "metadata": {"name": "bad"},
+                                   "spec": {"model": {"uri": "hf://x"}, "environment": {"name": "nethack"}}}))
+    proc = actjob("validate", str(bad))
+    assert proc.returncode == 2
+    assert "spec.model.uri" in proc.stderr and "spec.environment.name" in proc.stderr
