@@ -91,7 +91,7 @@ def _status(namespace: str, name: str, console: Console) -> int:
         console.print(f"[red]actjob {namespace}/{name} not found[/]")
         return 1
     job = parse_actjob(body)
-    Console().print(summary_table(job))
+    Console(width=None if sys.stdout.isatty() else 150).print(summary_table(job))
     st = job.status
     for c in st.conditions:
         console.print(f"  {c.type}={c.status} ({c.reason}) {c.message}", highlight=False)
