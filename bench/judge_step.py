@@ -24,7 +24,7 @@ from act_trainer.models import resolve_model  # noqa: E402
 from act_trainer.rewards import make_judgement_reward  # noqa: E402
 from act_trainer.stages import judge, training  # noqa: E402
 
-STEPS, ROUNDS = 6, 2
+STEPS, ROUNDS, SAVE = 20, 3, 10
 
 
 def synthetic_pairs(n: int = 48) -> list[dict]:
@@ -50,7 +50,7 @@ def main() -> None:
                           output=f"file://{tmp}/out{r}", checkpoints=f"file://{tmp}/ckpt{r}",
                           scratch=str(tmp / f"scratch{r}"),
                           grpo=GRPOSettings(group_size=4, max_completion_length=16),
-                          optim=OptimConfig(learning_rate=1e-5, max_steps=STEPS, batch_size=4, save_steps=3))
+                          optim=OptimConfig(learning_rate=1e-5, max_steps=STEPS, batch_size=4, save_steps=SAVE))
         # bare TRL: same args, same prompts, same reward, no callbacks
         args = GRPOConfig(**training.grpo_args(cfg, tmp / f"bare{r}"))
         trainer = GRPOTrainer(model=model_dir, processing_class=AutoTokenizer.from_pretrained(model_dir),
@@ -59,7 +59,7 @@ def main() -> None:
         bare.append(trainer.train().metrics["train_runtime"] / STEPS)
         ours.append(judge.run(cfg)["metrics"]["train_runtime"] / STEPS)
     b, o = statistics.median(bare), statistics.median(ours)
-    print(f"judge step time: tiny Qwen3, G=4, batch 4, {STEPS} steps (checkpoint every 3), {ROUNDS} rounds")
+    print(f"judge step time: tiny Qwen3, G=4, batch 4, {STEPS} steps (checkpoint every {SAVE}), {ROUNDS} rounds")
     print(f"  bare GRPOTrainer: {b:.3f} s/step")
     print(f"  judge stage     : {o:.3f} s/step")
     print(f"  ratio (judge / bare) = {o / b:.3f}   (target <= 1.1)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -106,19 +107,45 @@ def fetch_checkpoint(uri: str | None, output_dir: Path) -> str | None:
 
 
 class SyncCheckpoints(TrainerCallback):
-    """Upload each checkpoint as the trainer saves it. Every node uploads what it wrote
-    (ZeRO shards live on each node's disk); the main process marks it complete last."""
+    """Upload each checkpoint while training goes on. Every node uploads what it wrote (ZeRO
+    shards live on each node's disk); once all have finished, at the next save or at the end
+    of training, the main process marks the checkpoint complete. Only complete ones resume."""
 
     def __init__(self, uri: str | None):
         self.uri = uri
+        self.pending: tuple[str, threading.Thread | None] | None = None
+        self.error: BaseException | None = None
+
+    def _upload(self, local: Path, name: str) -> None:
+        try:
+            store.upload(str(local), store.join(self.uri, name))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the training thread
+            self.error = e
 
     def on_save(self, args, state, control, **kwargs):
         if not self.uri:
             return
+        self._finish(state)
         name = f"checkpoint-{state.global_step}"
         local = Path(args.output_dir) / name
+        thread = None
         if _local_rank() == 0 and local.exists():
-            store.upload(str(local), store.join(self.uri, name))
+            thread = threading.Thread(target=self._upload, args=(local, name), daemon=True)
+            thread.start()
+        self.pending = (name, thread)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._finish(state)
+
+    def _finish(self, state) -> None:
+        if self.pending is None:
+            return
+        name, thread = self.pending
+        self.pending = None
+        if thread is not None:
+            thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"checkpoint upload to {self.uri} failed: {self.error}") from self.error
         _barrier()
         if state.is_world_process_zero:
             store.write_bytes(store.join(self.uri, name, COMPLETE), b"")
