@@ -1,0 +1,205 @@
+"""Environment throughput: steps/s of each adapter vs the environment package's own step loop,
+replaying the same expert actions on the same episodes, in the same process.
+
+    OMP_NUM_THREADS=1 python bench/env_throughput.py     # target: ratio >= 0.9 for every row
+
+Baselines ("raw"), each the package's own Python API, used the way its README shows:
+- ScienceWorld: `scienceworld.ScienceWorldEnv` load(task, variation, simplification) / reset() / step().
+- ALFWorld: `textworld.start(game, EnvInfos(won, admissible_commands), wrappers=[AlfredDemangler,
+  AlfredInfos])` / reset() / step(): ALFWorld's engine without AlfredTWEnv's config and gym batching
+  (which only add overhead), i.e. the fastest raw path.
+- TextWorldExpress: `textworld_express.TextWorldExpressEnv` reset(seed, fold, game, params) / step().
+Steps are timed alone (resets are reported apart); rounds alternate raw and adapter, so drift on a
+shared machine hits both alike; the table shows medians.
+
+ALFWorld games come from $ALFWORLD_DATA when it holds them, else a few are unpacked from ../shared/data/alfworld's
+archive into a temporary directory. A row is skipped (with the reason) when its package is missing.
+More rows (e.g. the collect stage's states/s on ALFWorld) are functions added to ROWS.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from act_trainer.config import EnvironmentConfig
+from act_trainer.envs import make_env
+
+ROUNDS = 3
+SHARED = Path(os.environ.get("ACT_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+ALFWORLD_GAMES = [  # short walkthroughs of four task types, in three splits
+    "train/pick_and_place_simple-AlarmClock-None-Desk-307/trial_T20190907_072303_146844",
+    "train/pick_heat_then_place_in_recep-Apple-None-CounterTop-2/trial_T20190908_112534_364453",
+    "valid_seen/pick_cool_then_place_in_recep-Apple-None-CounterTop-14/trial_T20190909_044933_815840",
+    "valid_unseen/pick_two_obj_and_place-Pillow-None-Sofa-219/trial_T20190907_163240_345855",
+]
+
+
+@dataclass
+class Row:
+    env: str
+    episodes: int
+    steps: int                 # per round
+    raw_steps_s: float
+    ours_steps_s: float
+    raw_reset_s: float         # seconds per reset, median over rounds
+    ours_reset_s: float
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_steps_s / self.raw_steps_s
+
+
+def _timed(episodes: list, reset: Callable, step: Callable) -> tuple[float, float, int]:
+    """(seconds stepping, seconds resetting, steps) for one pass over the episodes."""
+    stepping = resetting = 0.0
+    n = 0
+    for episode, actions in episodes:
+        t = time.perf_counter()
+        reset(episode)
+        resetting += time.perf_counter() - t
+        t = time.perf_counter()
+        for a in actions:
+            step(a)
+        stepping += time.perf_counter() - t
+        n += len(actions)
+    return stepping, resetting, n
+
+
+def _compare(name: str, episodes: list, raw_reset, raw_step, ours_reset, ours_step, note: str = "") -> Row:
+    raw, ours = [], []
+    for _ in range(ROUNDS):
+        raw.append(_timed(episodes, raw_reset, raw_step))
+        ours.append(_timed(episodes, ours_reset, ours_step))
+    n = raw[0][2]
+    med = statistics.median
+    return Row(name, len(episodes), n, n / med(r[0] for r in raw), n / med(o[0] for o in ours),
+               med(r[1] for r in raw) / len(episodes), med(o[1] for o in ours) / len(episodes), note)
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+def scienceworld() -> Row:
+    import scienceworld as sw_package
+
+    cfg = EnvironmentConfig(name="scienceworld", tasks=["find-living-thing", "lifespan-longest-lived"])
+    env = make_env(cfg)
+    raw = sw_package.ScienceWorldEnv("", envStepLimit=10_000)
+    try:
+        trajs = list(env.expert("train", 4, 30))
+        episodes = [((t.task, int(t.variation)), [s.action for s in t.steps]) for t in trajs]
+
+        def raw_reset(ep):
+            raw.load(ep[0], ep[1], cfg.simplification)
+            raw.reset()
+
+        return _compare("scienceworld", episodes, raw_reset, raw.step,
+                        lambda ep: env.reset(f"{ep[0]}:{ep[1]}"), env.step,
+                        "raw env.step() also lists every valid action")
+    finally:
+        env.close()
+        raw.close()
+
+
+def _alfworld_data() -> tuple[str, tempfile.TemporaryDirectory | None]:
+    own = os.environ.get("ALFWORLD_DATA")
+    if own and (Path(own) / "json_2.1.1" / ALFWORLD_GAMES[0]).is_dir():
+        return own, None
+    archive = SHARED / "data" / "alfworld" / "json_2.1.1.tar.xz"
+    if not archive.is_file():
+        raise RuntimeError(f"no ALFWorld games: set ALFWORLD_DATA or provide {archive}")
+    tmp = tempfile.TemporaryDirectory(prefix="bench-alfworld-")
+    wanted = tuple(f"json_2.1.1/{g}/" for g in ALFWORLD_GAMES)
+    with tarfile.open(archive, "r:xz") as tf:
+        tf.extractall(tmp.name, members=[m for m in tf if m.isfile() and m.name.startswith(wanted)],
+                      filter="data")
+    return tmp.name, tmp
+
+
+def alfworld() -> Row:
+    import textworld
+    from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+
+    data_dir, tmp = _alfworld_data()
+    env = make_env(EnvironmentConfig(name="alfworld", data_dir=data_dir, max_steps=1000))
+    try:
+        episodes = []
+        for game in ALFWORLD_GAMES:
+            split, episode = game.split("/", 1)
+            traj = env._walkthrough(split, episode, max_length=100)
+            episodes.append((episode, [s.action for s in traj.steps]))
+        infos = textworld.EnvInfos(won=True, admissible_commands=True)
+        raw = {}
+
+        def raw_reset(episode):
+            path = str(env._path(episode)[1])
+            argv = list(sys.argv)
+            if "env" not in raw:  # one engine, loading game after game, as AlfredTWEnv's workers do
+                raw["env"] = textworld.start(path, request_infos=infos, wrappers=[AlfredDemangler, AlfredInfos])
+            else:
+                raw["env"].load(path)
+            raw["env"].reset()
+            sys.argv = argv  # fast-downward's translator overwrites it
+
+        return _compare("alfworld", episodes, raw_reset, lambda a: raw["env"].step(a), env.reset, env.step,
+                        "reset = load + reset; ours remembers PDDL translations")
+    finally:
+        env.close()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def textworld_express() -> Row:
+    import textworld_express as twx_package
+
+    game, params = "twc", "numLocations=1,numItemsToPutAway=2"
+    env = make_env(EnvironmentConfig(name="textworld-express", game=game, game_params=params, max_steps=1000))
+    raw = twx_package.TextWorldExpressEnv(envStepLimit=10_000)
+    try:
+        trajs = list(env.expert("train", 40, 30))
+        episodes = [(int(t.variation), [s.action for s in t.steps]) for t in trajs]
+        return _compare("textworld-express", episodes,
+                        lambda seed: raw.reset(seed=seed, gameFold="train", gameName=game, gameParams=params),
+                        raw.step, lambda seed: env.reset(f"train:{seed}"), env.step,
+                        "raw env.step() makes 2 JVM round trips, ours 1")
+    finally:
+        env.close()
+        raw.close()
+        raw.close = lambda: None
+
+
+ROWS: list[Callable[[], Row]] = [scienceworld, alfworld, textworld_express]
+
+
+def main() -> None:
+    rows, skipped = [], []
+    for bench in ROWS:
+        try:
+            rows.append(bench())
+        except ImportError as e:
+            skipped.append(f"{bench.__name__}: skipped ({e})")
+        print(f"done: {bench.__name__}", file=sys.stderr, flush=True)
+    head = (f"{'environment':<18} {'episodes':>8} {'steps':>6} {'raw steps/s':>12} {'ours steps/s':>13} "
+            f"{'ratio':>6} {'raw reset s':>12} {'ours reset s':>13}  note")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r.env:<18} {r.episodes:>8} {r.steps:>6} {r.raw_steps_s:>12.1f} {r.ours_steps_s:>13.1f} "
+              f"{r.ratio:>5.2f}x {r.raw_reset_s:>12.3f} {r.ours_reset_s:>13.3f}  {r.note}")
+    for s in skipped:
+        print(s)
+    print(f"target: ratio >= 0.9 (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {ROUNDS} rounds, medians)")
+
+
+if __name__ == "__main__":
+    main()
