@@ -214,6 +214,9 @@ class PolicyStage(TrainStage):
 
     method: Literal["il", "rl", "none"] = Field("il", description="il: SFT on expert actions; rl: GRPO with "
                                                                   "reward = match with the expert action.")
+    format_judgements: float = Field(0.0, ge=0.0, le=1.0, description="il only: judgement prompts per expert "
+                                     "state answered with a random label, teaching the answer format (not the "
+                                     "judgement) to a model without instruction tuning, e.g. a warm-up.")
 
     @model_validator(mode="after")
     def _grpo_batch(self) -> "PolicyStage":

@@ -96,6 +96,7 @@ def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str |
         judge = job.status.stages["judge"]
         model = judge.outputs.uri if judge.phase in ("Succeeded", "Reused") else spec.model.uri
         return C.PolicyConfig(**common, method=p.method, model=model, expert=expert_uri(job),
+                              format_judgements=p.format_judgements,
                               checkpoints=checkpoints(job, stage), history=spec.environment.history, **_train(p))
     if stage == "eval":
         ev = st.eval

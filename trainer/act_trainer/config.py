@@ -197,6 +197,9 @@ class PolicyConfig(TrainerBase):
     stage: Literal["policy"] = "policy"
     method: Literal["il", "rl"]
     expert: str = Field(description="URI of the expert trajectories file.")
+    format_judgements: float = Field(0.0, ge=0.0, le=1.0, description="IL only: add this many judgement "
+                                     "prompts per expert state, answered with a random label, to teach the "
+                                     "answer format (not the judgement) to a model with no instruction tuning.")
 
     @field_validator("expert")
     @classmethod

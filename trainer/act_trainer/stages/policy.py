@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 
 from act_trainer import data, store
 from act_trainer.config import PolicyConfig
 from act_trainer.models import resolve_model
-from act_trainer.prompts import action_prompt
+from act_trainer.prompts import action_prompt, judgement_prompt, normalize_action
 from act_trainer.rewards import action_reward
 from act_trainer.stages import training
 from act_trainer.stages.common import stage
@@ -34,6 +35,26 @@ def action_rows(trajs: list[data.Trajectory], history: int, method: str) -> list
     return rows
 
 
+def format_rows(trajs: list[data.Trajectory], history: int, share: float, seed: int) -> list[dict]:
+    """Judgement prompts whose answer is a coin flip: the model learns to answer in the
+    format, and nothing about which action is better (that is the judge stage's job).
+    The other candidate is an admissible action, else an expert action of another state."""
+    rng = random.Random(seed)
+    items = [(s, a) for t in trajs for s, a in data.states(t, history)]
+    actions = sorted({a for _, a in items})
+    rows = []
+    for state, expert in items:
+        if rng.random() >= share:
+            continue
+        pool = [a for a in (state.admissible or actions) if normalize_action(a) != normalize_action(expert)]
+        if not pool:
+            continue
+        first, second = (expert, rng.choice(pool)) if rng.random() < 0.5 else (rng.choice(pool), expert)
+        rows.append({"prompt": judgement_prompt(state, first, second),
+                     "completion": [{"role": "assistant", "content": f"<answer>{rng.choice((1, 2))}</answer>"}]})
+    return rows
+
+
 def run(cfg: PolicyConfig) -> dict:
     from datasets import Dataset
     from transformers import AutoTokenizer
@@ -46,6 +67,10 @@ def run(cfg: PolicyConfig) -> dict:
         except (store.StoreError, FileNotFoundError) as e:
             raise store.StoreError(f"expert: cannot read expert trajectories: {e}") from None
         rows = action_rows(trajs, cfg.history, cfg.method)
+        if cfg.method == "il" and cfg.format_judgements:
+            extra = format_rows(trajs, cfg.history, cfg.format_judgements, cfg.seed)
+            log.info("policy: %d format-only judgement examples (random labels)", len(extra))
+            rows = rows + extra
         log.info("policy (%s): %d expert states from %d episodes, starting from %s", cfg.method, len(rows),
                  len(trajs), cfg.model)
         ckpt_dir = st.scratch / "checkpoints"
