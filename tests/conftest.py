@@ -20,6 +20,7 @@ os.environ["KUBECONFIG"] = str(KUBE_DIR / "kubeconfig")
 
 import pytest  # noqa: E402
 
+import alfworld_games  # noqa: E402
 import kube  # noqa: E402
 import services  # noqa: E402  (tests/ is on sys.path: pytest puts a conftest's dir there)
 
@@ -72,3 +73,11 @@ def mlflow_server(tmp_path_factory):
     """An MLflow tracking server (sqlite) on loopback; yields its tracking URI."""
     with services.mlflow_server(workdir=tmp_path_factory.mktemp("mlflow")) as uri:
         yield uri
+
+
+@pytest.fixture(scope="session")
+def alfworld_data(tmp_path_factory):
+    """ALFWORLD_DATA-style directory with a few real games of each split."""
+    if not alfworld_games.ARCHIVE.is_file():
+        pytest.skip(f"ALFWorld game archive not found at {alfworld_games.ARCHIVE}")
+    return alfworld_games.extract(tmp_path_factory.mktemp("alfworld"))

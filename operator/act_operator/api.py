@@ -155,6 +155,8 @@ class CollectStage(StageCommon):
     engine: Literal["auto", "hf", "vllm"] = Field("auto", description="Sampler: vLLM on GPUs, transformers "
                                                                       "generate otherwise.")
     batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
+    filter_inadmissible: bool = Field(True, description="Drop alternatives the environment does not list as "
+                                                        "admissible (where it lists them).")
 
     @field_validator("reuse")
     @classmethod
@@ -176,6 +178,8 @@ class TrainStage(StageCommon):
     batch_size: int = Field(8, ge=1, le=4096, description="Per-process batch size.")
     gradient_accumulation: int = Field(1, ge=1, le=1024, description="Gradient accumulation steps.")
     save_steps: int = Field(50, ge=1, description="Checkpoint to storage every N steps; a retry resumes there.")
+    gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass: less "
+                                                           "memory for large models, wasted time for tiny ones.")
     group_size: int = Field(8, ge=2, le=128, description="G: GRPO completions per prompt.")
     beta: float = Field(0.0, ge=0.0, le=10.0, description="GRPO KL coefficient.")
     max_completion_length: int = Field(64, ge=1, le=32768, description="GRPO completion token budget.")

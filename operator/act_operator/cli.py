@@ -5,6 +5,7 @@
     actjob render examples/quickstart.yaml  # the exact objects the operator would create
     actjob crd > crds/actjob.yaml
     actjob status NAME -n NAMESPACE          # an ACTJob on the cluster, stage by stage
+    actjob compare .act/runs/a .act/runs/b   # paper-style table of finished runs
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ren = sub.add_parser("render", help="print the Kubernetes objects the operator would create (like helm template)")
     ren.add_argument("file")
     sub.add_parser("crd", help="print the ACTJob CustomResourceDefinition generated from the API models")
+    cmp_ = sub.add_parser("compare", help="paper-style table of finished local runs (IL vs IL w/ ACT ...)")
+    cmp_.add_argument("runs", nargs="+", help="run directories (.act/runs/NAME) or their state.json")
+    cmp_.add_argument("--metrics", default="", help="comma-separated metrics (default: all eval metrics)")
     st = sub.add_parser("status", help="show an ACTJob's stages from the cluster")
     st.add_argument("name")
     st.add_argument("-n", "--namespace", default="default")
@@ -53,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return _status(args.namespace, args.name, console)
+    if args.command == "compare":
+        from act_operator.report import load_run, table
+
+        runs = [load_run(Path(r)) for r in args.runs]
+        Console(width=None if sys.stdout.isatty() else 200).print(
+            table(runs, [m for m in args.metrics.split(",") if m] or None))
+        return 0
     job = _load(args.file, console)
     if job is None:
         return 2

@@ -91,11 +91,15 @@ class LocalExecutor:
                 return job
         job.metadata.uid = str(uuid.uuid4())
         job.status = ACTJobStatus()
+        (self.dir / "spec.json").unlink(missing_ok=True)
         return job
 
     def _save(self) -> None:
-        state = {"uid": self.job.metadata.uid, "spec_hash": spec_hash(self.job),
+        state = {"uid": self.job.metadata.uid, "name": self.job.metadata.name, "spec_hash": spec_hash(self.job),
                  "status": self.job.status.model_dump(mode="json", by_alias=True)}
+        spec = self.dir / "spec.json"
+        if not spec.exists():  # what ran, beside how it went (actjob compare reads both)
+            spec.write_text(self.job.spec.model_dump_json(by_alias=True, indent=2))
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.state_file)

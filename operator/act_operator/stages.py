@@ -56,7 +56,7 @@ def _train(stage: TrainStage) -> dict:
                             max_completion_length=stage.max_completion_length),
         optim=C.OptimConfig(learning_rate=stage.learning_rate, epochs=stage.epochs, max_steps=stage.max_steps,
                             batch_size=stage.batch_size, gradient_accumulation=stage.gradient_accumulation,
-                            save_steps=stage.save_steps),
+                            save_steps=stage.save_steps, gradient_checkpointing=stage.gradient_checkpointing),
         distributed=C.DistributedConfig(nodes=stage.nodes, processes_per_node=stage.processes_per_node,
                                         zero_stage=stage.zero_stage),
     )
@@ -85,6 +85,7 @@ def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str |
             samples=c.samples, max_alternatives=c.max_alternatives,
             generation=C.GenerationConfig(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens),
             batch_size=c.batch_size, heldout_fraction=c.heldout_fraction, engine=c.engine,
+            filter_inadmissible=c.filter_inadmissible,
             shard=C.Shard(index=shard, count=c.shards),
         )
     if stage == "judge":

@@ -79,3 +79,15 @@ def test_filter_rules_are_counted():
 def test_filter_without_admissible_list_keeps_any_parseable_action():
     kept, report = filter_alternatives("look", ["<action>fly", "<action>swim"], None, max_alternatives=4)
     assert kept == ["fly", "swim"] and report.removed["inadmissible"] == 0
+
+
+def test_tiny_tokenizer_keeps_tags_when_special_tokens_are_skipped():
+    """TRL decodes completions with skip_special_tokens=True: the answer tags must survive it."""
+    from act_trainer.models import build_tokenizer
+
+    tok = build_tokenizer(512)
+    text = "<think>x</think><answer>1</answer> <action>open door</action>"
+    ids = tok(text, add_special_tokens=False).input_ids
+    assert tok.decode(ids, skip_special_tokens=True) == text
+    assert tok.convert_ids_to_tokens(tok("<answer>", add_special_tokens=False).input_ids) == ["<answer>"]
+    assert "<|im_end|>" not in tok.decode(ids + [tok.eos_token_id], skip_special_tokens=True)

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--preset", default="qwen3-tiny")
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--corpus", default=None, help="trajectories JSONL whose text the tokenizer should fit")
     exp = sub.add_parser("expert", help="write an environment's expert trajectories in the trajectory format")
     exp.add_argument("--env", required=True, help="environment name, e.g. alfworld, textworld-express")
     exp.add_argument("--split", default="train")
@@ -46,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tiny-model":
         from act_trainer.models import build_tiny
 
-        print(build_tiny(args.out, args.preset, args.seed))
+        corpus = None
+        if args.corpus:
+            from act_trainer import data, store
+
+            corpus = [text for t in data.loads_trajectories(store.read_bytes(args.corpus))
+                      for text in [t.goal] + [s.observation + "\n" + s.action for s in t.steps]]
+        print(build_tiny(args.out, args.preset, args.seed, corpus))
         return 0
 
     if args.command == "expert":

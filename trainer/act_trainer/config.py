@@ -142,6 +142,7 @@ class OptimConfig(Strict):
     gradient_accumulation: int = Field(1, ge=1)
     save_steps: int = Field(50, ge=1, description="Checkpoint every N steps (resumable).")
     logging_steps: int = Field(1, ge=1)
+    gradient_checkpointing: bool = Field(True, description="Trade compute for activation memory.")
 
 
 class DistributedConfig(Strict):

@@ -19,11 +19,14 @@ from act_trainer import store
 PRESETS = {
     "qwen3-tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
                        head_dim=32, intermediate_size=128, vocab_size=1024),
+    "qwen3-mini": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                       head_dim=32, intermediate_size=384, vocab_size=2048),
     "qwen3-small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
                         head_dim=64, intermediate_size=768, vocab_size=4096),
 }
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+TOKENIZER_VERSION = 2  # part of the cache key of tiny:// models: bump when the tokenizer changes
 TAGS = ["<think>", "</think>", "<action>", "</action>", "<answer>", "</answer>"]
 
 CHAT_TEMPLATE = (
@@ -55,32 +58,37 @@ def _corpus() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int):
+def build_tokenizer(vocab_size: int, corpus: list[str] | None = None):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL + TAGS, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(_corpus() + list(corpus or []), trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    bos_token=None, unk_token=None)
     fast.add_special_tokens({"additional_special_tokens": ["<|im_start|>"]})
+    # The tags are whole tokens but not special ones (as <think> is in Qwen3): decoding with
+    # skip_special_tokens, as TRL and generate callers do, must keep them.
+    fast.add_tokens(TAGS)
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
-def build_tiny(out_dir: str | Path, preset: str = "qwen3-tiny", seed: int = 0) -> Path:
-    """Build a random-weight Qwen3 model + tokenizer into out_dir (atomically)."""
+def build_tiny(out_dir: str | Path, preset: str = "qwen3-tiny", seed: int = 0,
+               corpus: list[str] | None = None) -> Path:
+    """Build a random-weight Qwen3 model + tokenizer into out_dir (atomically). `corpus` adds
+    text (e.g. an environment's observations) for the tokenizer to fit."""
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     if preset not in PRESETS:
         raise ValueError(f"model: unknown tiny preset '{preset}'; choose one of {sorted(PRESETS)}")
     out = Path(out_dir)
-    tokenizer = build_tokenizer(PRESETS[preset]["vocab_size"])
+    tokenizer = build_tokenizer(PRESETS[preset]["vocab_size"], corpus)
     dims = dict(PRESETS[preset], vocab_size=len(tokenizer))
     config = Qwen3Config(**dims, max_position_embeddings=4096, tie_word_embeddings=True,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
@@ -113,7 +121,7 @@ def resolve_model(uri: str) -> Path:
     if uri.startswith("tiny://"):
         spec = uri[len("tiny://"):] or "qwen3-tiny"
         preset, _, seed = spec.partition("@")
-        out = cache_dir() / "tiny" / f"{preset}-{seed or 0}"
+        out = cache_dir() / "tiny" / f"{preset}-{seed or 0}-v{TOKENIZER_VERSION}"
         if not (out / "config.json").exists():
             build_tiny(out, preset, int(seed or 0))
         return out

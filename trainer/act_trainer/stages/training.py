@@ -56,6 +56,7 @@ def common_args(cfg: TrainerBase, output_dir: Path) -> dict:
         max_steps=o.max_steps, per_device_train_batch_size=o.batch_size,
         gradient_accumulation_steps=o.gradient_accumulation, save_steps=o.save_steps, save_strategy="steps",
         logging_steps=o.logging_steps, report_to=[], seed=cfg.seed, use_cpu=not gpu, bf16=gpu,
+        gradient_checkpointing=o.gradient_checkpointing,
         deepspeed=deepspeed_config(cfg), disable_tqdm=False,
         # CPU gangs talk over gloo; a single process must not ask for a process group at all
         ddp_backend="gloo" if not gpu and cfg.distributed.world_size > 1 else None,

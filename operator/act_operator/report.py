@@ -1,0 +1,103 @@
+"""Paper-style comparison tables of finished ACTJobs (`actjob compare`, the experiment report).
+
+A run is summarised by what its eval stage measured; runs that share a label (an arm of an
+experiment, e.g. "IL w/ ACT") are aggregated as mean ± std over their seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from act_operator.api import ACTJob, ACTJobStatus
+
+# METHOD.md: Qwen3-8B, success % (ALFWorld ID/OOD, WebShop), next-action accuracy % (ScienceWorld)
+PAPER = {
+    ("alfworld", "valid_seen", "success_rate"): {"IL": 85.71, "IL w/ ACT": 91.43, "RL": 90.71, "RL w/ ACT": 92.86,
+                                                 "ACT only": 72.86},
+    ("alfworld", "valid_unseen", "success_rate"): {"IL": 82.84, "IL w/ ACT": 87.31, "RL": 84.33,
+                                                   "RL w/ ACT": 88.06, "ACT only": 72.39},
+    ("webshop", "test", "success_rate"): {"IL": 28.00, "IL w/ ACT": 31.60, "RL": 29.40, "RL w/ ACT": 33.80,
+                                          "ACT only": 7.40},
+    ("scienceworld", "test", "next_action_accuracy"): {"IL": 42.80, "IL w/ ACT": 48.69, "RL": 43.04,
+                                                       "RL w/ ACT": 50.34, "ACT only": 26.71},
+}
+
+
+@dataclass
+class Run:
+    label: str
+    env: str
+    metrics: dict[str, float]
+    name: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def arm_label(job: ACTJob) -> str:
+    """IL / RL / ACT only / IL w/ ACT / RL w/ ACT, from what the ACTJob ran."""
+    st = job.status.stages
+    act = st["judge"].phase in ("Succeeded", "Reused")
+    method = job.spec.stages.policy.method if st["policy"].phase == "Succeeded" else "none"
+    if method == "none":
+        return "ACT only" if act else "base"
+    return f"{method.upper()} w/ ACT" if act else method.upper()
+
+
+def load_run(path: Path, label: str | None = None) -> Run:
+    """A finished `actjob run`: its run directory (with state.json) or the state.json itself."""
+    state_file = path / "state.json" if path.is_dir() else path
+    state = json.loads(state_file.read_text())
+    spec_file = state_file.with_name("spec.json")
+    status = ACTJobStatus.model_validate(state["status"])
+    job = ACTJob.model_validate({"metadata": {"name": state.get("name", state_file.parent.name)},
+                                 "spec": json.loads(spec_file.read_text()), "status": status.model_dump()})
+    return Run(label or arm_label(job), job.spec.environment.name, dict(status.stages["eval"].metrics),
+               name=job.metadata.name)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def aggregate(runs: list[Run]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """label -> metric -> (mean, std, seeds)."""
+    by_label: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        for metric, value in run.metrics.items():
+            by_label.setdefault(run.label, {}).setdefault(metric, []).append(value)
+    return {label: {m: (*mean_std(v), len(v)) for m, v in metrics.items()} for label, metrics in by_label.items()}
+
+
+def table(runs: list[Run], metrics: list[str] | None = None, percent: bool = True):
+    """A rich Table: one row per label, one column per metric (mean ± std), and the paper's
+    number beside a metric where environment, split and metric match."""
+    from rich.table import Table
+
+    agg = aggregate(runs)
+    env = runs[0].env if runs else ""
+    metrics = metrics or sorted({m for r in runs for m in r.metrics if not m.endswith(("seconds", "_n"))})
+    scale = 100.0 if percent else 1.0
+    t = Table(title=f"{env}: mean ± std over seeds" + (" (%)" if percent else ""))
+    t.add_column("method")
+    t.add_column("seeds", justify="right")
+    for m in metrics:
+        t.add_column(m, justify="right")
+        split, _, name = m.rpartition("/")
+        if (env, split, name) in PAPER:
+            t.add_column(f"paper {m}", justify="right", style="dim")
+    for label, values in agg.items():
+        row = [label, str(max(n for _, _, n in values.values()))]
+        for m in metrics:
+            if m in values:
+                mean, std, _ = values[m]
+                row.append(f"{mean * scale:.1f} ± {std * scale:.1f}")
+            else:
+                row.append("-")
+            split, _, name = m.rpartition("/")
+            if (env, split, name) in PAPER:
+                ref = PAPER[(env, split, name)].get(label)
+                row.append(f"{ref:.1f}" if ref is not None else "-")
+        t.add_row(*row)
+    return t
