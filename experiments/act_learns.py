@@ -13,7 +13,11 @@ Every step is an ACTJob run by the local executor (`actjob run`), all from the s
     instruction-tuned model to download, so pi0 is made: IL on the warm-up episodes, plus
     judgement prompts answered with a *random* label (policy.formatJudgements) so that pi0
     answers in the format without knowing which action is better. Its eval is "before ACT".
- 3. Contrast pairs, once: collect from pi0 on the ACT episodes (K samples, keep M).
+ 3. Contrast pairs, once: collect from pi0 on the ACT episodes (K samples, keep M). The
+    inadmissible-action filter is off here: pi0's samples that differ from the expert's action
+    are mostly objects or containers that are not there (measured: 1274 of 2216 samples), and
+    with the filter on only ~20 pairs would remain. Judging them against the expert action is
+    still a judgement of the state; the filter report in the pairs' manifest counts them.
  4. Arms, for each seed, all starting from pi0 and reusing the pairs of step 3:
       ACT only  = judge (GRPO on the pairs); its eval gives judgement accuracy after ACT
       IL        = policy il from pi0            IL w/ ACT = policy il from the seed's judge
@@ -130,6 +134,7 @@ class Experiment:
         """Pairs from pi0, and pi0's own eval: the 'before ACT' row."""
         return self.run("pairs", self.spec(**{
             "model.uri": pi0, "stages.collect": {"enabled": True, "maxRetries": 0, "samples": 8, "maxAlternatives": 3,
+                                                 "filterInadmissible": False,
                                                  "maxNewTokens": 16, "heldoutFraction": 0.25, "batchSize": 32}}))
 
     def arms(self, pi0: str, pairs: str, seed: int) -> dict[str, ACTJob]:
