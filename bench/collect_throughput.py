@@ -56,8 +56,12 @@ def main() -> None:
     states = sum(len(t.steps) for t in trajs)
     ours, bare = [], []
     for _ in range(ROUNDS):  # interleaved, so drift on a shared machine hits both alike
-        t = time.perf_counter(); bare_generate(engine, trajs); bare.append(time.perf_counter() - t)
-        t = time.perf_counter(); contrast_pairs(cfg, engine, trajs); ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        bare_generate(engine, trajs)
+        bare.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        contrast_pairs(cfg, engine, trajs)
+        ours.append(time.perf_counter() - t)
     alts = states * K
     b, o = alts / statistics.median(bare), alts / statistics.median(ours)
     print(f"collect throughput: {states} states x K={K}, tiny Qwen3, {ROUNDS} rounds (median)")

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from act_trainer import data  # noqa: E402
-from act_trainer.config import JobRef, JudgeConfig, OptimConfig, GRPOSettings  # noqa: E402
+from act_trainer.config import GRPOSettings, JobRef, JudgeConfig, OptimConfig  # noqa: E402
 from act_trainer.models import resolve_model  # noqa: E402
 from act_trainer.rewards import make_judgement_reward  # noqa: E402
 from act_trainer.stages import judge, training  # noqa: E402

@@ -18,10 +18,9 @@ from pathlib import Path  # noqa: E402
 KUBE_DIR = Path(tempfile.mkdtemp(prefix="kubelite-"))
 os.environ["KUBECONFIG"] = str(KUBE_DIR / "kubeconfig")
 
-import pytest  # noqa: E402
-
 import alfworld_games  # noqa: E402
 import kube  # noqa: E402
+import pytest  # noqa: E402
 import services  # noqa: E402  (tests/ is on sys.path: pytest puts a conftest's dir there)
 
 

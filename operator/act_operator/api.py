@@ -164,7 +164,7 @@ class CollectStage(StageCommon):
         return None if v is None else check_uri(v)
 
     @model_validator(mode="after")
-    def _m_le_k(self) -> "CollectStage":
+    def _m_le_k(self) -> CollectStage:
         if self.max_alternatives > self.samples:
             raise ValueError(f"maxAlternatives ({self.max_alternatives}) cannot exceed samples "
                              f"({self.samples}); raise samples or lower maxAlternatives")
@@ -203,7 +203,7 @@ class JudgeStage(TrainStage):
     malformed_penalty: float = Field(0.0, ge=-1.0, le=0.0, description="Reward for an unreadable judgement.")
 
     @model_validator(mode="after")
-    def _grpo_batch(self) -> "JudgeStage":
+    def _grpo_batch(self) -> JudgeStage:
         self.check_grpo_batch()
         return self
 
@@ -223,7 +223,7 @@ class PolicyStage(TrainStage):
                                      "judgement) to a model without instruction tuning, e.g. a warm-up.")
 
     @model_validator(mode="after")
-    def _grpo_batch(self) -> "PolicyStage":
+    def _grpo_batch(self) -> PolicyStage:
         if self.method == "rl":
             self.check_grpo_batch()
         return self
@@ -288,7 +288,7 @@ class ACTJobSpec(Model):
     suspend: bool = Field(False, description="Suspend the running stage; set false to resume.")
 
     @model_validator(mode="after")
-    def _cross_field(self) -> "ACTJobSpec":
+    def _cross_field(self) -> ACTJobSpec:
         st = self.stages
         has_pairs = st.collect.enabled or st.collect.reuse
         if st.judge.enabled and not st.judge.reuse and not has_pairs:

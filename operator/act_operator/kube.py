@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from kubernetes import client
@@ -184,7 +184,7 @@ def merge_results(results: list[dict]) -> dict:
 def emit_event(body: dict, reason: str, message: str, type_: str = "Normal") -> None:
     core, batch, custom = _apis()
     meta = body["metadata"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     event = client.CoreV1Event(
         metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}-", namespace=meta["namespace"]),
         involved_object=client.V1ObjectReference(api_version=A.API_VERSION, kind=A.KIND, name=meta["name"],

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import re
 
-from act_trainer.config import STAGES
-from act_trainer.manifest import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV
-
 from act_operator import pipeline, stages
 from act_operator.api import API_VERSION, KIND, ACTJob, StageCommon, TrainStage
 from act_operator.settings import OperatorSettings
+from act_trainer.config import STAGES
+from act_trainer.manifest import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV
 
 CONFIG_DIR = "/etc/act"
 CONFIG_FILE = "stage.json"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Union
+from typing import Literal
 
 from act_operator.api import ACTJob, ACTJobStatus, Condition, StageOutputs, StageStatus
 from act_trainer.config import STAGES
@@ -93,8 +93,8 @@ class ResumeJob:
     pass
 
 
-Action = Union[StartStage, SkipStage, ReuseStage, CompleteStage, RetryStage, FailStage, Wait, SucceedJob,
-               SuspendJob, ResumeJob]
+Action = (StartStage | SkipStage | ReuseStage | CompleteStage | RetryStage | FailStage | Wait | SucceedJob
+          | SuspendJob | ResumeJob)
 
 
 # --- pure helpers ----------------------------------------------------------------------------

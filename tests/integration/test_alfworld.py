@@ -17,13 +17,13 @@ import pytest
 
 pytest.importorskip("alfworld")
 
+from alfworld_games import GAMES, HANDCODED_LOSES  # noqa: E402  (tests/ is on sys.path)
+
 from act_trainer.config import EnvironmentConfig
 from act_trainer.data import dumps_jsonl, loads_trajectories
 from act_trainer.envs import EnvError, Observation, make_env
 from act_trainer.envs.alfworld import TASK_TYPES, derive_traj_data
 from act_trainer.envs.base import Environment
-
-from alfworld_games import GAMES, HANDCODED_LOSES  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,10 @@ import json
 import uuid
 
 import pytest
+from kube import apply_crd
+
 from act_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION, parse_actjob
 from act_operator.crd import crd
-from kube import apply_crd
 
 pytestmark = pytest.mark.integration
 

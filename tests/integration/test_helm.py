@@ -19,13 +19,14 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
-import tomllib
 import yaml
+
 from act_operator import __version__
 from act_operator.settings import OperatorSettings
 

@@ -15,8 +15,18 @@ import pytest
 from act_operator.local import stage_command
 from act_trainer import data, store
 from act_trainer.config import (
-    CollectConfig, DistributedConfig, EnvironmentConfig, EvalConfig, ExpertSource, GenerationConfig, GRPOSettings,
-    JobRef, JudgeConfig, OptimConfig, PolicyConfig, TrackingConfig,
+    CollectConfig,
+    DistributedConfig,
+    EnvironmentConfig,
+    EvalConfig,
+    ExpertSource,
+    GenerationConfig,
+    GRPOSettings,
+    JobRef,
+    JudgeConfig,
+    OptimConfig,
+    PolicyConfig,
+    TrackingConfig,
 )
 from act_trainer.manifest import MANIFEST, read_manifest, sha256_file
 

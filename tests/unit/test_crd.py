@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from act_operator import api
 from act_operator.crd import FIELD_EXTRA, MODEL_EXTRA, crd, render_yaml
 

@@ -5,6 +5,7 @@ import re
 
 import kubernetes_validate
 import pytest
+
 from act_operator import manifests as M
 from act_operator.api import API_VERSION, parse_actjob
 from act_operator.settings import OperatorSettings

@@ -1,11 +1,11 @@
 """The planner, transition by transition: pure, no services."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from act_operator import pipeline as P
 from act_operator.api import API_VERSION, parse_actjob
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def make_job(**stages):

@@ -5,7 +5,12 @@ import pytest
 from act_trainer.data import State
 from act_trainer.filters import filter_alternatives
 from act_trainer.prompts import (
-    action_prompt, judgement_prompt, normalize_action, order_candidates, parse_action, parse_choice,
+    action_prompt,
+    judgement_prompt,
+    normalize_action,
+    order_candidates,
+    parse_action,
+    parse_choice,
 )
 from act_trainer.rewards import action_match, action_reward, make_judgement_reward, token_f1
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from act_operator.kube import API_CALLS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,6 +24,7 @@ from typing import ClassVar
 from urllib.parse import parse_qs, quote, unquote
 
 import pytest
+
 from act_trainer.config import EnvironmentConfig
 from act_trainer.data import dumps_jsonl, loads_trajectories
 from act_trainer.envs import EnvError, make_env

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -90,7 +90,7 @@ class Shard(Strict):
     count: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _in_range(self) -> "Shard":
+    def _in_range(self) -> Shard:
         if self.index >= self.count:
             raise ValueError(f"shard.index {self.index} must be < shard.count {self.count}")
         return self
@@ -230,7 +230,7 @@ class EvalConfig(StageBase):
 
 
 StageConfig = Annotated[
-    Union[CollectConfig, JudgeConfig, PolicyConfig, EvalConfig], Field(discriminator="stage")
+    CollectConfig | JudgeConfig | PolicyConfig | EvalConfig, Field(discriminator="stage")
 ]
 
 

@@ -15,8 +15,8 @@ import hashlib
 import io
 import json
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Iterator
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Trajectory:
         return f"{self.env}/{self.split}/{self.task}/{self.variation}"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Trajectory":
+    def from_dict(cls, d: dict) -> Trajectory:
         missing = [k for k in ("env", "task", "goal", "steps") if k not in d]
         if missing:
             raise ValueError(f"trajectory record lacks field(s) {missing}; see the trajectory format in README")

@@ -15,7 +15,7 @@ class FilterReport:
     kept: int = 0
     removed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
 
-    def add(self, other: "FilterReport") -> None:
+    def add(self, other: FilterReport) -> None:
         self.sampled += other.sampled
         self.kept += other.kept
         for rule, n in other.removed.items():

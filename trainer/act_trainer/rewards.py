@@ -17,7 +17,7 @@ def make_judgement_reward(malformed_penalty: float = 0.0):
         choices = [parse_choice(completion_text(c)) for c in completions]
         if log_metric is not None and choices:  # TRL passes log_metric: the rate lands in the trainer's logs
             log_metric("malformed_rate", sum(c is None for c in choices) / len(choices))
-        return [malformed_penalty if c is None else float(c == int(a)) for c, a in zip(choices, answer)]
+        return [malformed_penalty if c is None else float(c == int(a)) for c, a in zip(choices, answer, strict=True)]
 
     return judgement_reward
 
@@ -45,4 +45,4 @@ def action_reward(completions, expert_action, log_metric=None, **_) -> list[floa
     actions = [parse_action(completion_text(c)) for c in completions]
     if log_metric is not None and actions:
         log_metric("malformed_rate", sum(a is None for a in actions) / len(actions))
-    return [action_match(a, e) for a, e in zip(actions, expert_action)]
+    return [action_match(a, e) for a, e in zip(actions, expert_action, strict=True)]

@@ -243,9 +243,11 @@ def _s3_errors(uri: str, action: str, missing: str = "object") -> Iterator[None]
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
-        ConnectionError as BotoConnectionError,
         NoCredentialsError,
         PartialCredentialsError,
+    )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
     )
 
     endpoint = _endpoint() or "AWS S3"

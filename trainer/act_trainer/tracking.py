@@ -50,7 +50,6 @@ class StageRun:
             return
         import mlflow
         import pandas as pd
-
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.http_dataset_source import HTTPDatasetSource
 

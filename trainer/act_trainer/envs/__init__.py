@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from act_trainer.envs.base import Environment, EnvError, Observation
+from act_trainer.envs.base import EnvError, Environment, Observation
 
 REGISTRY = {
     "scienceworld": "act_trainer.envs.scienceworld:ScienceWorldEnv",

@@ -179,7 +179,7 @@ class ALFWorldEnv:
         if not tasks:
             return list(TASK_TYPES)
         names = [TASK_TYPES[int(t) - 1] if t.isdigit() and 1 <= int(t) <= 6 else t for t in tasks]
-        unknown = [t for t, n in zip(tasks, names) if n not in TASK_TYPES]
+        unknown = [t for t, n in zip(tasks, names, strict=True) if n not in TASK_TYPES]
         if unknown:
             raise EnvError(f"environment.tasks: unknown ALFWorld task type(s) {unknown}; valid: "
                            f"{', '.join(TASK_TYPES)} (or their ids 1-6)")

@@ -6,8 +6,9 @@ collect and policy need expert trajectories, eval needs episodes it can play.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from act_trainer.data import Trajectory
 

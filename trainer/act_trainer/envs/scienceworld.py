@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
-from typing import Iterator
+from collections.abc import Iterator
 
 from act_trainer.data import Step, Trajectory
 from act_trainer.envs.base import EnvError, Observation
@@ -87,7 +87,7 @@ class ScienceWorldEnv:
             return valid
         # infer_task also accepts the paper's ids ("1-1") and long names.
         names = [infer_task(t) for t in tasks]
-        unknown = [t for t, n in zip(tasks, names) if n not in valid]
+        unknown = [t for t, n in zip(tasks, names, strict=True) if n not in valid]
         if unknown:
             raise EnvError(f"env.tasks: unknown ScienceWorld task(s) {unknown}; "
                            f"valid names: {', '.join(valid)}")

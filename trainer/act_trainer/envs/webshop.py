@@ -303,7 +303,7 @@ def parse_demonstrations(lines: Iterable[str], human_goals: list[str] | None = N
         except ValueError as e:
             raise ValueError(f"{name}: line {n}: {e}") from None
         steps = []
-        for state, action, valid in zip(states, actions, available):
+        for state, action, valid in zip(states, actions, available, strict=True):
             parsed = parse_action(action)
             if parsed is None:
                 raise ValueError(f"{name}: line {n}: action {action!r} is neither search[...] nor click[...]")

@@ -54,7 +54,7 @@ def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory]) -> 
                               temperature=cfg.generation.temperature, top_p=cfg.generation.top_p,
                               max_new_tokens=cfg.generation.max_new_tokens, prefill=cfg.prefill, progress=True)
     report, rows = FilterReport(), []
-    for (state, expert), outs in zip(items, samples):
+    for (state, expert), outs in zip(items, samples, strict=True):
         kept, r = filter_alternatives(expert, outs, state.admissible, cfg.max_alternatives,
                                       cfg.filter_inadmissible)
         report.add(r)

@@ -18,8 +18,14 @@ from act_trainer.config import EvalConfig
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
 from act_trainer.models import resolve_model
-from act_trainer.prompts import action_prompt, judgement_prompt, normalize_action, order_candidates, \
-    parse_action, parse_choice
+from act_trainer.prompts import (
+    action_prompt,
+    judgement_prompt,
+    normalize_action,
+    order_candidates,
+    parse_action,
+    parse_choice,
+)
 from act_trainer.rewards import action_match
 from act_trainer.stages.common import stage
 
@@ -78,9 +84,9 @@ def next_action_accuracy(env, engine, split: str, cfg: EvalConfig) -> dict:
         return {"action_states": 0}
     outs = _gen(engine, [action_prompt(s) for s, _ in items], cfg)
     actions = [parse_action(o) for o in outs]
-    exact = [a is not None and normalize_action(a) == normalize_action(e) for a, (_, e) in zip(actions, items)]
+    exact = [a is not None and normalize_action(a) == normalize_action(e) for a, (_, e) in zip(actions, items, strict=True)]
     return {"next_action_accuracy": sum(exact) / len(items),
-            "next_action_match": sum(action_match(a, e) for a, (_, e) in zip(actions, items)) / len(items),
+            "next_action_match": sum(action_match(a, e) for a, (_, e) in zip(actions, items, strict=True)) / len(items),
             "action_malformed_rate": sum(a is None for a in actions) / len(items), "action_states": len(items)}
 
 
@@ -96,7 +102,7 @@ def judgement_accuracy(engine, cfg: EvalConfig) -> dict:
         prompts.append(judgement_prompt(data.pair_state(r), first, second))
         answers.append(answer)
     choices = [parse_choice(o) for o in _gen(engine, prompts, cfg)]
-    return {"judge_accuracy": sum(c == a for c, a in zip(choices, answers)) / len(rows),
+    return {"judge_accuracy": sum(c == a for c, a in zip(choices, answers, strict=True)) / len(rows),
             "judge_malformed_rate": sum(c is None for c in choices) / len(rows), "judge_pairs": len(rows)}
 
 
