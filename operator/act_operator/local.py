@@ -162,13 +162,17 @@ class LocalExecutor:
                "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
         cmd = stage_command(cfg, config_path)
         self.console.print(f"[bold blue]▶ {stage}[/] attempt {attempt}  log: {self.dir / (name + '.log')}")
-        started = time.monotonic()
+        started = last_progress = time.monotonic()
         with open(self.dir / f"{name}.log", "w") as logf:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     bufsize=1)
             for line in proc.stdout:
                 logf.write(line)
-                if "it/s]" in line or "s/it]" in line or " INFO act_trainer" in line or "Error" in line:
+                progress = "it/s]" in line or "s/it]" in line
+                if progress and time.monotonic() - last_progress < 2.0 and "100%" not in line:
+                    continue  # the log has every tqdm line; the terminal one every 2 s
+                if progress or " INFO act_trainer" in line or "Error" in line:
+                    last_progress = time.monotonic() if progress else last_progress
                     self.console.print(f"  [dim]{stage}[/] {line.rstrip()[-160:]}", highlight=False)
             code = proc.wait()
         self.durations[stage] = time.monotonic() - started
