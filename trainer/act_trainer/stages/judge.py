@@ -7,7 +7,6 @@ Nothing supervises the reasoning. Checkpoints go to storage; a rerun resumes the
 
 from __future__ import annotations
 
-import json
 import logging
 
 from act_trainer import data, store
@@ -58,16 +57,11 @@ def run(cfg: JudgeConfig) -> dict:
             train_dataset=Dataset.from_list(rows),
             callbacks=[training.SyncCheckpoints(cfg.checkpoints), training.LogMetrics(st.run)],
         )
-        result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model(str(st.out))
-        if not trainer.is_world_process_zero():
+        done = training.train_and_save(trainer, st, resume)
+        if done is None:
             return {}
-        info = training.runtime_info(trainer)
-        log.info("%s trained %d steps on %s", cfg.stage, trainer.state.global_step, info)
-        history = trainer.state.log_history
-        (st.out / "train_log.json").write_text(json.dumps(history, indent=1))
-        metrics = {**training.summarize(history), "steps": trainer.state.global_step, "pairs": len(rows),
-                   "train_runtime": result.metrics.get("train_runtime", 0.0), "resumed": bool(resume)}
+        metrics, info = done
+        metrics["pairs"] = len(rows)
         pairs_manifest = _manifest_digest(cfg.pairs)
         st.run.log_dataset(cfg.pairs, "contrast_pairs", pairs_manifest, "training",
                            rows=[{k: p[k] for k in ("pair_id", "expert_action", "alternative")} for p in pairs])

@@ -7,7 +7,6 @@ rl: GRPO generating the action; reward = normalised match with the expert's (rew
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 
@@ -85,16 +84,11 @@ def run(cfg: PolicyConfig) -> dict:
             trainer = GRPOTrainer(model=str(model_dir), processing_class=tokenizer, reward_funcs=[action_reward],
                                   train_dataset=dataset, args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
                                   callbacks=callbacks)
-        result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model(str(st.out))
-        if not trainer.is_world_process_zero():
+        done = training.train_and_save(trainer, st, resume)
+        if done is None:
             return {}
-        info = training.runtime_info(trainer)
-        log.info("%s trained %d steps on %s", cfg.stage, trainer.state.global_step, info)
-        history = trainer.state.log_history
-        (st.out / "train_log.json").write_text(json.dumps(history, indent=1))
-        metrics = {**training.summarize(history), "steps": trainer.state.global_step, "examples": len(rows),
-                   "train_runtime": result.metrics.get("train_runtime", 0.0), "resumed": bool(resume)}
+        metrics, info = done
+        metrics["examples"] = len(rows)
         st.run.log_dataset(cfg.expert, "expert", data.digest_trajectories(trajs), "training",
                            rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])
         return st.publish(metrics, extra={"method": cfg.method, "start_model": cfg.model, **info})

@@ -4,6 +4,7 @@ metrics from the trainer's logs."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -169,6 +170,22 @@ class LogMetrics(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
             self.run.log_metrics({k.replace("/", "."): v for k, v in logs.items()}, step=state.global_step)
+
+
+def train_and_save(trainer, st, resume: str | None) -> tuple[dict, dict] | None:
+    """Train (from the checkpoint `resume` names, if any), save the model into the stage's
+    outputs, and on the main process return (metrics, how it ran); None on the others."""
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(st.out))  # every rank: ZeRO-3 gathers the shards here
+    if not trainer.is_world_process_zero():
+        return None
+    info = runtime_info(trainer)
+    log.info("%s trained %d steps on %s", st.cfg.stage, trainer.state.global_step, info)
+    history = trainer.state.log_history
+    (st.out / "train_log.json").write_text(json.dumps(history, indent=1))
+    metrics = {**summarize(history), "steps": trainer.state.global_step,
+               "train_runtime": result.metrics.get("train_runtime", 0.0), "resumed": bool(resume)}
+    return metrics, info
 
 
 def runtime_info(trainer) -> dict:
