@@ -52,10 +52,14 @@ ARMS = ("ACT only", "IL", "IL w/ ACT", "RL", "RL w/ ACT")
 METRICS = ["judge_accuracy", "dev/next_action_accuracy", "dev/success_rate", "judge_malformed_rate",
            "dev/action_malformed_rate"]
 
+# Tuned on this machine: judge lr 5e-5 left the judge's greedy answers unchanged after 120 steps,
+# 1e-3 collapsed it into malformed output by step 80; 3e-4 for 200 steps moved it.
 FULL = dict(seeds=3, warmup_episodes=60, act_episodes=80, warmup_steps=300, judge_steps=120, policy_steps=60,
-            eval_episodes=20, action_states=120, judge_pairs=150)
+            eval_episodes=20, action_states=120, judge_pairs=150,
+            judge={"stages.judge.learningRate": 3e-4, "stages.judge.maxSteps": 200},
+            il={"learningRate": 2e-4}, rl={"learningRate": 1e-4})
 SMOKE = dict(seeds=1, warmup_episodes=6, act_episodes=8, warmup_steps=4, judge_steps=2, policy_steps=2,
-             eval_episodes=2, action_states=8, judge_pairs=8)
+             eval_episodes=2, action_states=8, judge_pairs=8, judge={}, il={}, rl={})
 
 
 class Experiment:
@@ -138,12 +142,14 @@ class Experiment:
 
     def arms(self, pi0: str, pairs: str, seed: int) -> dict[str, ACTJob]:
         reuse = {"model.uri": pi0, "seed": seed, "stages.collect.reuse": pairs}
-        runs = {"ACT only": self.run(f"act-only-s{seed}", self.spec(**reuse, **{"stages.judge.enabled": True}))}
+        runs = {"ACT only": self.run(f"act-only-s{seed}", self.spec(**reuse, **{
+            "stages.judge.enabled": True, **self.p["judge"]}))}
         judge = runs["ACT only"].status.stages["judge"].outputs.uri
         for method in ("il", "rl"):
-            runs[method.upper()] = self.run(f"{method}-s{seed}", self.spec(**reuse, **{
+            tuned = {f"stages.policy.{k}": v for k, v in self.p[method].items()}
+            runs[method.upper()] = self.run(f"{method}-s{seed}", self.spec(**reuse, **tuned, **{
                 "stages.policy.method": method}))
-            runs[f"{method.upper()} w/ ACT"] = self.run(f"{method}-act-s{seed}", self.spec(**reuse, **{
+            runs[f"{method.upper()} w/ ACT"] = self.run(f"{method}-act-s{seed}", self.spec(**reuse, **tuned, **{
                 "stages.judge.reuse": judge, "stages.policy.method": method}))
         return runs
 
@@ -239,7 +245,7 @@ def log_to_mlflow(uri: str, report: Path, summary: dict) -> None:
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("act-learns")
     with mlflow.start_run(run_name="report"):
-        mlflow.log_params({k: v for k, v in summary["params"].items()})
+        mlflow.log_params({k: str(v)[:500] for k, v in summary["params"].items()})
         for arm, metrics in summary["results"].items():
             for metric, v in metrics.items():
                 key = f"{arm}/{metric}".replace(" ", "_").replace("(", "").replace(")", "")

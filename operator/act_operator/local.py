@@ -84,10 +84,13 @@ class LocalExecutor:
     def _restore(self, job: ACTJob, fresh: bool) -> ACTJob:
         if self.state_file.exists() and not fresh:
             saved = json.loads(self.state_file.read_text())
-            if saved.get("spec_hash") == spec_hash(job) and saved["status"]["phase"] not in pipeline.TERMINAL:
+            # the same spec goes on where it stopped, and a finished one is not run again (as an
+            # applied ACTJob is not): a Failed run or a changed spec starts over
+            if saved.get("spec_hash") == spec_hash(job) and saved["status"]["phase"] != "Failed":
                 job.metadata.uid = saved["uid"]
                 job.status = ACTJobStatus.model_validate(saved["status"])
-                self.console.print(f"[bold]resuming[/] {job.metadata.name} (uid {job.metadata.uid})")
+                verb = "already succeeded" if job.status.phase == "Succeeded" else "resuming"
+                self.console.print(f"[bold]{verb}[/] {job.metadata.name} (uid {job.metadata.uid}; --fresh runs it again)")
                 return job
         job.metadata.uid = str(uuid.uuid4())
         job.status = ACTJobStatus()
@@ -107,6 +110,9 @@ class LocalExecutor:
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> ACTJob:
         job = self.job
+        if job.status.phase == "Succeeded":
+            self.console.print(summary_table(job))
+            return job
         if not job.status.mlflow.run_id:
             job.status.mlflow = tracking.start_parent(self.tracking_uri, job)
         self.console.print(f"[bold]ACTJob[/] {job.metadata.name}  uid={job.metadata.uid}\n"
