@@ -263,6 +263,9 @@ class PodSpec(Model):
                                                                "operator's stage service account.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector of every stage pod.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of every stage pod.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment of every stage container, "
+                                                                  "e.g. NCCL_SOCKET_IFNAME. Not for secrets: use "
+                                                                  "the credentials Secrets.")
     ttl_seconds_after_finished: int | None = Field(86400, ge=0, description="Finished Jobs are deleted after "
                                                                             "this long (null: kept).")
 

@@ -119,6 +119,7 @@ def _env(job: ACTJob, settings: OperatorSettings, indexed: bool) -> list[dict]:
              "AWS_REGION": spec.storage.s3.region,
              "MLFLOW_TRACKING_URI": spec.tracking.uri or settings.mlflow_tracking_uri}
     env += [{"name": k, "value": v} for k, v in plain.items() if v]
+    env += [{"name": k, "value": v} for k, v in sorted(spec.pod.env.items()) if k not in plain]
     # Secrets by reference only. A Secret the ACTJob names is required (a typo shows up as a pod
     # that cannot start); the operator's default is optional, for clusters that use IRSA or
     # workload identity instead.

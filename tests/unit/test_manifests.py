@@ -263,3 +263,12 @@ def test_settings_validation_messages(monkeypatch):
                      ({"s3_endpoint": "minio:9000"}, "endpoint URL"), ({"stage_service_account": "Bad"}, "object name")]:
         with pytest.raises(ValueError, match=msg):
             OperatorSettings(**bad)
+
+
+def test_pod_env_reaches_every_stage_container():
+    job = make_job(pod={"env": {"NCCL_SOCKET_IFNAME": "eth0", "NCCL_DEBUG": "INFO"}})
+    jobs = [o for o in M.all_stage_objects(job, SETTINGS) if o["kind"] == "Job"]
+    assert len(jobs) == 4
+    for obj in jobs:
+        env = env_of(obj)
+        assert env["NCCL_SOCKET_IFNAME"]["value"] == "eth0" and env["NCCL_DEBUG"]["value"] == "INFO"
