@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -171,7 +172,7 @@ def plot(results: dict, curves: list[list[float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 4.8))
     labels = list(results)
     shown = [m for m in METRICS if "malformed" not in m]
     width = 0.8 / len(shown)
@@ -183,9 +184,13 @@ def plot(results: dict, curves: list[list[float]], path: Path) -> None:
     ax1.set_xticks([x + width * (len(shown) - 1) / 2 for x in range(len(labels))], labels, rotation=15)
     ax1.set_ylabel("%")
     ax1.set_title("held-out accuracy per arm (mean ± std over seeds)")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    window = 20
     for i, curve in enumerate(curves):
-        ax2.plot(range(1, len(curve) + 1), curve, alpha=0.8, label=f"seed {i}")
+        line, = ax2.plot(range(1, len(curve) + 1), curve, alpha=0.2)
+        smooth = [statistics.fmean(curve[max(0, j - window + 1):j + 1]) for j in range(len(curve))]
+        ax2.plot(range(1, len(curve) + 1), smooth, color=line.get_color(), label=f"seed {i} ({window}-step mean)")
+    ax2.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     ax2.set_xlabel("judge optimizer step")
     ax2.set_ylabel("mean reward (correct judgement)")
     ax2.set_title("ACT stage: GRPO reward")
