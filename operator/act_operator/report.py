@@ -26,6 +26,9 @@ PAPER = {
 }
 
 
+HEADLINE = ("success_rate", "next_action_accuracy", "judge_accuracy")  # the paper's measures
+
+
 @dataclass
 class Run:
     label: str
@@ -77,10 +80,10 @@ def table(runs: list[Run], metrics: list[str] | None = None, percent: bool = Tru
 
     agg = aggregate(runs)
     env = runs[0].env if runs else ""
-    metrics = metrics or sorted({m for r in runs for m in r.metrics if not m.endswith(("seconds", "_n"))})
+    metrics = metrics or sorted({m for r in runs for m in r.metrics if m.rpartition("/")[2] in HEADLINE})
     scale = 100.0 if percent else 1.0
     t = Table(title=f"{env}: mean ± std over seeds" + (" (%)" if percent else ""))
-    t.add_column("method")
+    t.add_column("method", no_wrap=True)
     t.add_column("seeds", justify="right")
     for m in metrics:
         t.add_column(m, justify="right")
