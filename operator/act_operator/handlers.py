@@ -158,9 +158,12 @@ def _invalid(body: dict, err: A.SpecError, rv: str) -> None:
 
 # --- triggers --------------------------------------------------------------------------------
 
-@kopf.on.resume(A.GROUP, A.VERSION, A.PLURAL)
-@kopf.on.create(A.GROUP, A.VERSION, A.PLURAL)
-@kopf.on.update(A.GROUP, A.VERSION, A.PLURAL, field="spec")
+RETRY_S = 5  # a reconcile that raised (API or MLflow hiccup) is tried again this soon, not kopf's 60 s
+
+
+@kopf.on.resume(A.GROUP, A.VERSION, A.PLURAL, backoff=RETRY_S)
+@kopf.on.create(A.GROUP, A.VERSION, A.PLURAL, backoff=RETRY_S)
+@kopf.on.update(A.GROUP, A.VERSION, A.PLURAL, field="spec", backoff=RETRY_S)
 def on_actjob(namespace, name, body, **_):
     reconcile(namespace, name, _plain(body))
 

@@ -36,13 +36,26 @@ def _flat_spec(job: ACTJob) -> dict:
     return dict(walk(job.spec.model_dump(mode="json", by_alias=True, exclude={"suspend"})))
 
 
+def ensure_experiment(client, name: str) -> str:
+    """The experiment's id, creating it if needed; several ACTJobs may race to create it."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as e:
+        if getattr(e, "error_code", "") != "RESOURCE_ALREADY_EXISTS" and "already exists" not in str(e):
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
 def start_parent(uri: str, job: ACTJob) -> MlflowStatus:
     """The ACTJob's parent run, found by its uid first so that a restarted executor never
     opens a second one."""
     client = _client(uri)
-    name = job.spec.tracking.experiment
-    exp = client.get_experiment_by_name(name)
-    experiment_id = exp.experiment_id if exp else client.create_experiment(name)
+    experiment_id = ensure_experiment(client, job.spec.tracking.experiment)
     uid = job.metadata.uid or "local"
     found = client.search_runs([experiment_id], filter_string=f"tags.`act.actjob.uid` = '{uid}'",
                                max_results=1)

@@ -108,17 +108,17 @@ def cluster(kube_api):
     return Cluster(ns)
 
 
-def run_operator():
+def run_operator(namespace: str):
     from kopf.testing import KopfRunner
 
-    return KopfRunner(["run", "-A", "--standalone", "-m", "act_operator.handlers"])
+    return KopfRunner(["run", "--namespace", namespace, "--standalone", "-m", "act_operator.handlers"])
 
 
 @pytest.fixture
-def operator(kube_api, mlflow_server, monkeypatch):
+def operator(cluster, mlflow_server, monkeypatch):
     monkeypatch.setenv("ACT_PORT", "0")
     monkeypatch.setenv("ACT_MLFLOW_TRACKING_URI", mlflow_server)
-    with run_operator() as runner:
+    with run_operator(cluster.ns) as runner:
         yield runner
     assert runner.exception is None, runner.exception
 
@@ -241,14 +241,14 @@ def test_operator_restart_mid_pipeline_creates_no_duplicates(cluster, kube_api, 
     monkeypatch.setenv("ACT_PORT", "0")
     monkeypatch.setenv("ACT_MLFLOW_TRACKING_URI", mlflow_server)
     c = cluster
-    with run_operator() as first:
+    with run_operator(c.ns) as first:
         c.apply("restart", SPEC)
         c.job("restart-collect-1")
         run_id = wait_for(lambda: c.status("restart").get("phase") == "Running" and c.status("restart")["mlflow"]
                           ["runId"], "Running")
     assert first.exception is None
     c.finish("restart-collect-1", result=result("pairs"))  # while no operator runs
-    with run_operator() as second:
+    with run_operator(c.ns) as second:
         c.job("restart-judge-1")
         wait_for(lambda: c.status("restart")["stages"]["judge"]["phase"] == "Running", "judge Running")
         time.sleep(1.0)  # let any duplicate attempt show itself
@@ -276,3 +276,15 @@ def test_delete_ends_the_mlflow_run_as_killed(cluster, operator, mlflow_server):
             return e.status == 404
 
     wait_for(gone, "ACTJob deleted")
+
+
+def test_many_actjobs_racing_for_one_mlflow_experiment(cluster, operator, mlflow_server):
+    """ACTJobs created together all open their parent runs in one new experiment."""
+    c = cluster
+    spec = dict(SPEC, tracking={"experiment": f"race-{uuid.uuid4().hex[:6]}"})
+    names = [f"race-{i}" for i in range(6)]
+    for name in names:
+        c.apply(name, spec)
+    for name in names:
+        wait_for(lambda n=name: c.status(n).get("mlflow", {}).get("runId"), f"{name} parent run")
+        c.job(f"{name}-collect-1")
