@@ -75,6 +75,34 @@ OPERATOR = triples(API_CALLS, KOPF_NAMESPACED)
 # --- tests -----------------------------------------------------------------------------------
 
 
+# kubernetes client methods kube.py may call -> (apiGroup, resource, verb)
+CLIENT_METHODS = {
+    "get_namespaced_custom_object": ("act-operator.io", "actjobs", "get"),
+    "patch_namespaced_custom_object_status": ("act-operator.io", "actjobs/status", "patch"),
+    "create_namespaced_job": ("batch", "jobs", "create"),
+    "read_namespaced_job": ("batch", "jobs", "get"),
+    "patch_namespaced_job": ("batch", "jobs", "patch"),
+    "create_namespaced_service": ("", "services", "create"),
+    "create_namespaced_config_map": ("", "configmaps", "create"),
+    "list_namespaced_pod": ("", "pods", "list"),
+    "create_namespaced_event": ("", "events", "create"),
+}
+
+
+def test_api_calls_list_exactly_what_kube_py_calls():
+    """Read the client calls off kube.py, so API_CALLS (and with it the RBAC) cannot drift."""
+    import ast
+
+    import act_operator.kube as kube
+
+    tree = ast.parse(Path(kube.__file__).read_text())
+    called = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+              and isinstance(node.value, ast.Name) and node.value.id in ("core", "batch", "custom")}
+    unknown = called - set(CLIENT_METHODS)
+    assert not unknown, f"add these client methods to CLIENT_METHODS with their verb: {unknown}"
+    assert {CLIENT_METHODS[m] for m in called} == triples(API_CALLS)
+
+
 def test_api_calls_are_well_formed():
     verbs = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
     for (group, resource), used in API_CALLS.items():
