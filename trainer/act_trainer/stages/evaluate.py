@@ -42,8 +42,8 @@ def play(env, engine, episode: str, cfg: EvalConfig) -> dict:
     obs = env.reset(episode)
     goal, history, malformed, steps = obs.goal, [], 0, 0
     for steps in range(1, cfg.env.max_steps + 1):
-        state = data.State(episode, steps - 1, goal, obs.text, history[-cfg.env.history:] if cfg.env.history else [],
-                           env.admissible())
+        # prompts do not show admissible actions: don't ask for them (ScienceWorld enumerates them)
+        state = data.State(episode, steps - 1, goal, obs.text, history[-cfg.env.history:] if cfg.env.history else [])
         action = parse_action(_gen(engine, [action_prompt(state)], cfg)[0])
         if action is None:  # a malformed turn costs a step and changes nothing
             malformed += 1
