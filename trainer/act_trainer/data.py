@@ -161,13 +161,17 @@ def digest_trajectories(trajs: list[Trajectory]) -> str:
     return "sha256:" + hashlib.sha256(dumps_jsonl(t.to_dict() for t in trajs)).hexdigest()
 
 
-def load_trajectories(uri: str, name: str = "expert.jsonl") -> list[Trajectory]:
-    """A trajectories file, or every `name` under a prefix (the shards of a collect stage)."""
+def load_trajectories(uri: str, field: str, name: str = "expert.jsonl") -> list[Trajectory]:
+    """A trajectories file, or every `name` under a prefix (the shards of a collect stage).
+    Failures name the config `field` the URI came from."""
     from act_trainer import store
 
-    files = store.list(uri)
-    if files != [uri]:
-        files = [f for f in files if f.endswith("/" + name)]
-    if not files:
-        raise FileNotFoundError(f"no expert trajectories at {uri} (nor any {name} under it)")
-    return [t for f in files for t in loads_trajectories(store.read_bytes(f), name=f)]
+    try:
+        files = store.list(uri)
+        if files != [uri]:
+            files = [f for f in files if f.endswith("/" + name)]
+        if not files:
+            raise FileNotFoundError(f"no expert trajectories at {uri} (nor any {name} under it)")
+        return [t for f in files for t in loads_trajectories(store.read_bytes(f), name=f)]
+    except (store.StoreError, FileNotFoundError) as e:
+        raise store.StoreError(f"{field}: cannot read expert trajectories: {e}") from None

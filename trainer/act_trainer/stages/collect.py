@@ -23,17 +23,9 @@ from act_trainer.stages.common import stage
 log = logging.getLogger("act_trainer.collect")
 
 
-def load_expert(uri: str) -> list[data.Trajectory]:
-    try:
-        blob = store.read_bytes(uri)
-    except store.StoreError as e:
-        raise store.StoreError(f"expert.uri: cannot read expert trajectories: {e}") from None
-    return data.loads_trajectories(blob, name=uri)
-
-
 def expert_trajectories(cfg: CollectConfig) -> list[data.Trajectory]:
     if cfg.expert.uri:
-        return load_expert(cfg.expert.uri)
+        return data.load_trajectories(cfg.expert.uri, field="expert.uri")
     env = make_env(cfg.env)
     try:
         if cfg.expert.split not in env.splits():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 
-from act_trainer import data, store
+from act_trainer import data
 from act_trainer.config import PolicyConfig
 from act_trainer.models import resolve_model
 from act_trainer.prompts import action_prompt, judgement_prompt, normalize_action
@@ -61,10 +61,7 @@ def run(cfg: PolicyConfig) -> dict:
 
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
-        try:
-            trajs = data.load_trajectories(cfg.expert)
-        except (store.StoreError, FileNotFoundError) as e:
-            raise store.StoreError(f"expert: cannot read expert trajectories: {e}") from None
+        trajs = data.load_trajectories(cfg.expert, field="expert")
         rows = action_rows(trajs, cfg.history, cfg.method)
         if cfg.method == "il" and cfg.format_judgements:
             extra = format_rows(trajs, cfg.history, cfg.format_judgements, cfg.seed)
