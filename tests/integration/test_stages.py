@@ -140,14 +140,16 @@ def judge_cfg(collected, name: str, **kw) -> JudgeConfig:
 
 
 def test_judge_trains_saves_and_resumes_after_a_kill(collected, tmp_path):
-    cfg = judge_cfg(collected, "judge", optim=OptimConfig(learning_rate=1e-5, max_steps=6, batch_size=4,
+    # long enough that the kill lands mid-run: a checkpoint is marked complete only once the next
+    # one is saved (uploads run in the background), and the tiny model takes ~0.1 s a step
+    cfg = judge_cfg(collected, "judge", optim=OptimConfig(learning_rate=1e-5, max_steps=40, batch_size=4,
                                                           save_steps=2))
     # kill the first attempt once a checkpoint is safely in storage, as a preempted pod would be
     proc = run_stage(cfg, tmp_path, wait=False)
     deadline = time.time() + 300
     while not store.exists(f"{cfg.checkpoints}/checkpoint-2/_COMPLETE"):
         assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
-        time.sleep(0.5)
+        time.sleep(0.05)
     proc.kill()
     proc.wait()
     assert not store.exists(f"{cfg.output}/{MANIFEST}")
@@ -156,7 +158,7 @@ def test_judge_trains_saves_and_resumes_after_a_kill(collected, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "resuming from" in proc.stderr + proc.stdout
     manifest = read_manifest(cfg.output)
-    assert manifest["metrics"]["steps"] == 6 and manifest["metrics"]["resumed"] is True
+    assert manifest["metrics"]["steps"] == 40 and manifest["metrics"]["resumed"] is True
     assert {"config.json", "model.safetensors", "train_log.json"} <= {f["path"] for f in manifest["files"]}
     from transformers import AutoModelForCausalLM
 
