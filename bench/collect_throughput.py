@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from act_trainer import data  # noqa: E402
-from act_trainer.config import CollectConfig, EnvironmentConfig, GenerationConfig, JobRef  # noqa: E402
+from act_trainer.config import CollectConfig, EnvironmentConfig, JobRef  # noqa: E402
 from act_trainer.engines.hf import HFEngine  # noqa: E402
 from act_trainer.envs import make_env  # noqa: E402
 from act_trainer.models import resolve_model  # noqa: E402
@@ -52,7 +52,7 @@ def main() -> None:
     engine = HFEngine(model_dir, batch_size=BATCH)
     cfg = CollectConfig(job=JobRef(name="bench", uid="bench"), output="file:///tmp/bench", model=model_dir,
                         env=env_cfg, samples=K, max_alternatives=K, batch_size=BATCH,
-                        generation=GenerationConfig(temperature=1.0, max_new_tokens=NEW_TOKENS))
+                        temperature=1.0, max_new_tokens=NEW_TOKENS)
     states = sum(len(t.steps) for t in trajs)
     ours, bare = [], []
     for _ in range(ROUNDS):  # interleaved, so drift on a shared machine hits both alike

@@ -184,7 +184,7 @@ ROWS: list[Callable[[], Row]] = [scienceworld, alfworld, textworld_express]
 def alfworld_collect() -> str:
     """The collect stage's throughput on ALFWorld: sampling K alternatives per walkthrough state
     with the tiny model, and filtering them by ALFWorld's admissible commands."""
-    from act_trainer.config import CollectConfig, GenerationConfig, JobRef
+    from act_trainer.config import CollectConfig, JobRef
     from act_trainer.engines.hf import HFEngine
     from act_trainer.models import resolve_model
     from act_trainer.stages.collect import contrast_pairs
@@ -201,7 +201,7 @@ def alfworld_collect() -> str:
     model_dir = str(resolve_model("tiny://qwen3-tiny"))
     cfg = CollectConfig(job=JobRef(name="bench", uid="bench"), output="file:///tmp/bench", model=model_dir,
                         env=env_cfg, samples=8, max_alternatives=4, batch_size=16,
-                        generation=GenerationConfig(temperature=1.0, max_new_tokens=16))
+                        temperature=1.0, max_new_tokens=16)
     engine = HFEngine(model_dir, batch_size=16)
     states = sum(len(t.steps) for t in trajs)
     t = time.perf_counter()

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from act_trainer import data  # noqa: E402
-from act_trainer.config import GRPOSettings, JobRef, JudgeConfig, OptimConfig  # noqa: E402
+from act_trainer.config import JobRef, JudgeConfig  # noqa: E402
 from act_trainer.models import resolve_model  # noqa: E402
 from act_trainer.rewards import make_judgement_reward  # noqa: E402
 from act_trainer.stages import judge, training  # noqa: E402
@@ -49,8 +49,8 @@ def main() -> None:
         cfg = JudgeConfig(job=JobRef(name="bench", uid=f"r{r}"), model=model_dir, pairs=f"file://{tmp}/pairs",
                           output=f"file://{tmp}/out{r}", checkpoints=f"file://{tmp}/ckpt{r}",
                           scratch=str(tmp / f"scratch{r}"),
-                          grpo=GRPOSettings(group_size=4, max_completion_length=16),
-                          optim=OptimConfig(learning_rate=1e-5, max_steps=STEPS, batch_size=4, save_steps=SAVE))
+                          group_size=4, max_completion_length=16, learning_rate=1e-5, max_steps=STEPS,
+                          batch_size=4, save_steps=SAVE)
         # bare TRL: same args, same prompts, same reward, no callbacks
         args = GRPOConfig(**training.grpo_args(cfg, tmp / f"bare{r}"))
         trainer = GRPOTrainer(model=model_dir, processing_class=AutoTokenizer.from_pretrained(model_dir),

@@ -16,7 +16,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from act_trainer.config import ENVIRONMENTS, STAGES, check_uri
+from act_trainer.contract import (
+    STAGES,
+    CollectSettings,
+    EnvironmentSettings,
+    EvalSettings,
+    ExpertSettings,
+    JudgeSettings,
+    PolicySettings,
+    S3Settings,
+    TrackingSettings,
+    check_uri,
+)
 
 GROUP = "act-operator.io"
 VERSION = "v1alpha1"
@@ -44,43 +55,19 @@ class ModelSpec(Model):
         return check_uri(v, allow_path=True, extra_schemes=("tiny://",))
 
 
-class ExpertSpec(Model):
+class ExpertSpec(Model, ExpertSettings):
     """Where expert trajectories come from: a file, or the environment's own expert."""
 
-    uri: str | None = Field(None, description="Expert trajectories file (JSONL or parquet; see README). "
-                                              "Unset: the collect stage generates them with the environment's expert.")
-    split: str = Field("train", description="Split the environment's expert plays when uri is unset.")
-    episodes: int = Field(8, ge=1, le=100000, description="Expert episodes to generate when uri is unset.")
-    max_length: int = Field(40, ge=1, le=1000, description="Skip expert episodes longer than this many steps.")
 
-    @field_validator("uri")
-    @classmethod
-    def _uri(cls, v: str | None) -> str | None:
-        return None if v is None else check_uri(v, allow_path=True)
-
-
-class EnvironmentSpec(Model):
+class EnvironmentSpec(Model, EnvironmentSettings):
     """The environment the agent acts in, and how prompts show it."""
 
-    name: Literal[ENVIRONMENTS] = Field(description="Environment the agent acts in.")
-    tasks: list[str] = Field(default_factory=list, description="Task names to use (empty: all tasks).")
-    max_steps: int = Field(50, ge=1, le=1000, description="Step limit of an evaluation episode.")
-    history: int = Field(4, ge=0, le=64, description="Past (action, observation) turns shown in prompts.")
-    expert_type: Literal["default", "walkthrough", "handcoded"] = Field(
-        "default", description="Which expert plays when trajectories are generated: ALFWorld's stored "
-                               "walkthroughs or its handcoded expert; other environments have one (default).")
-    data_dir: str | None = Field(None, description="Game files (ALFWorld: the ALFWORLD_DATA directory).")
-    url: str | None = Field(None, description="Address of a running environment server (WebShop).")
-    game: str | None = Field(None, description="TextWorldExpress game type, e.g. cookingworld, twc, coin.")
-    game_params: str = Field("", description="TextWorldExpress game parameters, e.g. 'numLocations=1'.")
     expert: ExpertSpec = Field(default_factory=ExpertSpec, description="Where expert trajectories come from.")
 
 
-class S3Spec(Model):
+class S3Spec(Model, S3Settings):
     """How to reach S3. Credentials only by reference to a Secret."""
 
-    endpoint: str | None = Field(None, description="S3 endpoint URL for MinIO/Ceph/SeaweedFS; unset for AWS.")
-    region: str | None = Field(None, description="S3 region.")
     credentials_secret: str | None = Field(
         None, description="Name of a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (cluster runs). "
                           "Local runs read the same variables from the environment.")
@@ -100,12 +87,9 @@ class StorageSpec(Model):
         return check_uri(v)
 
 
-class TrackingSpec(Model):
+class TrackingSpec(Model, TrackingSettings):
     """MLflow: a parent run per ACTJob, a child run per stage, the final model registered."""
 
-    uri: str | None = Field(None, description="MLflow tracking URI. Unset: sqlite:/// under the local run "
-                                              "directory (actjob run), or the operator's default.")
-    experiment: str = Field("act", min_length=1, description="MLflow experiment name.")
     register_model: str | None = Field(None, description="Registered model name for the final model "
                                                          "(default: act-<ACTJob name>).")
     credentials_secret: str | None = Field(None, description="Secret with MLFLOW_TRACKING_TOKEN or "
@@ -138,74 +122,25 @@ class StageCommon(Model):
     tolerations: list[Toleration] | None = Field(None, description="Overrides spec.pod.tolerations for this stage.")
 
 
-class CollectStage(StageCommon):
+class CollectStage(StageCommon, CollectSettings):
     """collect: sample K alternatives per expert state and keep up to M as contrast pairs."""
 
     enabled: bool = Field(True, description="Run contrast-pair collection.")
     reuse: str | None = Field(None, description="Use the contrast pairs of another run (its collect output "
                                                 "URI) instead of collecting, e.g. pairs from a larger model.")
-    samples: int = Field(8, ge=1, le=256, description="K: alternatives sampled per expert state.")
-    max_alternatives: int = Field(4, ge=1, le=256, description="M: distinct alternatives kept per state.")
-    temperature: float = Field(1.0, gt=0.0, le=5.0, description="Sampling temperature.")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold.")
-    max_new_tokens: int = Field(32, ge=1, le=4096, description="Token budget of one sampled action.")
-    heldout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of episodes whose pairs are held "
-                                                                     "out for judgement accuracy.")
     shards: int = Field(1, ge=1, le=1024, description="Pods that collect in parallel (one shard each).")
-    engine: Literal["auto", "hf", "vllm"] = Field("auto", description="Sampler: vLLM on GPUs, transformers "
-                                                                      "generate otherwise.")
-    batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
-    filter_inadmissible: bool = Field(True, description="Drop alternatives the environment does not list as "
-                                                        "admissible (where it lists them).")
 
     @field_validator("reuse")
     @classmethod
     def _reuse(cls, v: str | None) -> str | None:
         return None if v is None else check_uri(v)
 
-    @model_validator(mode="after")
-    def _m_le_k(self) -> CollectStage:
-        if self.max_alternatives > self.samples:
-            raise ValueError(f"maxAlternatives ({self.max_alternatives}) cannot exceed samples "
-                             f"({self.samples}); raise samples or lower maxAlternatives")
-        return self
 
-
-class TrainStage(StageCommon):
-    learning_rate: float = Field(1e-6, gt=0.0, le=1.0, description="Learning rate.")
-    epochs: float = Field(1.0, gt=0.0, le=1000, description="Passes over the data.")
-    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: run the epochs).")
-    batch_size: int = Field(8, ge=1, le=4096, description="Per-process batch size.")
-    gradient_accumulation: int = Field(1, ge=1, le=1024, description="Gradient accumulation steps.")
-    save_steps: int = Field(50, ge=1, description="Checkpoint to storage every N steps; a retry resumes there.")
-    gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass: less "
-                                                           "memory for large models, wasted time for tiny ones.")
-    group_size: int = Field(8, ge=2, le=128, description="G: GRPO completions per prompt.")
-    beta: float = Field(0.0, ge=0.0, le=10.0, description="GRPO KL coefficient.")
-    max_completion_length: int = Field(64, ge=1, le=32768, description="GRPO completion token budget.")
-    nodes: int = Field(1, ge=1, le=512, description="Nodes (pods) of the training gang.")
-    processes_per_node: int = Field(1, ge=1, le=64, description="Processes per node (one per GPU).")
-    zero_stage: Literal[0, 2, 3] = Field(3, description="DeepSpeed ZeRO stage when world size > 1 (0: DDP).")
-
-    def check_grpo_batch(self) -> None:
-        """GRPO splits each global batch into whole groups of completions."""
-        total = self.batch_size * self.nodes * self.processes_per_node
-        if total % self.group_size:
-            raise ValueError(f"batchSize x nodes x processesPerNode ({total}) must be a multiple of "
-                             f"groupSize ({self.group_size})")
-
-
-class JudgeStage(TrainStage):
+class JudgeStage(StageCommon, JudgeSettings):
     """judge (the ACT stage): GRPO on choosing the better of two actions."""
 
     enabled: bool = Field(True, description="Run the ACT (judge) stage; false gives the IL/RL baseline.")
     reuse: str | None = Field(None, description="Use a judge model trained by another run (its URI).")
-    malformed_penalty: float = Field(0.0, ge=-1.0, le=0.0, description="Reward for an unreadable judgement.")
-
-    @model_validator(mode="after")
-    def _grpo_batch(self) -> JudgeStage:
-        self.check_grpo_batch()
-        return self
 
     @field_validator("reuse")
     @classmethod
@@ -213,35 +148,15 @@ class JudgeStage(TrainStage):
         return None if v is None else check_uri(v)
 
 
-class PolicyStage(TrainStage):
+class PolicyStage(StageCommon, PolicySettings):
     """policy: IL or RL action generation, starting from the judge's checkpoint."""
 
-    method: Literal["il", "rl", "none"] = Field("il", description="il: SFT on expert actions; rl: GRPO with "
-                                                                  "reward = match with the expert action.")
-    format_judgements: float = Field(0.0, ge=0.0, le=1.0, description="il only: judgement prompts per expert "
-                                     "state answered with a random label, teaching the answer format (not the "
-                                     "judgement) to a model without instruction tuning, e.g. a warm-up.")
 
-    @model_validator(mode="after")
-    def _grpo_batch(self) -> PolicyStage:
-        if self.method == "rl":
-            self.check_grpo_batch()
-        return self
-
-
-class EvalStage(StageCommon):
+class EvalStage(StageCommon, EvalSettings):
     """eval: success rate, next-action accuracy and judgement accuracy of the final model."""
 
     enabled: bool = Field(True, description="Evaluate the final model.")
-    splits: list[str] = Field(default_factory=lambda: ["dev"], min_length=1,
-                              description="Environment splits to evaluate on (e.g. dev, test).")
-    episodes: int = Field(4, ge=0, le=100000, description="Episodes per split for success rate (0: skip).")
-    action_states: int = Field(32, ge=0, le=1000000, description="Held-out expert states for next-action "
-                                                                 "accuracy (0: skip).")
-    judge_pairs: int = Field(32, ge=0, le=1000000, description="Held-out contrast pairs for judgement "
-                                                               "accuracy (0: skip).")
     shards: int = Field(1, ge=1, le=1024, description="Pods that evaluate in parallel.")
-    max_new_tokens: int = Field(48, ge=1, le=4096, description="Token budget of one generated action.")
 
 
 class Stages(Model):

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from act_operator import pipeline, stages, tracking
 from act_operator.api import ACTJob, ACTJobStatus
-from act_trainer.config import STAGES
+from act_trainer.contract import STAGES
 
 KEY_METRICS = {
     "collect": ("pairs_train", "pairs_heldout", "kept", "sampled"),
@@ -59,7 +59,7 @@ def spec_hash(job: ACTJob) -> str:
 
 def stage_command(cfg, config_path: Path) -> list[str]:
     """One process, or a torchrun gang on this machine for nodes x processesPerNode."""
-    world = cfg.distributed.world_size if hasattr(cfg, "distributed") else 1
+    world = getattr(cfg, "world_size", 1)
     if world == 1:
         return [sys.executable, "-m", "act_trainer.cli", cfg.stage, "--config", str(config_path)]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}",

@@ -27,9 +27,9 @@ from __future__ import annotations
 import re
 
 from act_operator import pipeline, stages
-from act_operator.api import API_VERSION, KIND, ACTJob, StageCommon, TrainStage
+from act_operator.api import API_VERSION, KIND, ACTJob, StageCommon
 from act_operator.settings import OperatorSettings
-from act_trainer.config import STAGES
+from act_trainer.contract import STAGES, TrainSettings
 from act_trainer.manifest import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV
 
 CONFIG_DIR = "/etc/act"
@@ -91,7 +91,7 @@ def _metadata(job: ACTJob, name: str, stage: str, attempt: int) -> dict:
 def _topology(job: ACTJob, stage: str) -> tuple[int, int, int]:
     """(nodes, processes per node, shards) of a stage."""
     cfg = getattr(job.spec.stages, stage)
-    if isinstance(cfg, TrainStage):
+    if isinstance(cfg, TrainSettings):
         return cfg.nodes, cfg.processes_per_node, 1
     return 1, 1, cfg.shards
 
@@ -213,8 +213,6 @@ def stage_objects(job: ACTJob, stage: str, attempt: int, settings: OperatorSetti
     master = f"{name}-0.{svc}" if svc else None
 
     cfg = stages.stage_config(job, stage, tracking_uri=job.spec.tracking.uri or settings.mlflow_tracking_uri)
-    if master:
-        cfg.distributed.master_addr, cfg.distributed.master_port = master, MASTER_PORT
     objects = [{"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": _metadata(job, config_map_name(name), stage, attempt),
                 "data": {CONFIG_FILE: cfg.model_dump_json(indent=2)}}]

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from act_operator.api import ACTJob, ACTJobStatus, Condition, StageOutputs, StageStatus
-from act_trainer.config import STAGES
+from act_trainer.contract import STAGES
 
 TERMINAL = ("Succeeded", "Failed")
-STAGE_DONE = ("Succeeded", "Skipped", "Reused")
+HAS_OUTPUTS = ("Succeeded", "Reused")  # later stages may read what such a stage wrote
+STAGE_DONE = (*HAS_OUTPUTS, "Skipped")
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 300.0
 
@@ -192,7 +193,7 @@ def final_model_uri(job: ACTJob) -> str:
     """The model the ACTJob produced: the policy's, else the judge's (ACT only), else the base model."""
     for stage in ("policy", "judge"):
         st = job.status.stages[stage]
-        if st.phase in ("Succeeded", "Reused") and st.outputs.uri:
+        if st.phase in HAS_OUTPUTS and st.outputs.uri:
             return st.outputs.uri
     return job.spec.model.uri
 

@@ -96,9 +96,9 @@ def test_stage_configs_follow_the_layout():
 def test_trainer_config_errors_name_fields():
     with pytest.raises(ConfigError) as e:
         parse_stage_config({"stage": "judge", "job": {"name": "a", "uid": "b"}, "output": "ftp://x",
-                            "model": "m", "pairs": "s3://b/p", "grpo": {"group_size": 1}})
+                            "model": "m", "pairs": "s3://b/p", "group_size": 1})
     text = str(e.value)
-    assert "output:" in text and "grpo.group_size" in text
+    assert "output:" in text and "group_size:" in text
     with pytest.raises(ConfigError, match="'collect' program"):
         parse_stage_config({"stage": "judge", "job": {"name": "a", "uid": "b"}, "output": "s3://b/o",
                             "model": "m", "pairs": "s3://b/p"}, expected="collect")

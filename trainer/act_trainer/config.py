@@ -1,7 +1,9 @@
-"""Stage configs: the contract between the control plane and the stage programs.
+"""Stage configs: what a stage program runs with.
 
-Import-light on purpose (pydantic only): the operator renders these into ConfigMaps
-without importing torch. A stage validates its config before it touches any data.
+A config is a stage's settings (act_trainer.contract, shared with the ACTJob spec) plus
+what the executor fills in: the job, inputs, output and shard. Import-light on purpose
+(pydantic only): the operator renders these into ConfigMaps without importing torch.
+A stage validates its config before it touches any data.
 """
 
 from __future__ import annotations
@@ -12,70 +14,29 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-STAGES = ("collect", "judge", "policy", "eval")
-URI_SCHEMES = ("s3://", "file://")
+from act_trainer.contract import (  # noqa: F401  (STAGES: re-exported for the stage CLI)
+    STAGES,
+    CollectSettings,
+    EnvironmentSettings,
+    EvalSettings,
+    ExpertSettings,
+    JudgeSettings,
+    PolicySettings,
+    S3Settings,
+    TrackingSettings,
+    check_uri,
+)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid")
 
 
-def check_uri(value: str, *, allow_path: bool = False, extra_schemes: tuple[str, ...] = ()) -> str:
-    """Accept s3:// and file:// URIs (and plain paths where allowed). Pydantic prefixes the field name."""
-    schemes = URI_SCHEMES + extra_schemes
-    if not value:
-        raise ValueError("must not be empty")
-    if value.startswith("s3://") and not value[len("s3://"):].split("/")[0]:
-        raise ValueError(f"'{value}' has no bucket; write s3://BUCKET/prefix")
-    if value.startswith(schemes):
-        return value
-    if "://" in value or not allow_path:
-        raise ValueError(f"unsupported URI '{value}'; use one of {', '.join(schemes)}"
-                         + (" or a local path" if allow_path else ""))
-    return value
+EnvironmentConfig = EnvironmentSettings
+ExpertSource = ExpertSettings
 
 
-class S3Settings(Strict):
-    """Where S3 is. Credentials never appear here: they come from the environment
-    (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, filled from a Secret on a cluster)."""
-
-    endpoint: str | None = Field(None, description="S3 endpoint URL (MinIO, Ceph, SeaweedFS); None = AWS.")
-    region: str | None = Field(None, description="S3 region.")
-
-
-ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
-
-
-class EnvironmentConfig(Strict):
-    name: Literal[ENVIRONMENTS] = Field(description="Environment name.")
-    tasks: list[str] = Field(default_factory=list, description="Task names to use; empty = all.")
-    max_steps: int = Field(50, ge=1, le=1000, description="Step limit per episode.")
-    history: int = Field(4, ge=0, le=64, description="How many past (action, observation) turns a prompt shows.")
-    simplification: str = Field("easy", description="ScienceWorld simplification string.")
-    expert_type: Literal["default", "walkthrough", "handcoded"] = "default"
-    data_dir: str | None = Field(None, description="Game files (ALFWorld: ALFWORLD_DATA).")
-    url: str | None = Field(None, description="Running environment server (WebShop).")
-    game: str | None = Field(None, description="TextWorldExpress game type.")
-    game_params: str = ""
-
-
-class ExpertSource(Strict):
-    """Expert trajectories: a file in the trajectory format, or the environment's own expert."""
-
-    uri: str | None = Field(None, description="Trajectories file (JSONL or parquet), s3:// or file://.")
-    split: str = Field("train", description="Split to generate from when no uri is given.")
-    episodes: int = Field(8, ge=1, description="How many expert episodes to generate when no uri is given.")
-    max_length: int = Field(40, ge=1, description="Skip expert episodes longer than this (steps).")
-
-    @field_validator("uri")
-    @classmethod
-    def _uri(cls, v: str | None) -> str | None:
-        return None if v is None else check_uri(v, allow_path=True)
-
-
-class TrackingConfig(Strict):
-    uri: str | None = Field(None, description="MLflow tracking URI; None disables tracking.")
-    experiment: str = Field("act", description="MLflow experiment name.")
+class TrackingConfig(TrackingSettings):
     parent_run_id: str | None = Field(None, description="The ACTJob's parent run; stages log child runs under it.")
 
 
@@ -97,6 +58,8 @@ class Shard(Strict):
 
 
 class StageBase(Strict):
+    """What every stage gets from its executor, whatever the stage."""
+
     stage: str
     job: JobRef
     output: str = Field(description="URI this stage writes its outputs and _MANIFEST.json under.")
@@ -112,68 +75,19 @@ class StageBase(Strict):
         return check_uri(v)
 
 
-class GenerationConfig(Strict):
-    temperature: float = Field(1.0, ge=0.0, le=5.0, description="Sampling temperature.")
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(32, ge=1, le=4096)
-
-
-class CollectConfig(StageBase):
+class CollectConfig(StageBase, CollectSettings):
     stage: Literal["collect"] = "collect"
     model: str = Field(description="Initial policy: a local directory or tiny://PRESET.")
     env: EnvironmentConfig
     expert: ExpertSource = Field(default_factory=ExpertSource)
-    samples: int = Field(8, ge=1, le=256, description="K: alternatives sampled per expert state.")
-    max_alternatives: int = Field(4, ge=1, le=256, description="M: distinct alternatives kept per state.")
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    batch_size: int = Field(16, ge=1, description="Prompts per generate call.")
-    heldout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Episodes kept out for judgement eval.")
-    engine: Literal["auto", "hf", "vllm"] = "auto"
-    filter_inadmissible: bool = True
     prefill: str = Field("<action>", description="Text the sampled assistant turn starts with, so that every "
                                                  "sample is read as an action (empty: free-form output).")
-
-
-class OptimConfig(Strict):
-    learning_rate: float = Field(1e-6, gt=0.0, le=1.0)
-    epochs: float = Field(1.0, gt=0.0)
-    max_steps: int = Field(-1, ge=-1, description="-1 = run the epochs.")
-    batch_size: int = Field(8, ge=1, description="Per-device train batch size (completions for GRPO).")
-    gradient_accumulation: int = Field(1, ge=1)
-    save_steps: int = Field(50, ge=1, description="Checkpoint every N steps (resumable).")
-    logging_steps: int = Field(1, ge=1)
-    gradient_checkpointing: bool = Field(True, description="Trade compute for activation memory.")
-
-
-class DistributedConfig(Strict):
-    nodes: int = Field(1, ge=1, le=512)
-    processes_per_node: int = Field(1, ge=1, le=64)
-    zero_stage: Literal[0, 2, 3] = 3
-    # multi-node rendezvous; filled in by the operator
-    master_addr: str | None = None
-    master_port: int = 29500
-
-    @property
-    def world_size(self) -> int:
-        return self.nodes * self.processes_per_node
-
-
-class GRPOSettings(Strict):
-    group_size: int = Field(8, ge=2, le=128, description="G: completions per prompt.")
-    beta: float = Field(0.0, ge=0.0, description="KL coefficient.")
-    epsilon: float = Field(0.2, gt=0.0, description="Clip range.")
-    max_completion_length: int = Field(64, ge=1)
-    temperature: float = Field(1.0, gt=0.0)
-    use_vllm: bool = Field(False, description="Sample with vLLM (GPU only).")
 
 
 class TrainerBase(StageBase):
     model: str
     checkpoints: str | None = Field(None, description="URI checkpoints are synced to; a rerun resumes "
                                                        "from the newest one.")
-    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     history: int = Field(4, ge=0)
 
     @field_validator("checkpoints")
@@ -182,10 +96,9 @@ class TrainerBase(StageBase):
         return None if v is None else check_uri(v)
 
 
-class JudgeConfig(TrainerBase):
+class JudgeConfig(TrainerBase, JudgeSettings):
     stage: Literal["judge"] = "judge"
     pairs: str = Field(description="URI of the collect stage output (every train.parquet under it).")
-    malformed_penalty: float = Field(0.0, le=0.0, description="Reward for an unparseable judgement.")
     max_pairs: int | None = Field(None, ge=1)
 
     @field_validator("pairs")
@@ -194,13 +107,16 @@ class JudgeConfig(TrainerBase):
         return check_uri(v)
 
 
-class PolicyConfig(TrainerBase):
+class PolicyConfig(TrainerBase, PolicySettings):
     stage: Literal["policy"] = "policy"
-    method: Literal["il", "rl"]
     expert: str = Field(description="URI of the expert trajectories file.")
-    format_judgements: float = Field(0.0, ge=0.0, le=1.0, description="IL only: add this many judgement "
-                                     "prompts per expert state, answered with a random label, to teach the "
-                                     "answer format (not the judgement) to a model with no instruction tuning.")
+
+    @field_validator("method")
+    @classmethod
+    def _runs(cls, v: str) -> str:
+        if v == "none":
+            raise ValueError("'none' means the policy stage does not run; a policy config needs il or rl")
+        return v
 
     @field_validator("expert")
     @classmethod
@@ -208,25 +124,12 @@ class PolicyConfig(TrainerBase):
         return check_uri(v, allow_path=True)
 
 
-class EvalConfig(StageBase):
+class EvalConfig(StageBase, EvalSettings):
     stage: Literal["eval"] = "eval"
     model: str
     env: EnvironmentConfig
-    splits: list[str] = Field(default_factory=lambda: ["dev"])
-    episodes: int = Field(4, ge=0, description="Episodes per split for success rate (0 = skip).")
-    action_states: int = Field(32, ge=0, description="Held-out expert states for next-action accuracy.")
     pairs: str | None = Field(None, description="Collect output whose pairs/heldout.parquet is scored.")
-    judge_pairs: int = Field(32, ge=0, description="Held-out pairs for judgement accuracy.")
     expert_max_length: int = Field(40, ge=1, description="Skip held-out expert episodes longer than this.")
-    generation: GenerationConfig = Field(default_factory=lambda: GenerationConfig(temperature=0.0))
-    batch_size: int = Field(16, ge=1)
-
-    @field_validator("splits")
-    @classmethod
-    def _splits(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError("splits must name at least one split")
-        return v
 
 
 StageConfig = Annotated[

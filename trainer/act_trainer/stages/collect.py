@@ -43,8 +43,7 @@ def expert_trajectories(cfg: CollectConfig) -> list[data.Trajectory]:
 def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory]) -> tuple[list[dict], FilterReport]:
     items = [(s, a) for t in trajs for s, a in data.states(t, cfg.env.history)]
     samples = engine.generate([action_prompt(s) for s, _ in items], n=cfg.samples,
-                              temperature=cfg.generation.temperature, top_p=cfg.generation.top_p,
-                              max_new_tokens=cfg.generation.max_new_tokens, prefill=cfg.prefill, progress=True)
+                              temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, prefill=cfg.prefill, progress=True)
     report, rows = FilterReport(), []
     for (state, expert), outs in zip(items, samples, strict=True):
         kept, r = filter_alternatives(expert, outs, state.admissible, cfg.max_alternatives,

@@ -33,8 +33,7 @@ log = logging.getLogger("act_trainer.eval")
 
 
 def _gen(engine, prompts, cfg: EvalConfig) -> list[str]:
-    outs = engine.generate(prompts, n=1, temperature=cfg.generation.temperature, top_p=cfg.generation.top_p,
-                           max_new_tokens=cfg.generation.max_new_tokens)
+    outs = engine.generate(prompts, n=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens)  # greedy
     return [o[0] for o in outs]
 
 

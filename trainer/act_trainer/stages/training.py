@@ -31,11 +31,10 @@ def on_gpu() -> bool:
 
 def deepspeed_config(cfg: TrainerBase) -> dict | None:
     """ZeRO for multi-process runs; None (plain DDP or one process) otherwise."""
-    d = cfg.distributed
-    if d.world_size == 1 or d.zero_stage == 0:
+    if cfg.world_size == 1 or cfg.zero_stage == 0:
         return None
-    zero = {"stage": d.zero_stage, "overlap_comm": False, "contiguous_gradients": True}
-    if d.zero_stage == 3:
+    zero = {"stage": cfg.zero_stage, "overlap_comm": False, "contiguous_gradients": True}
+    if cfg.zero_stage == 3:
         # tiny models: shard every parameter; save full 16-bit weights so save_model writes a usable model
         zero.update(stage3_param_persistence_threshold=0, stage3_gather_16bit_weights_on_model_save=True)
     # No "train_batch_size": from_pretrained runs zero.Init before DeepSpeed's comm layer knows the
@@ -50,26 +49,23 @@ def deepspeed_config(cfg: TrainerBase) -> dict | None:
 
 
 def common_args(cfg: TrainerBase, output_dir: Path) -> dict:
-    o = cfg.optim
     gpu = on_gpu()
     return dict(
-        output_dir=str(output_dir), learning_rate=o.learning_rate, num_train_epochs=o.epochs,
-        max_steps=o.max_steps, per_device_train_batch_size=o.batch_size,
-        gradient_accumulation_steps=o.gradient_accumulation, save_steps=o.save_steps, save_strategy="steps",
-        logging_steps=o.logging_steps, report_to=[], seed=cfg.seed, use_cpu=not gpu, bf16=gpu,
-        gradient_checkpointing=o.gradient_checkpointing,
+        output_dir=str(output_dir), learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation, save_steps=cfg.save_steps, save_strategy="steps",
+        logging_steps=cfg.logging_steps, report_to=[], seed=cfg.seed, use_cpu=not gpu, bf16=gpu,
+        gradient_checkpointing=cfg.gradient_checkpointing,
         deepspeed=deepspeed_config(cfg), disable_tqdm=False,
         # CPU gangs talk over gloo; a single process must not ask for a process group at all
-        ddp_backend="gloo" if not gpu and cfg.distributed.world_size > 1 else None,
+        ddp_backend="gloo" if not gpu and cfg.world_size > 1 else None,
         save_only_model=False, dataloader_num_workers=0,
     )
 
 
 def grpo_args(cfg: TrainerBase, output_dir: Path) -> dict:
-    g = cfg.grpo
-    return dict(common_args(cfg, output_dir), num_generations=g.group_size, beta=g.beta, epsilon=g.epsilon,
-                max_completion_length=g.max_completion_length, temperature=g.temperature, use_vllm=g.use_vllm,
-                log_completions=False)
+    return dict(common_args(cfg, output_dir), num_generations=cfg.group_size, beta=cfg.beta, epsilon=cfg.epsilon,
+                max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, log_completions=False)
 
 
 # --- checkpoints -----------------------------------------------------------------------------

@@ -1,0 +1,196 @@
+"""What a user tunes in each stage, defined once.
+
+The ACTJob spec (act_operator.api) and the stage configs (act_trainer.config) both build
+on these models: the spec adds what only a cluster needs (resources, retries, shards,
+enabling and reuse), the config adds what the executor fills in (the job, its inputs and
+output, the shard). Field names, bounds, defaults and descriptions live here and nowhere
+else. Import-light on purpose (pydantic only): the operator imports it without torch.
+
+Python names are snake_case; the ACTJob spec shows them camelCase (its alias generator),
+stage configs keep snake_case.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+STAGES = ("collect", "judge", "policy", "eval")
+ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
+URI_SCHEMES = ("s3://", "file://")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_uri(value: str, *, allow_path: bool = False, extra_schemes: tuple[str, ...] = ()) -> str:
+    """Accept s3:// and file:// URIs (and plain paths where allowed). Pydantic prefixes the field name."""
+    schemes = URI_SCHEMES + extra_schemes
+    if not value:
+        raise ValueError("must not be empty")
+    if value.startswith("s3://") and not value[len("s3://"):].split("/")[0]:
+        raise ValueError(f"'{value}' has no bucket; write s3://BUCKET/prefix")
+    if value.startswith(schemes):
+        return value
+    if "://" in value or not allow_path:
+        raise ValueError(f"unsupported URI '{value}'; use one of {', '.join(schemes)}"
+                         + (" or a local path" if allow_path else ""))
+    return value
+
+
+# --- where the agent acts ----------------------------------------------------------------------
+
+class EnvironmentSettings(Settings):
+    """The environment the agent acts in, and how prompts show it."""
+
+    name: Literal[ENVIRONMENTS] = Field(description="Environment the agent acts in.")
+    tasks: list[str] = Field(default_factory=list, description="Task names to use (empty: all tasks).")
+    max_steps: int = Field(50, ge=1, le=1000, description="Step limit of an evaluation episode.")
+    history: int = Field(4, ge=0, le=64, description="Past (action, observation) turns shown in prompts.")
+    simplification: str = Field("easy", description="ScienceWorld simplification string.")
+    expert_type: Literal["default", "walkthrough", "handcoded"] = Field(
+        "default", description="Which expert plays when trajectories are generated: ALFWorld's stored "
+                               "walkthroughs or its handcoded expert; other environments have one (default).")
+    data_dir: str | None = Field(None, description="Game files (ALFWorld: the ALFWORLD_DATA directory).")
+    url: str | None = Field(None, description="Address of a running environment server (WebShop).")
+    game: str | None = Field(None, description="TextWorldExpress game type, e.g. cookingworld, twc, coin.")
+    game_params: str = Field("", description="TextWorldExpress game parameters, e.g. 'numLocations=1'.")
+
+
+class ExpertSettings(Settings):
+    """Where expert trajectories come from: a file, or the environment's own expert."""
+
+    uri: str | None = Field(None, description="Expert trajectories file (JSONL or parquet; see README). "
+                                              "Unset: the collect stage generates them with the environment's expert.")
+    split: str = Field("train", description="Split the environment's expert plays when uri is unset.")
+    episodes: int = Field(8, ge=1, le=100000, description="Expert episodes to generate when uri is unset.")
+    max_length: int = Field(40, ge=1, le=1000, description="Skip expert episodes longer than this many steps.")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str | None) -> str | None:
+        return None if v is None else check_uri(v, allow_path=True)
+
+
+class S3Settings(Settings):
+    """How to reach S3. Credentials never appear here: they come from the environment
+    (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, filled from a Secret on a cluster)."""
+
+    endpoint: str | None = Field(None, description="S3 endpoint URL for MinIO/Ceph/SeaweedFS; unset for AWS.")
+    region: str | None = Field(None, description="S3 region.")
+
+
+class TrackingSettings(Settings):
+    """MLflow: where runs go."""
+
+    uri: str | None = Field(None, description="MLflow tracking URI. Unset in an ACTJob: sqlite:/// under the "
+                                              "local run directory (actjob run), or the operator's default; "
+                                              "unset in a stage config: no tracking.")
+    experiment: str = Field("act", min_length=1, description="MLflow experiment name.")
+
+
+# --- the stages --------------------------------------------------------------------------------
+
+class CollectSettings(Settings):
+    """collect: sample K alternatives per expert state and keep up to M as contrast pairs."""
+
+    samples: int = Field(8, ge=1, le=256, description="K: alternatives sampled per expert state.")
+    max_alternatives: int = Field(4, ge=1, le=256, description="M: distinct alternatives kept per state.")
+    temperature: float = Field(1.0, gt=0.0, le=5.0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold.")
+    max_new_tokens: int = Field(32, ge=1, le=4096, description="Token budget of one sampled action.")
+    heldout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of episodes whose pairs are held "
+                                                                     "out for judgement accuracy.")
+    engine: Literal["auto", "hf", "vllm"] = Field("auto", description="Sampler: vLLM on GPUs, transformers "
+                                                                      "generate otherwise.")
+    batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
+    filter_inadmissible: bool = Field(True, description="Drop alternatives the environment does not list as "
+                                                        "admissible (where it lists them).")
+
+    @model_validator(mode="after")
+    def _m_le_k(self):
+        if self.max_alternatives > self.samples:
+            raise ValueError(f"maxAlternatives ({self.max_alternatives}) cannot exceed samples "
+                             f"({self.samples}); raise samples or lower maxAlternatives")
+        return self
+
+
+class TrainSettings(Settings):
+    """What the two training stages (judge and policy) share: optimizer, GRPO and the gang."""
+
+    learning_rate: float = Field(1e-6, gt=0.0, le=1.0, description="Learning rate.")
+    epochs: float = Field(1.0, gt=0.0, le=1000, description="Passes over the data.")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: run the epochs).")
+    batch_size: int = Field(8, ge=1, le=4096, description="Per-process batch size (completions for GRPO).")
+    gradient_accumulation: int = Field(1, ge=1, le=1024, description="Gradient accumulation steps.")
+    save_steps: int = Field(50, ge=1, description="Checkpoint to storage every N steps; a retry resumes there.")
+    logging_steps: int = Field(1, ge=1, le=100000, description="Log metrics every N steps.")
+    gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass: less "
+                                                           "memory for large models, wasted time for tiny ones.")
+    group_size: int = Field(8, ge=2, le=128, description="G: GRPO completions per prompt.")
+    beta: float = Field(0.0, ge=0.0, le=10.0, description="GRPO KL coefficient.")
+    epsilon: float = Field(0.2, gt=0.0, le=10.0, description="GRPO clip range.")
+    max_completion_length: int = Field(64, ge=1, le=32768, description="GRPO completion token budget.")
+    temperature: float = Field(1.0, gt=0.0, le=5.0, description="GRPO sampling temperature.")
+    nodes: int = Field(1, ge=1, le=512, description="Nodes (pods) of the training gang.")
+    processes_per_node: int = Field(1, ge=1, le=64, description="Processes per node (one per GPU).")
+    zero_stage: Literal[0, 2, 3] = Field(3, description="DeepSpeed ZeRO stage when world size > 1 (0: DDP).")
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.processes_per_node
+
+    def check_grpo_batch(self) -> None:
+        """GRPO splits each global batch into whole groups of completions."""
+        total = self.batch_size * self.world_size
+        if total % self.group_size:
+            raise ValueError(f"batchSize x nodes x processesPerNode ({total}) must be a multiple of "
+                             f"groupSize ({self.group_size})")
+
+
+class JudgeSettings(TrainSettings):
+    """judge (the ACT stage): GRPO on choosing the better of two actions."""
+
+    malformed_penalty: float = Field(0.0, ge=-1.0, le=0.0, description="Reward for an unreadable judgement.")
+
+    @model_validator(mode="after")
+    def _grpo_batch(self):
+        self.check_grpo_batch()
+        return self
+
+
+class PolicySettings(TrainSettings):
+    """policy: IL or RL action generation, starting from the judge's checkpoint."""
+
+    method: Literal["il", "rl", "none"] = Field("il", description="il: SFT on expert actions; rl: GRPO with "
+                                                                  "reward = match with the expert action.")
+    format_judgements: float = Field(0.0, ge=0.0, le=1.0, description="il only: judgement prompts per expert "
+                                     "state answered with a random label, teaching the answer format (not the "
+                                     "judgement) to a model without instruction tuning, e.g. a warm-up.")
+
+    @model_validator(mode="after")
+    def _grpo_batch(self):
+        if self.method == "rl":
+            self.check_grpo_batch()
+        return self
+
+
+class EvalSettings(Settings):
+    """eval: success rate, next-action accuracy and judgement accuracy of the final model (greedy)."""
+
+    splits: list[str] = Field(default_factory=lambda: ["dev"], min_length=1,
+                              description="Environment splits to evaluate on (e.g. dev, test).")
+    episodes: int = Field(4, ge=0, le=100000, description="Episodes per split for success rate (0: skip).")
+    action_states: int = Field(32, ge=0, le=1000000, description="Held-out expert states for next-action "
+                                                                 "accuracy (0: skip).")
+    judge_pairs: int = Field(32, ge=0, le=1000000, description="Held-out contrast pairs for judgement "
+                                                               "accuracy (0: skip).")
+    max_new_tokens: int = Field(48, ge=1, le=4096, description="Token budget of one generated action.")
+    batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
+
+
+def settings_of(model: BaseModel, settings: type[Settings]) -> dict:
+    """The fields of `settings` that `model` (a spec section built on it) holds, by Python name."""
+    return {name: getattr(model, name) for name in settings.model_fields}
