@@ -167,7 +167,7 @@ def load_trajectories(uri: str, field: str, name: str = "expert.jsonl") -> list[
     from act_trainer import store
 
     try:
-        files = store.list(uri)
+        files = store.list_uris(uri)
         if files != [uri]:
             files = [f for f in files if f.endswith("/" + name)]
         if not files:

@@ -83,7 +83,7 @@ def newest_checkpoint(uri: str | None) -> str | None:
     if not uri:
         return None
     steps = {}
-    for key in store.list(uri):
+    for key in store.list_uris(uri):
         rel = key[len(uri.rstrip("/")) + 1:]
         parts = rel.split("/")
         if len(parts) == 2 and parts[1] == COMPLETE and _CKPT.match(parts[0]):
