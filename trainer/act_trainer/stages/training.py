@@ -15,18 +15,13 @@ from transformers import TrainerCallback
 
 from act_trainer import store
 from act_trainer.config import TrainerBase
+from act_trainer.engines import gpu_available
 from act_trainer.tracking import StageRun
 
 log = logging.getLogger("act_trainer.training")
 
 COMPLETE = "_COMPLETE"  # written after every file of a checkpoint is uploaded
 _CKPT = re.compile(r"checkpoint-(\d+)$")
-
-
-def on_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def deepspeed_config(cfg: TrainerBase) -> dict | None:
@@ -51,7 +46,7 @@ def deepspeed_config(cfg: TrainerBase) -> dict | None:
 
 def common_args(cfg: TrainerBase, output_dir: Path) -> dict:
     o = cfg.optim
-    gpu = on_gpu()
+    gpu = gpu_available()
     return dict(
         output_dir=str(output_dir), learning_rate=o.learning_rate, num_train_epochs=o.epochs,
         max_steps=o.max_steps, per_device_train_batch_size=o.batch_size,
