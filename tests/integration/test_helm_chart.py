@@ -15,7 +15,16 @@ import kubernetes_validate
 import pytest
 import yaml
 from helm_tool import (  # tests/ is on sys.path
-    BAD_VALUES, CHART, NS, ROOT, container, env_of, helm, of_kind, sets, template,
+    BAD_VALUES,
+    CHART,
+    NS,
+    ROOT,
+    container,
+    env_of,
+    helm,
+    of_kind,
+    sets,
+    template,
 )
 
 from act_operator import __version__

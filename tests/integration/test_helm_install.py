@@ -21,7 +21,15 @@ from pathlib import Path
 import pytest
 import yaml
 from helm_tool import (  # tests/ is on sys.path
-    BAD_VALUES, CHART, NS, ROOT, helm, helm_binary, of_kind, sets, template,
+    BAD_VALUES,
+    CHART,
+    NS,
+    ROOT,
+    helm,
+    helm_binary,
+    of_kind,
+    sets,
+    template,
 )
 
 from act_operator import __version__
