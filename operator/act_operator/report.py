@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from act_operator.api import ACTJob, ACTJobStatus
@@ -35,7 +35,6 @@ class Run:
     env: str
     metrics: dict[str, float]
     name: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def arm_label(job: ACTJob) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from act_operator.api import ACTJob, MlflowStatus
+from act_trainer.util import mlflow_params
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +24,6 @@ def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
     return None
-
-
-def _flat_spec(job: ACTJob) -> dict:
-    def walk(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                yield from walk(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}", str(v)[:500]
-
-    return dict(walk(job.spec.model_dump(mode="json", by_alias=True, exclude={"suspend"})))
 
 
 def ensure_experiment(client, name: str) -> str:
@@ -66,7 +56,8 @@ def start_parent(uri: str, job: ACTJob) -> MlflowStatus:
                 "act.base_model": job.spec.model.uri, "act.environment": job.spec.environment.name}
         run = client.create_run(experiment_id, run_name=job.metadata.name, tags=tags)
         run_id = run.info.run_id
-        for key, value in _flat_spec(job).items():
+        spec = job.spec.model_dump(mode="json", by_alias=True, exclude={"suspend"})
+        for key, value in mlflow_params(spec).items():
             client.log_param(run_id, key, value)
     return MlflowStatus(experiment_id=experiment_id, run_id=run_id, url=run_url(uri, experiment_id, run_id))
 

@@ -53,12 +53,12 @@ def test_missing_object(s3_root, tmp_path):
     assert uri in str(err.value)
     with pytest.raises(StoreError, match="nothing there"):
         store.download(uri, tmp_path / "x")
-    assert store.list(uri) == []
+    assert store.list_uris(uri) == []
 
 
 def test_multipart_upload_and_download(s3_root, tmp_path, monkeypatch, raw):
-    monkeypatch.setattr(store, "MULTIPART_THRESHOLD", 5 * MiB)
-    monkeypatch.setattr(store, "MULTIPART_CHUNKSIZE", 5 * MiB)
+    monkeypatch.setattr(store.s3, "MULTIPART_THRESHOLD", 5 * MiB)
+    monkeypatch.setattr(store.s3, "MULTIPART_CHUNKSIZE", 5 * MiB)
     data = os.urandom(12 * MiB + 123)
     src = tmp_path / "shard.safetensors"
     src.write_bytes(data)
@@ -95,16 +95,16 @@ def test_directory_upload_download_and_list(s3_root, tmp_path):
     dest = store.join(s3_root, "models", "policy")
     expected = sorted(store.join(dest, rel) for rel in files)
     assert store.upload(src, dest) == expected
-    assert store.list(dest) == expected
-    assert store.list(dest + "/") == expected
-    assert store.list(store.join(dest, "tokenizer")) == [
+    assert store.list_uris(dest) == expected
+    assert store.list_uris(dest + "/") == expected
+    assert store.list_uris(store.join(dest, "tokenizer")) == [
         store.join(dest, "tokenizer/merges.txt"),
         store.join(dest, "tokenizer/vocab.json"),
     ]
     # a sibling prefix that shares the name's start is not listed
     store.write_bytes(store.join(s3_root, "models", "policy-old", "x"), b"x")
-    assert store.list(dest) == expected
-    assert store.list(store.join(dest, "config.json")) == [store.join(dest, "config.json")]
+    assert store.list_uris(dest) == expected
+    assert store.list_uris(store.join(dest, "config.json")) == [store.join(dest, "config.json")]
 
     out = tmp_path / "out"
     local = store.download(dest, out)
@@ -120,13 +120,13 @@ def test_list_paginates(s3_root):
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: store.write_bytes(store.join(prefix, f"{i:05d}"), b"."), range(n)))
-    listed = store.list(prefix)
+    listed = store.list_uris(prefix)
     assert listed == [store.join(prefix, f"{i:05d}") for i in range(n)]
 
 
 def test_check_writable_ok(s3_root):
     store.check_writable(s3_root)
-    assert store.list(s3_root) == []  # the probe was removed
+    assert store.list_uris(s3_root) == []  # the probe was removed
 
 
 def test_check_writable_missing_bucket(s3):
@@ -156,7 +156,7 @@ def test_check_writable_unreachable_endpoint(s3, monkeypatch):
     from services import free_ports
 
     (port,) = free_ports(1)  # nothing listens there
-    monkeypatch.setattr(store, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(store.s3, "MAX_ATTEMPTS", 2)
     store.configure(endpoint=f"http://127.0.0.1:{port}")
     try:
         with pytest.raises(StoreError, match=rf"127\.0\.0\.1:{port} is unreachable"):

@@ -89,7 +89,7 @@ def test_upload_download_directory(root, tmp_path):
     dest = store.join(root, "ckpt")
     written = store.upload(src, dest)
     assert written == sorted(store.join(dest, rel) for rel in files)
-    assert store.list(dest) == written
+    assert store.list_uris(dest) == written
     assert store.exists(dest)
 
     out = tmp_path / "out"
@@ -103,27 +103,27 @@ def test_upload_download_single_file(root, tmp_path):
     f.write_bytes(b"weights")
     uri = store.join(root, "models", "policy", "model.safetensors")
     assert store.upload(f, uri) == [uri]
-    assert store.list(uri) == [uri]
+    assert store.list_uris(uri) == [uri]
     got = tmp_path / "dl" / "x" / "model.safetensors"
     assert store.download(uri, got) == [got]
     assert got.read_bytes() == b"weights"
 
 
 def test_list(root):
-    assert store.list(root) == []  # nothing there yet
+    assert store.list_uris(root) == []  # nothing there yet
     for rel in ["b/2.txt", "a.txt", "b/1.txt", "c/d/e.txt"]:
         store.write_bytes(store.join(root, rel), rel.encode())
-    assert store.list(root) == [store.join(root, r) for r in ["a.txt", "b/1.txt", "b/2.txt", "c/d/e.txt"]]
-    assert store.list(store.join(root, "b")) == [store.join(root, "b/1.txt"), store.join(root, "b/2.txt")]
-    assert store.list(store.join(root, "b") + "/") == [store.join(root, "b/1.txt"), store.join(root, "b/2.txt")]
-    assert store.list(store.join(root, "missing")) == []
+    assert store.list_uris(root) == [store.join(root, r) for r in ["a.txt", "b/1.txt", "b/2.txt", "c/d/e.txt"]]
+    assert store.list_uris(store.join(root, "b")) == [store.join(root, "b/1.txt"), store.join(root, "b/2.txt")]
+    assert store.list_uris(store.join(root, "b") + "/") == [store.join(root, "b/1.txt"), store.join(root, "b/2.txt")]
+    assert store.list_uris(store.join(root, "missing")) == []
 
 
 def test_check_writable(root, tmp_path):
     target = store.join(root, "new", "dir")
     store.check_writable(target)  # creates the directory
     assert store.exists(target)
-    assert store.list(target) == []  # the probe is gone
+    assert store.list_uris(target) == []  # the probe is gone
 
 
 def test_check_writable_errors(tmp_path):
@@ -167,7 +167,7 @@ def test_s3_without_credentials_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setattr(store, "MAX_ATTEMPTS", 1)
-    monkeypatch.setattr(store, "_settings", {"endpoint": "http://127.0.0.1:9", "region": None})
+    monkeypatch.setattr(store.s3, "MAX_ATTEMPTS", 1)
+    monkeypatch.setattr(store.s3, "_settings", {"endpoint": "http://127.0.0.1:9", "region": None})
     with pytest.raises(StoreError, match="no S3 credentials.*AWS_ACCESS_KEY_ID"):
         store.check_writable("s3://bucket/prefix")

@@ -66,12 +66,17 @@ class State:
     admissible: list[str] | None = None
 
 
+def last_turns(history: list, n: int) -> list:
+    """The last ``n`` turns of ``history`` (a new list; none when ``n`` is 0): what a prompt shows."""
+    return history[-n:] if n > 0 else []
+
+
 def states(traj: Trajectory, history: int) -> Iterator[tuple[State, str]]:
     """Each step of an expert trajectory as (state, expert action)."""
     turns: list[tuple[str, str]] = []
     for i, step in enumerate(traj.steps):
         yield (
-            State(traj.episode_id, i, traj.goal, step.observation, turns[-history:] if history else [],
+            State(traj.episode_id, i, traj.goal, step.observation, last_turns(turns, history),
                   step.admissible),
             step.action,
         )
@@ -111,10 +116,6 @@ def loads_trajectories(blob: bytes, name: str = "trajectories") -> list[Trajecto
     if not trajs:
         raise ValueError(f"{name}: holds no trajectories")
     return trajs
-
-
-PAIR_COLUMNS = ("pair_id", "episode_id", "step", "goal", "observation", "history", "expert_action",
-                "alternative", "admissible")
 
 
 def pair_record(state: State, expert: str, alternative: str) -> dict:
@@ -167,7 +168,7 @@ def load_trajectories(uri: str, field: str, name: str = "expert.jsonl") -> list[
     from act_trainer import store
 
     try:
-        files = store.list(uri)
+        files = store.list_uris(uri)
         if files != [uri]:
             files = [f for f in files if f.endswith("/" + name)]
         if not files:

@@ -1,7 +1,9 @@
 """MLflow from inside a stage: one child run under the ACTJob's parent run.
 
 Only the main process of a stage logs. Without a tracking URI every call is a no-op,
-so stages run the same with and without MLflow.
+so stages run the same with and without MLflow. The run's params are every field of the
+stage config (act_trainer.util.mlflow_params: flattened, credentials scrubbed, cut to
+MLflow's limit).
 """
 
 from __future__ import annotations
@@ -10,19 +12,7 @@ import contextlib
 import os
 
 from act_trainer.config import StageBase
-
-SECRET_HINTS = ("secret", "password", "token", "key")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif not any(h in k.lower() for h in SECRET_HINTS):
-            out[key] = v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
-    return out
+from act_trainer.util import mlflow_params, numeric_metrics, scrub
 
 
 def is_main_process() -> bool:
@@ -41,8 +31,7 @@ class StageRun:
         if self.active:
             import mlflow
 
-            clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            mlflow.log_metrics(clean, step=step)
+            mlflow.log_metrics(numeric_metrics(metrics), step=step)
 
     def log_dataset(self, uri: str, name: str, digest: str, context: str, rows: list[dict] | None = None) -> None:
         """Record a dataset input with its digest (the manifest's), so lineage can be followed."""
@@ -65,7 +54,7 @@ class StageRun:
         if self.active:
             import mlflow
 
-            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+            mlflow.set_tags({k: scrub(str(v)) for k, v in tags.items()})
 
     def log_dict(self, data: dict, name: str) -> None:
         if self.active:
@@ -88,9 +77,11 @@ def stage_run(cfg: StageBase):
         experiment_id = mlflow.MlflowClient().get_run(parent).info.experiment_id
     else:
         experiment_id = mlflow.set_experiment(cfg.tracking.experiment).experiment_id
-    tags = {"act.stage": cfg.stage, "act.actjob": cfg.job.name, "act.actjob.uid": cfg.job.uid,
-            "act.output": cfg.output}
+    tags = {k: scrub(v) for k, v in {"act.stage": cfg.stage, "act.actjob": cfg.job.name,
+                                     "act.actjob.uid": cfg.job.uid, "act.output": cfg.output}.items()}
     with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.stage, parent_run_id=parent, tags=tags) as r:
         run.run_id = r.info.run_id
-        mlflow.log_params(_flatten(cfg.model_dump(mode="json", exclude={"tracking"})))
+        # Every field of the config, tracking included: credentials never enter a config (they come
+        # from the environment), and mlflow_params scrubs any that would.
+        mlflow.log_params(mlflow_params(cfg.model_dump(mode="json")))
         yield run

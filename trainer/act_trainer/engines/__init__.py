@@ -9,6 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def gpu_available() -> bool:
+    """Whether torch sees a CUDA device: the one GPU check (engines, training arguments)."""
     try:
         import torch
     except ImportError:

@@ -15,18 +15,13 @@ from transformers import TrainerCallback
 
 from act_trainer import store
 from act_trainer.config import TrainerBase
+from act_trainer.engines import gpu_available
 from act_trainer.tracking import StageRun
 
 log = logging.getLogger("act_trainer.training")
 
 COMPLETE = "_COMPLETE"  # written after every file of a checkpoint is uploaded
 _CKPT = re.compile(r"checkpoint-(\d+)$")
-
-
-def on_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def deepspeed_config(cfg: TrainerBase) -> dict | None:
@@ -49,7 +44,7 @@ def deepspeed_config(cfg: TrainerBase) -> dict | None:
 
 
 def common_args(cfg: TrainerBase, output_dir: Path) -> dict:
-    gpu = on_gpu()
+    gpu = gpu_available()
     return dict(
         output_dir=str(output_dir), learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
@@ -79,7 +74,7 @@ def newest_checkpoint(uri: str | None) -> str | None:
     if not uri:
         return None
     steps = {}
-    for key in store.list(uri):
+    for key in store.list_uris(uri):
         rel = key[len(uri.rstrip("/")) + 1:]
         parts = rel.split("/")
         if len(parts) == 2 and parts[1] == COMPLETE and _CKPT.match(parts[0]):

@@ -1,10 +1,4 @@
-"""Artifact storage: ``file://`` and ``s3://`` URIs behind one small interface.
-
-Every function takes URIs and picks the backend from the scheme. A plain path
-(no scheme) is a local path, like ``file://``. URIs are joined as plain strings
-(no percent-encoding), the way S3 keys are.
-
-S3 goes through boto3:
+"""The ``s3://`` backend, through boto3.
 
 * endpoint: ``configure(endpoint=...)`` (the stage config's ``storage.endpoint``),
   else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, else AWS itself;
@@ -13,41 +7,23 @@ S3 goes through boto3:
   They are never passed through this module and never logged;
 * retries: botocore "standard" mode, ``MAX_ATTEMPTS`` attempts;
 * multipart: boto3's managed transfers above ``MULTIPART_THRESHOLD``.
-
-Every failure is a :class:`StoreError` whose message names the URI and the fix.
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import hashlib
 import io
 import logging
 import os
-import shutil
-import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = [
-    "StoreError",
-    "check_writable",
-    "configure",
-    "download",
-    "exists",
-    "join",
-    "list",
-    "read_bytes",
-    "upload",
-    "write_bytes",
-]
+from act_trainer.store.uris import MiB, StoreError, bucket_key, join
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
 MULTIPART_THRESHOLD = 64 * MiB  # objects above this go up/down in parts
 MULTIPART_CHUNKSIZE = 64 * MiB
 MAX_CONCURRENCY = 8  # parts in flight per transfer
@@ -55,62 +31,7 @@ MAX_ATTEMPTS = 5  # botocore retries, first attempt included
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 120
 
-_PROBE_PREFIX = ".act-write-check-"
-
-
-class StoreError(RuntimeError):
-    """A storage operation failed; the message names the URI and the fix."""
-
-
-# --------------------------------------------------------------------------- URIs
-
-
-def _split(uri: str) -> tuple[str, str]:
-    """``(scheme, rest)``: ``("file", path)`` or ``("s3", "bucket/key")``."""
-    uri = os.fspath(uri)
-    if "://" not in uri:
-        return "file", uri
-    scheme, rest = uri.split("://", 1)
-    scheme = scheme.lower()
-    if scheme == "file":
-        if rest.startswith("localhost/"):
-            rest = rest[len("localhost") :]
-        return "file", rest
-    if scheme == "s3":
-        return "s3", rest
-    raise StoreError(f"unsupported storage URI {uri!r}: use s3://bucket/prefix, file:///path or a local path")
-
-
-def _local(uri: str) -> Path:
-    scheme, path = _split(uri)
-    if scheme != "file":
-        raise StoreError(f"{uri!r} is not a local path")
-    if not path:
-        raise StoreError(f"empty local path in {uri!r}")
-    return Path(path)
-
-
-def _bucket_key(uri: str) -> tuple[str, str]:
-    bucket, _, key = _split(uri)[1].partition("/")
-    if not bucket:
-        raise StoreError(f"no bucket in {uri!r}: use s3://bucket/prefix")
-    return bucket, key
-
-
-def join(uri: str, *parts: str) -> str:
-    """Join path segments onto a URI with ``/``: ``join("s3://b/p", "x", "y.json")``."""
-    base = os.fspath(uri)
-    while base.endswith("/") and not base[:-1].endswith("://") and base != "/":
-        base = base[:-1]
-    segments = [str(p).strip("/") for p in parts]
-    segments = [s for s in segments if s]
-    if not segments:
-        return base
-    sep = "" if base.endswith("/") else "/"
-    return base + sep + "/".join(segments)
-
-
-# ------------------------------------------------------------------------ S3 client
+# --------------------------------------------------------------------------- client
 
 _settings: dict[str, str | None] = {"endpoint": None, "region": None}
 _clients: dict[tuple, object] = {}
@@ -212,6 +133,8 @@ def _transfer_config():
     )
 
 
+# --------------------------------------------------------------------------- errors
+
 _CREDENTIAL_FIX = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or an IAM role) "
     "in the environment; in a cluster, the ACTJob's storage credentials Secret"
@@ -270,7 +193,7 @@ def _s3_errors(uri: str, action: str, missing: str = "object") -> Iterator[None]
         if "Unable to locate credentials" in text:
             raise StoreError(f"cannot {action} {uri}: no S3 credentials found; {_CREDENTIAL_FIX}") from None
         code = _error_code(exc)
-        bucket = _bucket_key(uri)[0]
+        bucket = bucket_key(uri)[0]
         if code == "NoSuchBucket" or (code in ("404", "NotFound") and missing == "bucket"):
             msg = f"bucket {bucket!r} does not exist at {endpoint}: create it, or fix the storage root"
         elif code in ("NoSuchKey", "404", "NotFound"):
@@ -296,77 +219,17 @@ def _s3_errors(uri: str, action: str, missing: str = "object") -> Iterator[None]
         raise StoreError(f"cannot {action} {uri}: {exc}") from None
 
 
-# ----------------------------------------------------------------------- local I/O
-
-
-@contextlib.contextmanager
-def _file_errors(uri: str, action: str) -> Iterator[None]:
-    try:
-        yield
-    except StoreError:
-        raise
-    except FileNotFoundError as exc:
-        raise StoreError(f"cannot {action} {uri}: no such file or directory ({exc.filename})") from None
-    except PermissionError as exc:
-        raise StoreError(
-            f"cannot {action} {uri}: permission denied on {exc.filename}; "
-            "make the directory writable by this user, or choose another storage root"
-        ) from None
-    except OSError as exc:
-        raise StoreError(f"cannot {action} {uri}: {exc}") from None
-
-
-def _atomic_write(path: Path, data: bytes | None = None, source: Path | None = None) -> None:
-    """Write ``data`` (or copy ``source``) to ``path`` via a temp file and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if source is None:
-                out.write(data or b"")
-            else:
-                with open(source, "rb") as src:
-                    shutil.copyfileobj(src, out, 4 * MiB)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _local_files(root: Path) -> builtins.list[Path]:
-    """Regular files under ``root``, recursively, sorted; skips our own temp files."""
-    found = []
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            if name.startswith(".") and name.endswith(".tmp"):
-                continue
-            found.append(Path(dirpath, name))
-    return sorted(found)
-
-
-# ---------------------------------------------------------------------- interface
+# ------------------------------------------------------------------------ interface
 
 
 def read_bytes(uri: str) -> bytes:
-    """The whole content of one file or object."""
-    if _split(uri)[0] == "file":
-        with _file_errors(uri, "read"):
-            return _local(uri).read_bytes()
-    bucket, key = _bucket_key(uri)
+    bucket, key = bucket_key(uri)
     with _s3_errors(uri, "read"):
         return _client().get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def write_bytes(uri: str, data: bytes) -> None:
-    """Write one file or object; local writes are atomic (temp file + rename)."""
-    if _split(uri)[0] == "file":
-        with _file_errors(uri, "write"):
-            _atomic_write(_local(uri), data=bytes(data))
-        return
-    bucket, key = _bucket_key(uri)
+    bucket, key = bucket_key(uri)
     if not key or key.endswith("/"):
         raise StoreError(f"cannot write {uri}: the URI names a prefix, not an object")
     with _s3_errors(uri, "write"):
@@ -374,10 +237,7 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 def exists(uri: str) -> bool:
-    """Whether a file/object, or a directory/prefix with something under it, exists."""
-    if _split(uri)[0] == "file":
-        return _local(uri).exists()
-    bucket, key = _bucket_key(uri)
+    bucket, key = bucket_key(uri)
     client = _client()
     from botocore.exceptions import ClientError
 
@@ -396,9 +256,9 @@ def exists(uri: str) -> bool:
         return page.get("KeyCount", 0) > 0 or (not key)
 
 
-def _s3_keys(uri: str) -> builtins.list[str]:
+def _keys(uri: str) -> list[str]:
     """Object keys under the prefix ``uri`` names (as a directory), sorted."""
-    bucket, key = _bucket_key(uri)
+    bucket, key = bucket_key(uri)
     prefix = key.rstrip("/") + "/" if key.strip("/") else ""
     keys = []
     with _s3_errors(uri, "list", missing="bucket"):
@@ -408,81 +268,37 @@ def _s3_keys(uri: str) -> builtins.list[str]:
     return sorted(keys)
 
 
-def list(uri: str) -> builtins.list[str]:  # noqa: A001 - the interface's name
-    """Full URIs of the files/objects under ``uri``, recursive, sorted.
-
-    A URI naming one file/object gives ``[uri]``; nothing there gives ``[]``.
-    """
-    if _split(uri)[0] == "file":
-        path = _local(uri)
-        if path.is_file():
-            return [uri]
-        with _file_errors(uri, "list"):
-            return [join(uri, p.relative_to(path).as_posix()) for p in _local_files(path)]
-    bucket, key = _bucket_key(uri)
-    keys = _s3_keys(uri)
+def list_uris(uri: str) -> list[str]:
+    _, key = bucket_key(uri)
+    keys = _keys(uri)
     if not keys and key and not key.endswith("/") and exists(uri):
         return [uri]
     prefix = key.rstrip("/") + "/" if key.strip("/") else ""
     return [join(uri, k[len(prefix) :]) for k in keys]
 
 
-def upload(local_path: str | os.PathLike, uri: str) -> builtins.list[str]:
-    """Copy a local file to ``uri``, or a directory recursively under ``uri``.
-
-    Returns the URIs written, sorted.
-    """
-    src = Path(local_path)
-    if not src.exists():
-        raise StoreError(f"cannot upload {src} to {uri}: {src} does not exist")
-    if src.is_dir():
-        pairs = [(f, join(uri, f.relative_to(src).as_posix())) for f in _local_files(src)]
-    else:
-        pairs = [(src, uri)]
-    if _split(uri)[0] == "file":
-        for f, dest in pairs:
-            with _file_errors(dest, "upload to"):
-                _atomic_write(_local(dest), source=f)
-        return [d for _, d in pairs]
+def upload_files(pairs: list[tuple[Path, str]]) -> None:
     client, config = _client(), _transfer_config()
     for f, dest in pairs:
-        bucket, key = _bucket_key(dest)
+        bucket, key = bucket_key(dest)
         if not key:
             raise StoreError(f"cannot upload {f} to {dest}: give an object key after the bucket")
         log.debug("upload %s -> %s", f, dest)
         with _s3_errors(dest, "upload to"):
             client.upload_file(str(f), bucket, key, Config=config)
-    return [d for _, d in pairs]
 
 
-def download(uri: str, local_path: str | os.PathLike) -> builtins.list[Path]:
-    """Copy one file/object to ``local_path``, or everything under a prefix into
-    the directory ``local_path``. Returns the local files written, sorted."""
-    dest = Path(local_path)
-    if _split(uri)[0] == "file":
-        src = _local(uri)
-        with _file_errors(uri, "download"):
-            if src.is_file():
-                _atomic_write(dest, source=src)
-                return [dest]
-            if not src.is_dir():
-                raise FileNotFoundError(2, "No such file or directory", str(src))
-            written = []
-            for f in _local_files(src):
-                target = dest / f.relative_to(src)
-                _atomic_write(target, source=f)
-                written.append(target)
-            return written
-    bucket, key = _bucket_key(uri)
+def download(uri: str, dest: Path) -> list[Path]:
+    bucket, key = bucket_key(uri)
     client, config = _client(), _transfer_config()
-    uris = list(uri)
+    uris = list_uris(uri)
     if not uris:
         raise StoreError(f"cannot download {uri}: nothing there (no object and no objects under that prefix)")
     if uris == [uri] and key and not key.endswith("/"):
         targets = [(key, dest)]
     else:
         prefix = key.rstrip("/") + "/" if key.strip("/") else ""
-        targets = [(_bucket_key(u)[1], dest / _bucket_key(u)[1][len(prefix) :]) for u in uris]
+        targets = [(bucket_key(u)[1], dest / bucket_key(u)[1][len(prefix) :]) for u in uris]
     written = []
     for k, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -493,23 +309,8 @@ def download(uri: str, local_path: str | os.PathLike) -> builtins.list[Path]:
     return written
 
 
-def check_writable(uri: str) -> None:
-    """Fail early, with a clear StoreError, unless ``uri`` can be written.
-
-    Writes a small probe under ``uri`` and deletes it: this exercises the
-    endpoint, the credentials, the bucket and the write permission at once.
-    """
-    probe = join(uri, f"{_PROBE_PREFIX}{uuid.uuid4().hex}")
-    if _split(uri)[0] == "file":
-        root = _local(uri)
-        with _file_errors(uri, "check write access to"):
-            if root.exists() and not root.is_dir():
-                raise StoreError(f"cannot write under {uri}: {root} is a file, not a directory")
-            root.mkdir(parents=True, exist_ok=True)
-            _atomic_write(_local(probe), data=b"")
-            os.unlink(_local(probe))
-        return
-    bucket, key = _bucket_key(probe)
+def check_writable(uri: str, probe: str) -> None:
+    bucket, key = bucket_key(probe)
     client = _client()
     with _s3_errors(uri, "check write access to"):
         client.put_object(Bucket=bucket, Key=key, Body=b"")
