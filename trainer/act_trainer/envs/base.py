@@ -40,9 +40,9 @@ class Environment(Protocol):
         An unknown split raises EnvError naming it and the splits there are.
         """
 
-    def task_type(self, episode: str) -> str:
-        """The episode's task type, for per-type results: the `task` of its expert trajectories
-        (environments without types within them give one for all, e.g. the game)."""
+    def task_type(self, episode: str) -> str | None:
+        """The episode's task type, for eval's per-type success rates: the `task` of its expert
+        trajectories; None where eval does not break the environment's results down by type."""
 
     def reset(self, episode: str) -> Observation:
         """Start an episode: its first observation (text and goal non-empty, not done).

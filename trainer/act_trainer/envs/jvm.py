@@ -90,7 +90,11 @@ class JavaSimulatorEnv:
         """Send an action to the simulator and observe the result."""
         raise NotImplementedError
 
-    def task_type(self, episode: str) -> str:
+    def task_type(self, episode: str) -> str | None:
+        raise NotImplementedError
+
+    def _task(self, episode: str) -> str:
+        """The task an expert trajectory of the episode records."""
         raise NotImplementedError
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -180,7 +184,7 @@ class JavaSimulatorEnv:
                 skipped += 1
                 continue
             made += 1
-            yield Trajectory(env=self.name, task=self.task_type(episode), goal=obs.goal, steps=steps,
+            yield Trajectory(env=self.name, task=self._task(episode), goal=obs.goal, steps=steps,
                              variation=self._parse(episode)[1], split=split, success=True, score=obs.score)
         if skipped:
             log.info("%s %s: skipped %d gold paths (longer than %d steps or not winning)",

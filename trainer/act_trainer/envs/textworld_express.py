@@ -111,8 +111,11 @@ class TextWorldExpressEnv(JavaSimulatorEnv):
     def _split_episodes(self, split: str) -> list[str]:
         return [f"{split}:{s}" for s in self._fold_seeds()[split]]
 
-    def task_type(self, episode: str) -> str:
-        return self.game  # one game per adapter
+    def _task(self, episode: str) -> str:
+        return self.game
+
+    def task_type(self, episode: str) -> None:
+        return None  # one game per adapter: nothing to break down
 
     # --- playing ---------------------------------------------------------------------------
 

@@ -65,8 +65,9 @@ def success_rate(env, engine, split: str, cfg: EvalConfig) -> tuple[dict, list[d
                 "episode_malformed_rate": sum(r["malformed"] for r in results) / turns}
     by_type: dict[str, list[bool]] = {}  # e.g. ALFWorld's six task types, as the paper breaks results down
     for r in results:
-        r["task_type"] = env.task_type(r["episode"])
-        by_type.setdefault(r["task_type"], []).append(r["won"])
+        if (task_type := env.task_type(r["episode"])) is not None:
+            r["task_type"] = task_type
+            by_type.setdefault(task_type, []).append(r["won"])
     measured.update({f"success_rate.{t}": sum(w) / len(w) for t, w in sorted(by_type.items())})
     return {**measured, "episodes": len(results)}, results
 
