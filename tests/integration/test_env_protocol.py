@@ -184,6 +184,8 @@ def test_expert_replays_to_a_win(case, env, expert):
             assert not obs.done
             assert obs.text == step.observation, (episode, i)
             assert obs.admissible == step.admissible, (episode, i)
+            if obs.admissible is not None:
+                assert env.admissible() == obs.admissible
             obs = env.step(step.action)
             assert_observation(obs, traj.goal)
         assert obs.done and obs.won and obs.score == 100.0

@@ -65,4 +65,5 @@ class Environment(Protocol):
         observations and admissible actions and wins (where it was recorded in this environment)."""
 
     def close(self) -> None:
-        """Release what the adapter started; safe to call more than once."""
+        """Release what the adapter started (simulator, engine, HTTP session); safe to call more than
+        once. An adapter used again afterwards starts what it needs afresh."""

@@ -15,8 +15,9 @@ module). This base holds what is the same:
 - experts: each episode of a split loaded with the simulator's gold path, the path replayed
   through the agent's own step (without the agent's step limit); only winning replays are yielded.
 
-A subclass (its package is the registry's, envs/__init__.py) says how to start and configure the simulator, how to load
-an episode, and how to read the simulator's answers into Observations.
+A subclass says how to start and configure the simulator (its package is the registry's, in
+envs/__init__.py), how to load an episode, and how to read the simulator's answers into
+Observations.
 """
 
 from __future__ import annotations
