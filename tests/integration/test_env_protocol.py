@@ -17,7 +17,7 @@ import webshop_standin
 
 from act_trainer.config import EnvironmentConfig
 from act_trainer.data import Trajectory, dumps_jsonl, loads_trajectories
-from act_trainer.envs import EnvError, Observation, make_env
+from act_trainer.envs import REGISTRY, EnvError, Observation, make_env
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,6 @@ class Case:
     admissible: str                              # "every step": observations carry them; "asked": admissible()
     #                                              lists them; "not on a search page": WebShop's search box
     bad_episode: str                             # an id that is not an episode
-    modules: tuple[str, ...] = ()                # packages the environment needs
     java: bool = False
 
 
@@ -53,31 +52,34 @@ def _webshop(request) -> EnvironmentConfig:
 
 
 CASES = [
-    Case("scienceworld",
-         lambda r: EnvironmentConfig(name="scienceworld", tasks=["find-non-living-thing", "lifespan-longest-lived"],
-                                     max_steps=MAX_STEPS),
-         "train", lambda t: f"{t.task}:{t.variation}", "look around", "No known action matches that input.",
-         "asked", "find-non-living-thing", ("scienceworld",), java=True),
-    Case("textworld-express",
-         lambda r: EnvironmentConfig(name="textworld-express", game="twc", max_steps=MAX_STEPS,
-                                     game_params="numLocations=1,numItemsToPutAway=2"),
-         "train", lambda t: f"{t.split}:{t.variation}", "inventory", "Unknown action: I'm not sure what you mean.",
-         "every step", "valid:3",
-         ("textworld_express",), java=True),
-    Case("alfworld",
-         lambda r: EnvironmentConfig(name="alfworld", data_dir=str(r.getfixturevalue("alfworld_data")),
-                                     max_steps=MAX_STEPS),
-         "valid_seen", lambda t: t.variation, "look", "Nothing happens.", "every step",
-         "pick_and_place_simple-Apple-None-Fridge-1", ("alfworld",)),
-    Case("webshop", _webshop, "test", lambda t: f"fixed_{t.variation}", "search[hat]", None,
-         "not on a search page", "goal:3", ("requests",)),
+    Case("scienceworld", split="train", noop="look around", admissible="asked",
+         config=lambda r: EnvironmentConfig(name="scienceworld", max_steps=MAX_STEPS,
+                                            tasks=["find-non-living-thing", "lifespan-longest-lived"]),
+         episode_of=lambda t: f"{t.task}:{t.variation}", unknown_text="No known action matches that input.",
+         bad_episode="find-non-living-thing", java=True),
+    Case("textworld-express", split="train", noop="inventory", admissible="every step",
+         config=lambda r: EnvironmentConfig(name="textworld-express", game="twc", max_steps=MAX_STEPS,
+                                            game_params="numLocations=1,numItemsToPutAway=2"),
+         episode_of=lambda t: f"{t.split}:{t.variation}", unknown_text="Unknown action: I'm not sure what you mean.",
+         bad_episode="valid:3", java=True),
+    Case("alfworld", split="valid_seen", noop="look", admissible="every step",
+         config=lambda r: EnvironmentConfig(name="alfworld", max_steps=MAX_STEPS,
+                                            data_dir=str(r.getfixturevalue("alfworld_data"))),
+         episode_of=lambda t: t.variation, unknown_text="Nothing happens.",
+         bad_episode="pick_and_place_simple-Apple-None-Fridge-1"),
+    Case("webshop", split="test", noop="search[hat]", admissible="not on a search page", config=_webshop,
+         episode_of=lambda t: f"fixed_{t.variation}", unknown_text=None, bad_episode="goal:3"),
 ]
+
+
+def test_every_adapter_has_a_case():
+    assert sorted(c.id for c in CASES) == sorted(REGISTRY)
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c.id for c in CASES])
 def case(request) -> Case:
     c = request.param
-    for module in c.modules:
+    for module in REGISTRY[c.id].modules:  # the packages the environment needs
         pytest.importorskip(module)
     if c.java and shutil.which("java") is None:
         pytest.skip(f"{c.id} needs a Java runtime")

@@ -9,7 +9,7 @@ import pytest
 from env_fixtures import needs_java
 
 from act_trainer.config import EnvironmentConfig
-from act_trainer.envs import EnvError, make_env
+from act_trainer.envs import REGISTRY, EnvError, make_env
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ LABELS = {"scienceworld": "ScienceWorld", "textworld-express": "TextWorldExpress
 
 @pytest.fixture(params=sorted(SIMULATORS))
 def name(request) -> str:
-    pytest.importorskip({"scienceworld": "scienceworld", "textworld-express": "textworld_express"}[request.param])
+    pytest.importorskip(REGISTRY[request.param].modules[0])
     return request.param
 
 
