@@ -130,6 +130,8 @@ def alfworld() -> Row:
     import textworld
     from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
 
+    from act_trainer.envs.alfworld_data import game_path
+
     data_dir, tmp = _alfworld_data()
     env = make_env(EnvironmentConfig(name="alfworld", data_dir=data_dir, max_steps=1000))
     try:
@@ -142,7 +144,7 @@ def alfworld() -> Row:
         raw = {}
 
         def raw_reset(episode):
-            path = str(env._path(episode)[1])
+            path = str(game_path(env.root, episode)[1])
             argv = list(sys.argv)
             if "env" not in raw:  # one engine, loading game after game, as AlfredTWEnv's workers do
                 raw["env"] = textworld.start(path, request_infos=infos, wrappers=[AlfredDemangler, AlfredInfos])

@@ -22,6 +22,7 @@ import alfworld_games  # noqa: E402
 import kube  # noqa: E402
 import pytest  # noqa: E402
 import services  # noqa: E402  (tests/ is on sys.path: pytest puts a conftest's dir there)
+import webshop_standin  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +81,10 @@ def alfworld_data(tmp_path_factory):
     if not alfworld_games.ARCHIVE.is_file():
         pytest.skip(f"ALFWorld game archive not found at {alfworld_games.ARCHIVE}")
     return alfworld_games.extract(tmp_path_factory.mktemp("alfworld"))
+
+
+@pytest.fixture(scope="session")
+def webshop_server():
+    """The stand-in WebShop web server (webshop_standin.py) on loopback; yields its URL."""
+    with webshop_standin.serve() as url:
+        yield url

@@ -1,10 +1,6 @@
 """ALFWorld adapter: ALFWorld's TextWorld games (PDDL), played with TextWorld's PddlEnv.
 
-Game files: `$ALFWORLD_DATA/json_2.1.1/<split>/<task-folder>/<trial>/game.tw-pddl` (what
-`alfworld-download` fetches, or an unpacked json_2.1.1.tar.xz). `environment.dataDir` (else the
-ALFWORLD_DATA variable, else ALFWorld's default ~/.cache/alfworld) names the directory that holds
-json_2.1.1/ (or json_2.1.1/ itself). Note that importing `alfworld` creates ~/.cache/alfworld and
-sets ALFWORLD_DATA to it when unset.
+Where the game files are, how they split and what episode ids look like: alfworld_data.py.
 
 We do not use `AlfredTWEnv`: it needs ALFWorld's YAML config (not in the wheel) and a
 `traj_data.json` beside every game, and it plays through `textworld.gym`'s batched,
@@ -12,16 +8,8 @@ asynchronous environments. Instead one `textworld.envs.PddlEnv` per adapter, wra
 ALFWorld's own `AlfredDemangler` (which gives objects their "apple 1" names, exactly as
 AlfredTWEnv does, without shuffling), loads one game file after another. That is the same
 engine, the same observations and the same admissible commands as AlfredTWEnv with
-`domain_randomization: false`.
-
-Splits: train (3,553 games), valid_seen (140: the in-distribution eval, "ID"), valid_unseen
-(134: out-of-distribution, "OOD"), valid_train (200). Episode ids are the game's folder
-relative to its split, "<task-folder>/<trial>", e.g.
-"pick_clean_then_place_in_recep-Lettuce-None-Fridge-19/trial_T20190908_100138_446072";
-trials are unique across splits, so reset() finds the split itself. episodes() lists a split
-round-robin over task types (each type sorted by id), so its first N cover all six types.
-`environment.tasks` filters by task type (the folder name's prefix; ALFWorld's ids 1-6 are
-accepted too). `task_type(episode)` gives an episode's type for per-type success rates.
+`domain_randomization: false`. `task_type(episode)` gives an episode's type for per-type
+success rates.
 
 Observations: the game's text, with TextWorld's "-= Welcome to TextWorld, ALFRED! =-" banner
 removed from the first one (as ReAct and most ALFWorld agents do); the goal is its
@@ -31,16 +19,13 @@ engine at every step anyway (it needs them to parse the next command), so `admis
 
 Experts (`environment.expertType`): "walkthrough" (the default) replays the walkthrough stored
 in each game file; "handcoded" runs ALFWorld's `AlfredExpert(expert_type="handcoded")`, which
-reads a `traj_data.json` beside the game. Where it is missing (e.g. the mirror in
-../shared/data/alfworld) we derive a minimal one from the task folder name,
-`<task_type>-<object>-<mrecep|None>-<parent>-<scene>`, into a temporary directory holding a
-link to the game: the data directory is never written. The handcoded expert's random
-fallback moves are seeded per episode, so its trajectories repeat. Only winning trajectories
-are yielded.
+reads a `traj_data.json` beside the game (derived where it is missing: alfworld_data.py) and
+gives up, raising, after 200 of its own steps. Its random fallback moves are seeded per
+episode, so its trajectories repeat. Only winning trajectories are yielded.
 
 Speed (2 cores): a game's first load costs about 1.3 s (fast-downward translates the PDDL
 problem); TextWorld's reset() translates it again, which we spare by remembering the last
-translations (`_translations`): reset then costs about 0.15 s, also when an episode is replayed.
+translations (`_Translations`): reset then costs about 0.15 s, also when an episode is replayed.
 A step costs about 0.1 s (the engine enumerates every applicable action), about 10 steps/s.
 fast-downward's translator also overwrites `sys.argv`; we restore it.
 """
@@ -48,10 +33,7 @@ fast-downward's translator also overwrites `sys.argv`; we restore it.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -61,21 +43,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from act_trainer.data import Step, Trajectory
+from act_trainer.envs import not_installed
+from act_trainer.envs.alfworld_data import (
+    SPLITS,
+    TASK_TYPES,
+    check_tasks,
+    find_root,
+    game_path,
+    read_walkthrough,
+    split_episodes,
+    task_type_of,
+    with_traj_data,
+)
 from act_trainer.envs.base import EnvError, Observation
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid_seen", "valid_unseen", "valid_train")
-TASK_TYPES = ("pick_and_place_simple", "look_at_obj_in_light", "pick_clean_then_place_in_recep",
-              "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep", "pick_two_obj_and_place")
-GAME = "game.tw-pddl"
-DEFAULT_DATA = "~/.cache/alfworld"
 BANNER = re.compile(r"^\s*-= Welcome to TextWorld, ALFRED! =-\s*")
 GOAL = re.compile(r"Your task is to: *([^\n]*)")
-HOW_TO_GET_DATA = ("unpack ALFWorld's game files (json_2.1.1.tar.xz, or run `alfworld-download`) into a "
-                   "directory and set environment.dataDir (or ALFWORLD_DATA) to it, e.g. "
-                   "`tar -xJf json_2.1.1.tar.xz -C /data/alfworld` and dataDir: /data/alfworld")
-HANDCODED_MAX_STEPS = 200  # the handcoded expert gives up (raises) after this many of its own steps
 
 
 def _packages():
@@ -84,29 +69,8 @@ def _packages():
         from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredExpert
         from textworld.envs import PddlEnv
     except ImportError as e:
-        raise EnvError(f"the ALFWorld adapter needs the `alfworld` package ({e}); install it with "
-                       "`pip install 'act-operator[envs]'` (builds jericho and fast-downward: a C++ "
-                       "compiler and about 5 minutes)") from None
+        raise not_installed("alfworld", str(e)) from None
     return textworld, PddlEnv, AlfredDemangler, AlfredExpert
-
-
-def task_type_of(episode: str) -> str:
-    """The task type of an episode id (or a task folder name): the part before the first '-'."""
-    return episode.split("/", 1)[0].split("-", 1)[0]
-
-
-def derive_traj_data(task_folder: str) -> dict:
-    """The minimal traj_data.json ALFWorld's handcoded expert reads, from the task folder name
-    `<task_type>-<object>-<mrecep|None>-<parent>-<scene>`."""
-    parts = task_folder.split("-")
-    if len(parts) != 5 or parts[0] not in TASK_TYPES:
-        raise EnvError(f"task folder '{task_folder}' is not <task_type>-<object>-<mrecep|None>-<parent>-<scene>")
-    task_type, obj, mrecep, parent, _scene = parts
-    look = task_type == "look_at_obj_in_light"
-    return {"task_type": task_type,
-            "pddl_params": {"object_target": obj, "mrecep_target": "" if mrecep == "None" else mrecep,
-                            "object_sliced": False, "parent_target": "" if look else parent,
-                            "toggle_target": parent if look else ""}}
 
 
 class _Translations:
@@ -160,9 +124,9 @@ class ALFWorldEnv:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.task_types = self._check_tasks(list(cfg.tasks))
+        self.task_types = check_tasks(list(cfg.tasks))
         self.expert_type = "walkthrough" if cfg.expert_type == "default" else cfg.expert_type
-        self.root = self._find_root(cfg.data_dir)
+        self.root = find_root(cfg.data_dir)
         self._episodes: dict[str, list[str]] = {}
         self._translations = _Translations()
         self._agent: _Game | None = None
@@ -173,37 +137,6 @@ class ALFWorldEnv:
         self._steps = 0
 
     # --- setup -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _check_tasks(tasks: list[str]) -> list[str]:
-        if not tasks:
-            return list(TASK_TYPES)
-        names = [TASK_TYPES[int(t) - 1] if t.isdigit() and 1 <= int(t) <= 6 else t for t in tasks]
-        unknown = [t for t, n in zip(tasks, names, strict=True) if n not in TASK_TYPES]
-        if unknown:
-            raise EnvError(f"environment.tasks: unknown ALFWorld task type(s) {unknown}; valid: "
-                           f"{', '.join(TASK_TYPES)} (or their ids 1-6)")
-        return list(dict.fromkeys(names))
-
-    @staticmethod
-    def _find_root(data_dir: str | None) -> Path:
-        """The json_2.1.1 directory (the one holding the split folders)."""
-        if data_dir:
-            given, source = data_dir, "environment.dataDir"
-        elif os.environ.get("ALFWORLD_DATA"):
-            given, source = os.environ["ALFWORLD_DATA"], "ALFWORLD_DATA"
-        else:  # where `alfworld-download` puts them (and what importing alfworld sets ALFWORLD_DATA to)
-            given, source = DEFAULT_DATA, "ALFWorld's default: neither environment.dataDir nor ALFWORLD_DATA is set"
-        base = Path(os.path.expandvars(os.path.expanduser(given)))
-        for root in (base / "json_2.1.1", base):
-            if any((root / s).is_dir() for s in SPLITS):
-                return root
-        archive = next(iter(sorted(base.glob("json_2.1.1.tar*"))), None) if base.is_dir() else None
-        if archive is not None:
-            raise EnvError(f"environment.dataDir: {base} ({source}) holds {archive.name} but no unpacked games; "
-                           f"`tar -xJf {archive} -C {base}`")
-        raise EnvError(f"environment.dataDir: no ALFWorld games under {base} ({source}; expected "
-                       f"json_2.1.1/<split>/<task-folder>/<trial>/{GAME}); {HOW_TO_GET_DATA}")
 
     def _new_game(self, expert: bool = False) -> _Game:
         textworld, PddlEnv, AlfredDemangler, AlfredExpert = _packages()
@@ -236,29 +169,14 @@ class ALFWorldEnv:
         if split not in SPLITS:
             raise EnvError(f"unknown split '{split}'; ALFWorld has {', '.join(SPLITS)}")
         if split not in self._episodes:
-            base = self.root / split
-            ids = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in base.glob(f"*/*/{GAME}")) \
-                if base.is_dir() else []
-            by_type = [[e for e in ids if task_type_of(e) == t] for t in self.task_types]
-            self._episodes[split] = [e for row in itertools.zip_longest(*by_type) for e in row if e is not None]
+            self._episodes[split] = split_episodes(self.root, split, self.task_types)
         return list(self._episodes[split])
 
-    def task_type(self, episode_id: str) -> str:
-        t = task_type_of(episode_id)
+    def task_type(self, episode: str) -> str:
+        t = task_type_of(episode)
         if t not in TASK_TYPES:
-            raise EnvError(f"episode '{episode_id}' does not name an ALFWorld task type")
+            raise EnvError(f"episode '{episode}' does not name an ALFWorld task type")
         return t
-
-    def _path(self, episode: str) -> tuple[str, Path]:
-        parts = episode.split("/") if episode else []
-        if len(parts) != 2 or not all(parts) or ".." in parts:
-            raise EnvError(f"episode id '{episode}' is not <task-folder>/<trial> "
-                           "(e.g. pick_and_place_simple-Apple-None-Fridge-1/trial_T20190907_000000_000000)")
-        for split in SPLITS:
-            path = self.root / split / episode / GAME
-            if path.is_file():
-                return split, path
-        raise EnvError(f"episode '{episode}': no {GAME} for it in any split under {self.root}")
 
     # --- playing ---------------------------------------------------------------------------
 
@@ -279,12 +197,15 @@ class ALFWorldEnv:
         self._episode, self._steps = episode, 0
         return self._observation(state, first=True, limit=False)
 
-    def reset(self, episode: str) -> Observation:
-        self._episode = None
-        _, path = self._path(episode)
+    def _agent_game(self) -> _Game:
         if self._agent is None:
             self._agent = self._new_game()
-        return self._begin(self._agent, episode, path)
+        return self._agent
+
+    def reset(self, episode: str) -> Observation:
+        self._episode = None
+        _, path = game_path(self.root, episode)
+        return self._begin(self._agent_game(), episode, path)
 
     def _step(self, game: _Game, action: str, limit: bool) -> Observation:
         if self._episode is None or game is None or game.state is None:
@@ -327,21 +248,17 @@ class ALFWorldEnv:
                           variation=episode, split=split, success=True, score=100.0)
 
     def _walkthrough(self, split: str, episode: str, max_length: int) -> Trajectory | None:
-        _, path = self._path(episode)
-        # Read from the file (a few ms) so that long walkthroughs are skipped without loading the game.
-        try:
-            walkthrough = json.loads(path.read_text()).get("walkthrough") or []
-        except (OSError, ValueError) as e:
-            raise EnvError(f"ALFWorld could not load {path}: {type(e).__name__}: {e}") from e
+        _, path = game_path(self.root, episode)
+        # Read from the file so that long walkthroughs are skipped without loading the game.
+        walkthrough = read_walkthrough(path)
         if not walkthrough or len(walkthrough) > max_length:
             return None
-        if self._agent is None:
-            self._agent = self._new_game()
-        obs = self._begin(self._agent, episode, path)
+        game = self._agent_game()
+        obs = self._begin(game, episode, path)
         steps: list[Step] = []
         for action in walkthrough:
             steps.append(Step(observation=obs.text, action=action, admissible=obs.admissible))
-            obs = self._step(self._agent, action, limit=False)
+            obs = self._step(game, action, limit=False)
             if obs.done:
                 break
         if not obs.won:
@@ -349,32 +266,20 @@ class ALFWorldEnv:
             return None
         return self._trajectory(split, episode, steps)
 
-    def _expert_path(self, episode: str, path: Path) -> Path:
-        """The game path to give the handcoded expert: one with a traj_data.json beside it."""
-        if (path.parent / "traj_data.json").is_file():
-            return path
+    def _traj_data_dir(self) -> Path:
         if self._traj_dir is None:
             self._traj_dir = tempfile.mkdtemp(prefix="act-alfworld-")
-        folder = Path(self._traj_dir) / episode
-        linked = folder / GAME
-        if not linked.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "traj_data.json").write_text(json.dumps(derive_traj_data(episode.split("/")[0])))
-            try:
-                linked.symlink_to(path.resolve())
-            except OSError:
-                shutil.copyfile(path, linked)
-        return linked
+        return Path(self._traj_dir)
 
     def _handcoded(self, split: str, episode: str, max_length: int) -> Trajectory | None:
-        _, path = self._path(episode)
+        _, path = game_path(self.root, episode)
         if self._expert is None:
             self._expert = self._new_game(expert=True)
         game = self._expert
         saved = random.getstate()
         random.seed(episode)  # the expert's fallback moves use the global `random`
         try:
-            obs = self._begin(game, episode, self._expert_path(episode, path))
+            obs = self._begin(game, episode, with_traj_data(episode, path, self._traj_data_dir))
             steps: list[Step] = []
             while not obs.won and len(steps) < max_length:
                 action = game.state["extra.expert_plan"][0]

@@ -1,14 +1,15 @@
 """The environment protocol every adapter implements.
 
 An adapter wraps one real environment package. The stages only see this protocol:
-collect and policy need expert trajectories, eval needs episodes it can play.
+collect and policy need expert trajectories, eval needs episodes it can play and their task
+types. tests/integration/test_env_protocol.py checks every adapter against it by behaviour.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from act_trainer.data import Trajectory
 
@@ -19,15 +20,14 @@ class EnvError(RuntimeError):
 
 @dataclass
 class Observation:
-    text: str
-    goal: str
-    done: bool = False
+    text: str                            # what the agent sees now
+    goal: str                            # the episode's task, the same at every step
+    done: bool = False                   # won, failed, or out of steps (environment.maxSteps)
     won: bool = False
-    score: float = 0.0
-    admissible: list[str] | None = None
+    score: float = 0.0                   # 0-100 (ScienceWorld: -100 for a failed task)
+    admissible: list[str] | None = None  # where the environment lists them with every step, else None
 
 
-@runtime_checkable
 class Environment(Protocol):
     name: str
 
@@ -35,18 +35,35 @@ class Environment(Protocol):
         """Split names this environment has (e.g. train, dev, test)."""
 
     def episodes(self, split: str) -> list[str]:
-        """Episode ids of a split, in a stable order (an id identifies task + variation/game)."""
+        """Episode ids of a split, unique and in a stable order (an id identifies task + variation/game).
+
+        An unknown split raises EnvError naming it and the splits there are.
+        """
+
+    def task_type(self, episode: str) -> str | None:
+        """The episode's task type, for eval's per-type success rates: the `task` of its expert
+        trajectories; None where eval does not break the environment's results down by type."""
 
     def reset(self, episode: str) -> Observation:
-        """Start an episode; the observation holds the goal."""
+        """Start an episode: its first observation (text and goal non-empty, not done).
+
+        A bad id raises EnvError and leaves no episode to step in.
+        """
 
     def step(self, action: str) -> Observation:
-        """Take an action; cheap: no enumeration of admissible actions unless the env gives them free."""
+        """Take an action: any string (one the environment does not know changes nothing and does
+        not end the episode); the episode is done after environment.maxSteps steps at the latest.
+        Raises EnvError before reset(). Cheap: no enumeration of admissible actions unless the
+        environment gives them free."""
 
     def admissible(self) -> list[str] | None:
-        """Admissible actions now, or None where the environment cannot list them cheaply."""
+        """Admissible actions now (None before reset(), or where the environment cannot list them)."""
 
     def expert(self, split: str, limit: int, max_length: int) -> Iterator[Trajectory]:
-        """Up to `limit` expert trajectories of a split (e.g. gold paths), skipping longer ones."""
+        """Up to `limit` winning expert trajectories of a split (e.g. gold paths), none longer than
+        `max_length` steps. Replaying one's actions from reset() of its episode sees the same
+        observations and admissible actions and wins (where it was recorded in this environment)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the adapter started (simulator, engine, HTTP session); safe to call more than
+        once. An adapter used again afterwards starts what it needs afresh."""

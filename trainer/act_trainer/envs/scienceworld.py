@@ -15,74 +15,45 @@ Semantics, as the simulator reports them: the score lies in [0, 1] (we report 0-
 the package); a task failure (e.g. focusing on the wrong object) sets the score to -1 and
 leaves the completion flag false; the flag becomes true only when the task is done, with
 score 1. The package's own wrapper ends an episode on a negative score, and so do we.
+
+The JVM's lifecycle, episodes and the gold-path replay are shared with TextWorldExpress (jvm.py).
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
-import shutil
-from collections.abc import Iterator
 
-from act_trainer.data import Step, Trajectory
+from act_trainer.envs import import_package
 from act_trainer.envs.base import EnvError, Observation
-
-log = logging.getLogger(__name__)
-
-SPLITS = ("train", "dev", "test")
-INSTALL_JAVA = ("ScienceWorld needs a Java runtime (>= 11) on PATH to start its simulator; "
-                "install one, e.g. `apt-get install default-jre-headless`")
-
-
-def _package():
-    try:
-        import scienceworld
-    except ImportError as e:
-        raise EnvError(f"the ScienceWorld adapter needs the `scienceworld` package ({e}); "
-                       "install it with `pip install 'act-operator[envs]'`") from None
-    return scienceworld
+from act_trainer.envs.jvm import JavaSimulatorEnv
 
 
 def task_names() -> list[str]:
     """All task names, in the package's task order (tasks.json); no JVM needed."""
-    _package()
+    import_package("scienceworld")
     from scienceworld.constants import ID2TASK
 
     return list(ID2TASK.values())
 
 
-def _shutdown(sw) -> None:
-    sw.close()
-    # The package's __del__ calls close() again, and py4j logs a traceback for shutting
-    # down a closed gateway; once is enough.
-    sw.close = lambda: None
-
-
-class ScienceWorldEnv:
-    """One simulator (one JVM) per adapter, started on first use; episode ids are "TASK:VARIATION".
-
-    reset(), expert() and episodes() (the first time it meets a task) all drive that one
-    simulator, so each of them ends the episode in progress.
-    """
+class ScienceWorldEnv(JavaSimulatorEnv):
+    """Episode ids are "TASK:VARIATION"; environment.tasks chooses the tasks (all by default)."""
 
     name = "scienceworld"
+    label = "ScienceWorld"
 
     def __init__(self, cfg):
-        self.cfg = cfg
         self.tasks = self._check_tasks(list(cfg.tasks))
-        self._sw = None            # scienceworld.ScienceWorldEnv, started lazily
+        super().__init__(cfg)
         self._variations: dict[str, dict[str, list[int]]] = {}
-        self._episode: str | None = None
-        self._goal = ""
-        self._steps = 0
 
     # --- setup -----------------------------------------------------------------------------
 
     @staticmethod
     def _check_tasks(tasks: list[str]) -> list[str]:
+        valid = task_names()  # first: it says how to install the package where it is missing
         from scienceworld.utils import infer_task
 
-        valid = task_names()
         if not tasks:
             return valid
         # infer_task also accepts the paper's ids ("1-1") and long names.
@@ -93,26 +64,17 @@ class ScienceWorldEnv:
                            f"valid names: {', '.join(valid)}")
         return list(dict.fromkeys(names))
 
-    def _server(self):
-        """The simulator's gateway object, starting the JVM the first time (a few seconds)."""
-        if self._sw is None:
-            package = _package()
-            if shutil.which("java") is None:
-                raise EnvError(INSTALL_JAVA)
-            try:
-                sw = package.ScienceWorldEnv("")
-            except Exception as e:  # py4j raises plain Exceptions when the JVM does not come up
-                raise EnvError(f"the ScienceWorld simulator did not start: {e}. {INSTALL_JAVA}") from e
-            possible = ["easy"] + sw.get_possible_simplifications()
-            unknown = [s for s in self.cfg.simplification.split(",") if s and s not in possible]
-            if unknown:
-                _shutdown(sw)
-                raise EnvError(f"env.simplification: unknown {unknown}; use a comma-separated subset of "
-                               f"{', '.join(possible)}")
-            self._sw = sw
-        return self._sw.server
+    def _start(self, package):
+        return package.ScienceWorldEnv("")
 
-    def _load(self, task: str, variation: int, gold: bool) -> None:
+    def _configure(self, sim) -> None:
+        possible = ["easy"] + sim.get_possible_simplifications()
+        unknown = [s for s in self.cfg.simplification.split(",") if s and s not in possible]
+        if unknown:
+            raise EnvError(f"env.simplification: unknown {unknown}; use a comma-separated subset of "
+                           f"{', '.join(possible)}")
+
+    def _load_task(self, task: str, variation: int, gold: bool) -> None:
         simplification = self.cfg.simplification
         if "noElectricalAction" in simplification and ("power-component" in task or "conductivity" in task):
             raise EnvError(f"env.simplification: task '{task}' needs electrical actions; "
@@ -131,15 +93,12 @@ class ScienceWorldEnv:
                            f"valid names: {', '.join(task_names())}")
         return task, int(variation)
 
-    # --- protocol --------------------------------------------------------------------------
-
-    def splits(self) -> list[str]:
-        return list(SPLITS)
+    # --- episodes --------------------------------------------------------------------------
 
     def _split_variations(self, task: str) -> dict[str, list[int]]:
         # The variation lists come from the loaded task, so listing them means loading it.
         if task not in self._variations:
-            self._load(task, 0, gold=False)
+            self._load_task(task, 0, gold=False)
             srv = self._server()
             self._variations[task] = {
                 "train": list(srv.getVariationsTrain()),
@@ -148,41 +107,39 @@ class ScienceWorldEnv:
             }
         return self._variations[task]
 
-    def episodes(self, split: str) -> list[str]:
-        if split not in SPLITS:
-            raise EnvError(f"unknown split '{split}'; ScienceWorld has {', '.join(SPLITS)}")
+    def _split_episodes(self, split: str) -> list[str]:
         per_task = [[f"{t}:{v}" for v in self._split_variations(t)[split]] for t in self.tasks]
         # Round-robin over tasks, so the first N episodes cover several tasks.
         return [e for row in itertools.zip_longest(*per_task) for e in row if e is not None]
 
-    def _begin(self, episode: str) -> Observation:
-        srv = self._server()
-        self._episode, self._goal, self._steps = episode, srv.getTaskDescription(), 0
+    def _task(self, episode: str) -> str:
+        return self._parse(episode)[0]
+
+    def task_type(self, episode: str) -> None:
+        # Not broken down: the paper measures ScienceWorld as a whole (next-action accuracy), and
+        # 30 tasks' rates per split would crowd the ACTJob status and its 4 KB termination message.
+        return None
+
+    # --- playing ---------------------------------------------------------------------------
+
+    def _load(self, episode: str, gold: bool) -> None:
+        task, variation = self._parse(episode)
+        self._load_task(task, variation, gold)
+
+    def _first(self) -> Observation:
         # "look around" is free (no simulated time) and refreshes the score fields, which a
         # load leaves stale; the package's own reset() does the same.
-        return self._observe(srv.step("look around"), limit=False)
+        return self._observe(self._server().step("look around"), limit=False)
 
     def _observe(self, text: str, limit: bool) -> Observation:
         srv = self._server()
         score = float(round(100 * srv.getScore()))
         completed = bool(srv.getCompleted())
-        out_of_steps = limit and self._steps >= self.cfg.max_steps
-        return Observation(text=text, goal=self._goal, done=completed or score < 0 or out_of_steps,
+        return Observation(text=text, goal=self._goal, done=completed or score < 0 or self._out_of_steps(limit),
                            won=completed and score > 0, score=score)
 
-    def reset(self, episode: str) -> Observation:
-        task, variation = self._parse(episode)
-        self._load(task, variation, gold=False)
-        return self._begin(episode)
-
-    def _step(self, action: str, limit: bool) -> Observation:
-        if self._episode is None:
-            raise EnvError("step() before reset(): start an episode first")
-        self._steps += 1
+    def _act(self, action: str, limit: bool) -> Observation:
         return self._observe(self._server().step(action), limit)
-
-    def step(self, action: str) -> Observation:
-        return self._step(action, limit=True)
 
     def admissible(self) -> list[str] | None:
         # The expensive call (every valid action-object combination: 100-1,500 strings, 10-50 ms):
@@ -190,43 +147,3 @@ class ScienceWorldEnv:
         if self._episode is None:
             return None
         return list(dict.fromkeys(self._server().getValidActionObjectCombinations()))
-
-    def expert(self, split: str, limit: int, max_length: int) -> Iterator[Trajectory]:
-        """Gold paths replayed in the simulator; yields only those that end in success.
-
-        The simulator's gold agent makes random choices (which object, which route), so two
-        runs may give different paths for the same variation.
-        """
-        made = skipped = 0
-        for episode in self.episodes(split):
-            if made >= limit:
-                break
-            task, variation = self._parse(episode)
-            self._load(task, variation, gold=True)
-            gold = list(self._server().getGoldActionSequence())
-            if not gold or len(gold) > max_length:
-                skipped += 1
-                continue
-            obs = self._begin(episode)
-            steps: list[Step] = []
-            for action in gold:
-                steps.append(Step(observation=obs.text, action=action, admissible=None))
-                obs = self._step(action, limit=False)  # the agent's step limit is not the expert's
-                if obs.done:
-                    break
-            if not obs.won:
-                log.warning("ScienceWorld %s: gold path did not complete the task (score %s); skipped",
-                            episode, obs.score)
-                skipped += 1
-                continue
-            made += 1
-            yield Trajectory(env=self.name, task=task, goal=obs.goal, steps=steps, variation=variation,
-                             split=split, success=True, score=obs.score)
-        if skipped:
-            log.info("ScienceWorld %s: skipped %d gold paths (longer than %d steps or not successful)",
-                     split, skipped, max_length)
-
-    def close(self) -> None:
-        if self._sw is not None:
-            sw, self._sw, self._episode = self._sw, None, None
-            _shutdown(sw)

@@ -8,44 +8,16 @@ text observation itself. No WebShop code is vendored.
 
 **What was not run: a real WebShop server.** The unit tests exercise this module against
 pages written from WebShop's published templates (web_agent_site/templates/*.html) and a small
-stand-in HTTP server in the test that serves pages in that format; the demonstration parser
+stand-in HTTP server (tests/webshop_standin.py) that serves pages in that format; the demonstration parser
 is tested on records written from the documented format of WebShop's
 `baseline_models/data/il_trajs_finalized_images.jsonl`. Run it once against a real server
 before relying on it.
-
-The web app's pages and how the adapter uses them:
-- `GET /<session>`: the search page (instruction, search box). A session id containing
-  "fixed" selects goal `int(session.split("_")[-1])` (goals shuffled with seed 233 by the app),
-  so episode ids are WebShop's own fixed sessions, "fixed_<goal index>", used as the session id.
-- `search[query]`: `POST /<session>` with form field `search_query`; the app redirects to
-  `/search_results/<session>/<keywords>/<page>`. As in WebShop's text environment, a search is
-  allowed from any page.
-- `click[x]`: x names a clickable of the current page, as WebShop's text environment lists
-  them (`get_available_actions`): the text of an element with class `btn` (a `<button>` in a
-  `<form>`: we submit the form, POST to its action), of a `product-link` anchor (GET its href,
-  the product's ASIN), or the value of an `input[type=radio]` option (GET its `data-url`).
-  Names match case-insensitively; `click[search]` and unknown names change nothing, as there.
-  We are a little more lenient than WebShop's `(.+)\\[(.+)\\]` about the action word and spaces
-  (`Click [ Buy Now ]` is a click on "buy now"); anything else is a no-op, as there.
-  Clicking "Buy Now" leads to `/done/...`, whose `#reward` element holds the reward (0-1).
-- Observation text: WebShop's "text" observation mode: the page's visible text nodes (not in
-  style/script/head/title/meta, not comments) joined with " [SEP] ". Unlike WebShop's
-  BeautifulSoup version we drop whitespace-only nodes (it keeps all but a bare "\\n", which puts
-  empty fields between separators); the fields themselves are the same.
 
 Splits follow WebShop's baselines (baseline_models/env.py): goals 0-499 are test, 500-1499 dev
 (their "eval"), 1500 up to the number of human instructions (12,087 in the paper) train.
 Success = reward 1.0 (the paper's success rate); score = 100 x reward.
 
-Expert trajectories come from human demonstrations in the format of WebShop's
-`il_trajs_finalized_images.jsonl` (one JSON object per line: `states`, `actions`,
-`available_actions`, `action_idxs`, optional `actions_translate`, `images`), given by
-`environment.dataDir` (the file, or a directory holding it; `human_goals.json` beside it gives
-each demonstration its goal index and so its split). The states there are in WebShop's
-"text_rich" mode ("[button] x [button_]" markers, one field per line); we convert them to the
-"text" mode the live adapter produces, so prompts look the same in training and evaluation.
-The file holds no rewards: a demonstration counts as an expert trajectory when it ends with a
-purchase (click[buy now]).
+How pages become text and actions: webshop_pages.py; the demonstrations: webshop_demos.py.
 """
 
 from __future__ import annotations
@@ -53,274 +25,26 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urljoin
 
-from act_trainer.data import Step, Trajectory
+from act_trainer.data import Trajectory
+from act_trainer.envs import not_installed
 from act_trainer.envs.base import EnvError, Observation
+from act_trainer.envs.webshop_demos import DEMOS_FILE, END_BUTTON, parse_demonstrations
+from act_trainer.envs.webshop_pages import Page, parse_action, parse_page
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
 NUM_GOALS = 12087                     # human instructions in WebShop (paper); the train split's end
 SPLIT_GOALS = {"test": range(500), "dev": range(500, 1500), "train": range(1500, NUM_GOALS)}
-END_BUTTON = "buy now"
-DEMOS_FILE = "il_trajs_finalized_images.jsonl"
 GOALS_FILE = "human_goals.json"
-SEP = " [SEP] "
 START_SERVER = ("start WebShop's web app (princeton-nlp/WebShop: `./setup.sh`, then `./run_dev.sh` "
                 "or `python -m web_agent_site.app`) and set environment.url to its address, "
                 "e.g. http://127.0.0.1:3000")
 TIMEOUT = (5.0, 120.0)                # connect, read (a search over 1.18M products can take seconds)
-
-_IGNORED = {"style", "script", "head", "title", "meta", "[document]"}
-_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
-         "source", "track", "wbr"}
-_ACTION = re.compile(r"^\s*(search|click)\s*\[(.*)\]\s*$", re.DOTALL | re.IGNORECASE)
 _EPISODE = re.compile(r"^fixed_(\d+)$")
-
-
-# --- actions -------------------------------------------------------------------------------
-
-def parse_action(action: str) -> tuple[str, str] | None:
-    """("search", query) or ("click", name) from "search[...]" / "click[...]"; None otherwise.
-
-    Like WebShop, the argument is what lies between the first "[" and the last "]", lowercased.
-    """
-    m = _ACTION.match(action or "")
-    if m is None:
-        return None
-    return m.group(1).lower(), m.group(2).strip().lower()
-
-
-# --- pages ---------------------------------------------------------------------------------
-
-@dataclass
-class Clickable:
-    name: str
-    method: str            # "GET" or "POST"
-    url: str | None        # None: nothing to follow (e.g. a button outside any form)
-    kind: str              # "button", "product", "option"
-
-
-@dataclass
-class Page:
-    """A WebShop page as its text environment sees it."""
-
-    texts: list[str] = field(default_factory=list)
-    clickables: dict[str, Clickable] = field(default_factory=dict)
-    has_search_bar: bool = False
-    instruction: str = ""
-    reward: float | None = None
-
-    @property
-    def text(self) -> str:
-        return SEP.join(self.texts)
-
-    def available_actions(self) -> list[str] | None:
-        """click[...] for each clickable; None where the page has a search box (free text)."""
-        if self.has_search_bar:
-            return None
-        return [f"click[{name}]" for name in self.clickables if name != "search"]
-
-
-class _PageParser(HTMLParser):
-    """A stack of open tags is all we need: the parent of each text node, and the text of the
-    few elements we read (buttons, product links, the instruction's <h4>, the reward)."""
-
-    def __init__(self, base_url: str):
-        super().__init__(convert_charrefs=True)
-        self.base = base_url
-        self.page = Page()
-        self.stack: list[str] = []
-        self.form: tuple[str, str] | None = None     # (method, action) of the form we are in
-        # Elements whose text we collect: (depth, what, attributes, text parts).
-        self.reading: list[tuple[int, str, dict, list[str]]] = []
-        self.in_instruction: int | None = None       # depth of #instruction-text
-
-    def handle_starttag(self, tag, attrs):
-        a = {k: (v or "") for k, v in attrs}
-        classes = a.get("class", "").split()
-        if a.get("id") == "search_input":
-            self.page.has_search_bar = True
-        if tag == "form":
-            self.form = ((a.get("method") or "get").upper(), urljoin(self.base, a.get("action", "")))
-        if tag == "input" and a.get("type", "").lower() == "radio":
-            url = a.get("data-url")
-            self._add(a.get("value", ""), "GET", urljoin(self.base, url) if url else None, "option")
-        if tag in _VOID:
-            return
-        self.stack.append(tag)
-        depth = len(self.stack)
-        if "product-link" in classes:
-            self.reading.append((depth, "product", a, []))
-        elif "btn" in classes:
-            self.reading.append((depth, "button", {**a, "tag": tag}, []))
-        if a.get("id") == "instruction-text":
-            self.in_instruction = depth
-        elif tag == "h4" and self.in_instruction is not None and not self.page.instruction \
-                and not any(w == "instruction" for _, w, _, _ in self.reading):
-            self.reading.append((depth, "instruction", a, []))
-        if a.get("id") == "reward":
-            self.reading.append((depth, "reward", a, []))
-
-    def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
-        if tag not in _VOID:
-            self.handle_endtag(tag)
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self.form = None
-        if tag not in self.stack:
-            return  # a stray end tag (the templates have a few): ignore it, as html.parser trees do
-        while self.stack:
-            depth = len(self.stack)
-            open_tag = self.stack.pop()
-            self.close_depth(depth)
-            if open_tag == tag:
-                break
-
-    def close_depth(self, depth: int) -> None:
-        if depth == self.in_instruction:
-            self.in_instruction = None
-        while self.reading and self.reading[-1][0] == depth:
-            _, what, a, parts = self.reading.pop()
-            text = "".join(parts)
-            if what == "product":
-                href = a.get("href")
-                self._add(text, "GET", urljoin(self.base, href) if href else None, "product")
-            elif what == "button":
-                if a["tag"] == "a" and a.get("href"):
-                    self._add(text, "GET", urljoin(self.base, a["href"]), "button")
-                elif self.form is not None:
-                    self._add(text, self.form[0], self.form[1], "button")
-                else:
-                    self._add(text, "GET", None, "button")
-            elif what == "instruction":
-                self.page.instruction = _instruction(text)
-            elif what == "reward":
-                numbers = re.findall(r"-?\d+(?:\.\d+)?(?:[eE]-?\d+)?", text.split("max 1.0)")[-1])
-                if numbers:
-                    self.page.reward = float(numbers[-1])
-
-    def _add(self, name: str, method: str, url: str | None, kind: str) -> None:
-        key = name.strip().lower()
-        # A dict, as in WebShop's text environment: the last element of a name wins.
-        self.page.clickables[key] = Clickable(key, method, url, kind)
-
-    def handle_data(self, data):
-        for _, _, _, parts in self.reading:
-            parts.append(data)
-        parent = self.stack[-1] if self.stack else "[document]"
-        if parent not in _IGNORED and data.strip():
-            self.page.texts.append(data.strip())
-
-
-def _instruction(text: str) -> str:
-    text = " ".join(text.split())
-    return re.sub(r"^instruction:\s*", "", text, flags=re.IGNORECASE)
-
-
-def parse_page(html: str, url: str = "http://webshop/") -> Page:
-    """WebShop's text view of one HTML page: visible text, clickables, instruction, reward."""
-    p = _PageParser(url)
-    p.feed(html)
-    p.close()
-    while p.stack:  # unclosed elements at the end of the document
-        d = len(p.stack)
-        p.stack.pop()
-        p.close_depth(d)
-    return p.page
-
-
-# --- demonstrations ------------------------------------------------------------------------
-
-_MARKERS = re.compile(r"\[(?:clicked )?button_?\]")
-
-
-def rich_to_text(state: str) -> str:
-    """A "text_rich" state (one field per line, [button] markers) in the "text" mode: fields
-    joined with " [SEP] ". States already in text mode are returned as they are."""
-    if "[SEP]" in state:
-        return state
-    lines = [ln.strip() for ln in state.split("\n")]
-    # text_rich prepends "You have clicked <option>." for each chosen option; the page shows them anyway.
-    while lines and re.fullmatch(r"You have clicked .*\.", lines[0] or ""):
-        lines.pop(0)
-    fields = [" ".join(_MARKERS.sub(" ", ln).split()) for ln in lines]
-    return SEP.join(f for f in fields if f)
-
-
-def demo_instruction(state: str) -> str:
-    """The instruction shown in a demonstration's first state (either observation mode)."""
-    text = state.replace(SEP, "\n")
-    m = re.search(r"Instruction:\s*(.*?)\s*(?:\[button\]|\n\s*Search\s*$|$)", text, re.DOTALL | re.IGNORECASE)
-    if m is None:
-        raise ValueError("no 'Instruction:' in the first state")
-    return " ".join(m.group(1).split())
-
-
-def _goal_key(instruction: str) -> str:
-    # WebShop's baselines match a demonstration to human_goals.json this way (process_goal).
-    s = instruction.lower().replace('"', "").replace("'", "").strip()
-    return s.split(", and price lower than")[0].strip()
-
-
-def _as_click(action: str) -> str:
-    return action if parse_action(action) else f"click[{action}]"
-
-
-def parse_demonstrations(lines: Iterable[str], human_goals: list[str] | None = None,
-                         name: str = DEMOS_FILE) -> list[tuple[int | None, Trajectory]]:
-    """(goal index, trajectory) per demonstration that ends in a purchase, in file order.
-
-    The goal index is the instruction's place in `human_goals` (None without them, or when the
-    instruction is not among them). Raises ValueError naming the line for records that are
-    not in the documented format.
-    """
-    goal_index = {_goal_key(g): i for i, g in enumerate(human_goals or [])}
-    out: list[tuple[int | None, Trajectory]] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{name}: line {n} is not JSON ({e})") from None
-        states, actions = rec.get("states"), rec.get("actions")
-        if not isinstance(states, list) or not isinstance(actions, list) or not states or not actions:
-            raise ValueError(f"{name}: line {n} lacks non-empty 'states' and 'actions' lists "
-                             "(WebShop il_trajs format)")
-        if len(states) < len(actions):
-            raise ValueError(f"{name}: line {n} has {len(actions)} actions but {len(states)} states")
-        available = rec.get("available_actions") or [None] * len(actions)
-        try:
-            goal = demo_instruction(states[0])
-        except ValueError as e:
-            raise ValueError(f"{name}: line {n}: {e}") from None
-        steps = []
-        for state, action, valid in zip(states, actions, available, strict=True):
-            parsed = parse_action(action)
-            if parsed is None:
-                raise ValueError(f"{name}: line {n}: action {action!r} is neither search[...] nor click[...]")
-            # The file lists the search steps' "available actions" as candidate queries; a
-            # search box takes any text, so there is no admissible list there.
-            adm = [_as_click(v) for v in valid] if parsed[0] == "click" and isinstance(valid, list) \
-                and valid else None
-            steps.append(Step(observation=rich_to_text(state), action=action.strip(), admissible=adm))
-        if parse_action(actions[-1]) != ("click", END_BUTTON):
-            continue  # an abandoned session: no purchase, no outcome
-        idx = goal_index.get(_goal_key(goal))
-        reward = rec.get("reward")
-        score = round(100.0 * float(reward), 4) if isinstance(reward, (int, float)) else None
-        out.append((idx, Trajectory(env="webshop", task="webshop", goal=goal, steps=steps,
-                                    variation=idx if idx is not None else f"line{n}", split="train",
-                                    success=True, score=score)))
-    return out
 
 
 def split_of(goal_idx: int | None) -> str | None:
@@ -358,9 +82,8 @@ class WebShopEnv:
         if self._http is None:
             try:
                 import requests
-            except ImportError:  # pragma: no cover - requests comes with the trainer extra
-                raise EnvError("the WebShop adapter needs `requests`; "
-                               "install it with `pip install 'act-operator[trainer]'`") from None
+            except ImportError as e:  # pragma: no cover - requests comes with the trainer and envs extras
+                raise not_installed(self.name, str(e)) from None
             self._http = requests.Session()
         return self._http
 

@@ -62,13 +62,12 @@ def success_rate(env, engine, split: str, cfg: EvalConfig) -> tuple[dict, list[d
     turns = max(1, sum(r["steps"] for r in results))
     measured = {"success_rate": sum(r["won"] for r in results) / n, "score": sum(r["score"] for r in results) / n,
                 "episode_malformed_rate": sum(r["malformed"] for r in results) / turns}
-    task_type = getattr(env, "task_type", None)
-    if task_type:  # e.g. ALFWorld's six task types, as the paper breaks results down
-        by_type: dict[str, list[bool]] = {}
-        for r in results:
-            r["task_type"] = task_type(r["episode"])
-            by_type.setdefault(r["task_type"], []).append(r["won"])
-        measured.update({f"success_rate.{t}": sum(w) / len(w) for t, w in sorted(by_type.items())})
+    by_type: dict[str, list[bool]] = {}  # e.g. ALFWorld's six task types, as the paper breaks results down
+    for r in results:
+        if (task_type := env.task_type(r["episode"])) is not None:
+            r["task_type"] = task_type
+            by_type.setdefault(task_type, []).append(r["won"])
+    measured.update({f"success_rate.{t}": sum(w) / len(w) for t, w in sorted(by_type.items())})
     return {**measured, "episodes": len(results)}, results
 
 
