@@ -16,6 +16,7 @@ from typing import Literal
 
 from act_operator.api import ACTJob, ACTJobStatus, Condition, StageOutputs, StageStatus
 from act_trainer.contract import STAGES
+from act_trainer.util import numeric_metrics
 
 TERMINAL = ("Succeeded", "Failed")
 HAS_OUTPUTS = ("Succeeded", "Reused")  # later stages may read what such a stage wrote
@@ -224,8 +225,7 @@ def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
         st.outputs = StageOutputs(uri=res.get("uri") or (manifest.rsplit("/", 1)[0] if manifest else None),
                                   manifest=manifest, digest=res.get("digest"))
         st.mlflow_run_id = res.get("mlflow_run_id")
-        st.metrics = {k: float(v) for k, v in (res.get("metrics") or {}).items()
-                      if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        st.metrics = numeric_metrics(res.get("metrics") or {})
     elif isinstance(action, RetryStage):
         st.phase, st.next_attempt_at, st.message = "BackingOff", action.not_before, action.reason
     elif isinstance(action, FailStage):

@@ -16,19 +16,16 @@ from act_operator.local import stage_command
 from act_trainer import data, store
 from act_trainer.config import (
     CollectConfig,
-    DistributedConfig,
     EnvironmentConfig,
     EvalConfig,
     ExpertSource,
-    GenerationConfig,
-    GRPOSettings,
     JobRef,
     JudgeConfig,
-    OptimConfig,
     PolicyConfig,
     TrackingConfig,
 )
 from act_trainer.manifest import MANIFEST, read_manifest, sha256_file
+from act_trainer.models import resolve_model
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +53,19 @@ def common(root: str, name: str, tracking: str | None = None, parent: str | None
                 tracking=TrackingConfig(uri=tracking, experiment="itest", parent_run_id=parent))
 
 
+def weights(model_uri: str) -> dict:
+    """Every tensor of a saved model (tiny:// presets are built, URIs downloaded)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(resolve_model(model_uri) / "model.safetensors"))
+
+
+def changed(before: dict, after: dict) -> list[str]:
+    """Names of the tensors training moved; as TRL's own tests check, every stage must move some."""
+    assert before.keys() == after.keys()
+    return [k for k in before if not before[k].equal(after[k])]
+
+
 @pytest.fixture(scope="module")
 def collected(s3, mlflow_server, tmp_path_factory):
     """One real collect run shared by the tests below: ScienceWorld gold paths -> pairs in S3."""
@@ -67,11 +77,24 @@ def collected(s3, mlflow_server, tmp_path_factory):
     parent = mlflow.MlflowClient().create_run(mlflow.set_experiment("itest").experiment_id).info.run_id
     cfg = CollectConfig(**common(root, "pairs", mlflow_server, parent), model=MODEL, env=ENV,
                         expert=ExpertSource(split="train", episodes=4, max_length=12), samples=4,
-                        max_alternatives=2, heldout_fraction=0.25,
-                        generation=GenerationConfig(temperature=1.0, max_new_tokens=10))
+                        max_alternatives=2, heldout_fraction=0.25, temperature=1.0, max_new_tokens=10)
     proc, report = run_stage(cfg, tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"root": root, "cfg": cfg, "report": report, "parent": parent, "tracking": mlflow_server}
+
+
+@pytest.fixture(scope="module")
+def warmed(collected, tmp_path_factory):
+    """pi0 for the GRPO tests: IL on the expert actions plus judgement prompts with random labels.
+    A random-weight model never writes a readable action or answer, so every GRPO reward would be
+    equal, every advantage zero and no weight would move; after this warm-up rewards differ."""
+    root = collected["root"]
+    cfg = PolicyConfig(**common(root, "warmup"), method="il", model=MODEL, expert=collected["cfg"].output,
+                       format_judgements=1.0, learning_rate=1e-2, max_steps=50, batch_size=8, save_steps=50,
+                       gradient_checkpointing=False)
+    proc, report = run_stage(cfg, tmp_path_factory.mktemp("warmup"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return cfg.output
 
 
 def test_collect_writes_pairs_manifest_last_and_counts_filters(collected, tmp_path):
@@ -131,19 +154,18 @@ def test_missing_bucket_fails_before_work(s3, tmp_path):
     assert proc.returncode == 1 and "no-such-bucket-act" in report["error"]
 
 
-def judge_cfg(collected, name: str, **kw) -> JudgeConfig:
+def judge_cfg(collected, name: str, model: str, **kw) -> JudgeConfig:
     root = collected["root"]
-    optim = kw.pop("optim", OptimConfig(learning_rate=1e-5, max_steps=2, batch_size=4, save_steps=1))
-    return JudgeConfig(**common(root, name, collected["tracking"], collected["parent"]), model=MODEL,
-                       pairs=collected["cfg"].output, checkpoints=f"{root}/checkpoints/{name}",
-                       grpo=GRPOSettings(group_size=4, max_completion_length=12), optim=optim, **kw)
+    kw = {**dict(model=model, learning_rate=1e-5, max_steps=2, batch_size=4, save_steps=1, group_size=4,
+                 max_completion_length=12), **kw}
+    return JudgeConfig(**common(root, name, collected["tracking"], collected["parent"]),
+                       pairs=collected["cfg"].output, checkpoints=f"{root}/checkpoints/{name}", **kw)
 
 
-def test_judge_trains_saves_and_resumes_after_a_kill(collected, tmp_path):
+def test_judge_trains_saves_and_resumes_after_a_kill(collected, warmed, tmp_path):
     # long enough that the kill lands mid-run: a checkpoint is marked complete only once the next
     # one is saved (uploads run in the background), and the tiny model takes ~0.1 s a step
-    cfg = judge_cfg(collected, "judge", optim=OptimConfig(learning_rate=1e-5, max_steps=40, batch_size=4,
-                                                          save_steps=2))
+    cfg = judge_cfg(collected, "judge", warmed, max_steps=40, save_steps=2)
     # kill the first attempt once a checkpoint is safely in storage, as a preempted pod would be
     proc = run_stage(cfg, tmp_path, wait=False)
     deadline = time.time() + 300
@@ -162,16 +184,14 @@ def test_judge_trains_saves_and_resumes_after_a_kill(collected, tmp_path):
     assert {"config.json", "model.safetensors", "train_log.json"} <= {f["path"] for f in manifest["files"]}
     from transformers import AutoModelForCausalLM
 
-    local = tmp_path / "judge-model"
-    store.download(cfg.output, local)
-    model = AutoModelForCausalLM.from_pretrained(local)
-    assert sum(p.numel() for p in model.parameters()) > 0
+    AutoModelForCausalLM.from_pretrained(resolve_model(cfg.output))  # a loadable model
+    assert changed(weights(warmed), weights(cfg.output))
 
 
 @pytest.mark.slow
-def test_judge_two_process_zero3(collected, tmp_path):
+def test_judge_two_process_zero3(collected, warmed, tmp_path):
     """The ACT stage as a 2-process DeepSpeed ZeRO-3 gang over gloo (torchrun), as on a node."""
-    cfg = judge_cfg(collected, "judge-zero3", distributed=DistributedConfig(processes_per_node=2, zero_stage=3))
+    cfg = judge_cfg(collected, "judge-zero3", warmed, processes_per_node=2, zero_stage=3)
     proc, report = run_stage(cfg, tmp_path, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
@@ -179,40 +199,42 @@ def test_judge_two_process_zero3(collected, tmp_path):
     manifest = read_manifest(cfg.output)
     assert (manifest["distributed_type"], manifest["world_size"], manifest["zero_stage"]) == ("DEEPSPEED", 2, 3)
     assert manifest["metrics"]["steps"] == 2
-    from transformers import AutoModelForCausalLM
-
-    local = tmp_path / "zero3-model"
-    store.download(cfg.output, local)
-    model = AutoModelForCausalLM.from_pretrained(local)
-    assert all(p.numel() > 0 for p in model.parameters())  # gathered, not empty ZeRO-3 shards
+    after = weights(cfg.output)
+    assert all(t.numel() > 0 for t in after.values())  # gathered, not empty ZeRO-3 shards
+    assert changed(weights(warmed), after)
 
 
 @pytest.mark.parametrize("method", ["il", "rl"])
-def test_policy_from_base_model(collected, tmp_path, method):
-    root = collected["root"]
+def test_policy_trains_the_model_it_starts_from(collected, warmed, tmp_path, method):
+    """IL from the base model; RL from the warmed-up pi0 (its actions are readable, so rewards differ)."""
+    root, start = collected["root"], MODEL if method == "il" else warmed
     cfg = PolicyConfig(**common(root, f"policy-{method}", collected["tracking"], collected["parent"]),
-                       method=method, model=MODEL, expert=collected["cfg"].output,
-                       grpo=GRPOSettings(group_size=4, max_completion_length=12),
-                       optim=OptimConfig(learning_rate=1e-4, max_steps=2, batch_size=4, save_steps=2))
+                       method=method, model=start, expert=collected["cfg"].output,
+                       group_size=4, max_completion_length=12, learning_rate=1e-4, max_steps=2, batch_size=4,
+                       save_steps=2)
     proc, report = run_stage(cfg, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = read_manifest(cfg.output)["metrics"]
     assert metrics["steps"] == 2 and metrics["examples"] > 0
-    if method == "rl":
-        assert 0.0 <= metrics["reward_last"] <= 1.0
+    assert changed(weights(start), weights(cfg.output))
 
 
 def test_eval_reports_the_papers_measures(collected, tmp_path):
     root = collected["root"]
     cfg = EvalConfig(**common(root, "eval", collected["tracking"], collected["parent"]), model=MODEL, env=ENV,
                      splits=["dev"], episodes=1, action_states=4, judge_pairs=4, pairs=collected["cfg"].output,
-                     generation=GenerationConfig(temperature=0.0, max_new_tokens=8))
+                     max_new_tokens=8)
     proc, report = run_stage(cfg, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(store.read_bytes(f"{cfg.output}/results.json"))["rows"]
     metrics = {(r["split"], r["metric"]): r for r in rows}
-    for key in [("dev", "success_rate"), ("dev", "next_action_accuracy"), ("heldout", "judge_accuracy")]:
-        assert 0.0 <= metrics[key]["value"] <= 1.0 and metrics[key]["n"] > 0
+    heldout = collected["report"]["metrics"]["pairs_heldout"]
+    assert heldout > 0
+    for key, n in [(("dev", "success_rate"), 1), (("dev", "next_action_accuracy"), 4),
+                   (("heldout", "judge_accuracy"), min(4, heldout))]:
+        value = metrics[key]["value"]
+        # every configured item was scored, and a rate over n items is a multiple of 1/n
+        assert metrics[key]["n"] == n and abs(value * n - round(value * n)) < 1e-9 and 0 <= value <= 1, (key, n)
     assert report["metrics"]["dev/success_rate"] == metrics[("dev", "success_rate")]["value"]
 
 

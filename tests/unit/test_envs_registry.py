@@ -7,7 +7,8 @@ import importlib.util
 
 import pytest
 
-from act_trainer.config import ENVIRONMENTS, EnvironmentConfig
+from act_trainer.config import EnvironmentConfig
+from act_trainer.contract import ENVIRONMENTS
 from act_trainer.envs import REGISTRY, EnvError, EnvNotInstalled, import_package, make_env, require
 
 

@@ -42,7 +42,7 @@ def play(env, engine, episode: str, cfg: EvalConfig) -> dict:
     goal, history, malformed, steps = obs.goal, [], 0, 0
     for steps in range(1, cfg.env.max_steps + 1):
         # prompts do not show admissible actions: don't ask for them (ScienceWorld enumerates them)
-        state = data.State(episode, steps - 1, goal, obs.text, history[-cfg.env.history:] if cfg.env.history else [])
+        state = data.State(episode, steps - 1, goal, obs.text, data.last_turns(history, cfg.env.history))
         action = parse_action(_gen(engine, [action_prompt(state)], cfg)[0])
         if action is None:  # a malformed turn costs a step and changes nothing
             malformed += 1
@@ -89,7 +89,7 @@ def next_action_accuracy(env, engine, split: str, cfg: EvalConfig) -> dict:
 
 
 def judgement_accuracy(engine, cfg: EvalConfig) -> dict:
-    uris = [u for u in store.list(cfg.pairs) if u.endswith("heldout.parquet")] if cfg.pairs else []
+    uris = [u for u in store.list_uris(cfg.pairs) if u.endswith("heldout.parquet")] if cfg.pairs else []
     rows = [r for u in uris for r in data.read_parquet(store.read_bytes(u))]
     rows = rows[: cfg.judge_pairs][cfg.shard.index::cfg.shard.count]
     if not rows:

@@ -21,7 +21,7 @@ log = logging.getLogger("act_trainer.judge")
 
 
 def load_pairs(uri: str, name: str = "train.parquet") -> list[dict]:
-    files = [u for u in store.list(uri) if u.endswith("/" + name)]
+    files = [u for u in store.list_uris(uri) if u.endswith("/" + name)]
     if not files:
         raise FileNotFoundError(f"pairs: no {name} under {uri}; point it at a collect stage's output")
     return [row for f in files for row in data.read_parquet(store.read_bytes(f))]
@@ -32,7 +32,7 @@ def judgement_rows(pairs: list[dict], seed: int, history: int) -> list[dict]:
     for p in pairs:
         first, second, answer = order_candidates(p["expert_action"], p["alternative"], p["pair_id"], seed)
         state = data.pair_state(p)
-        state.history = state.history[-history:] if history else []
+        state.history = data.last_turns(state.history, history)
         rows.append({"prompt": judgement_prompt(state, first, second), "answer": answer, "pair_id": p["pair_id"]})
     return rows
 

@@ -89,13 +89,3 @@ def check_writable(uri: str) -> None:
     """
     _backend(uri).check_writable(uri, join(uri, f"{PROBE_PREFIX}{uuid.uuid4().hex}"))
 
-
-def __getattr__(name: str):
-    # `store.list` was this interface's name until it was renamed (it shadowed the builtin);
-    # it stays readable until every caller uses list_uris.
-    if name == "list":
-        import warnings
-
-        warnings.warn("act_trainer.store.list is renamed list_uris", DeprecationWarning, stacklevel=2)
-        return list_uris
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
