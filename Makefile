@@ -6,32 +6,53 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: install install-operator test test-unit test-integration test-slow quickstart bench experiment lint crds helm helm-lint images clean
+.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow quickstart bench experiment lint crds helm helm-lint images clean
 
-install:  ## everything a developer needs on a CPU machine (torch pinned to the CPU build)
-	@# Java for ScienceWorld and TextWorldExpress; etcd for kubelite is installed by its own `up` script
-	@command -v java >/dev/null || { apt-get update -qq && \
+JAVA := command -v java >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
-	$(PIP) install -q -c constraints.txt torch==2.13.0
+TORCH := $(PIP) install -q -c constraints.txt torch==2.13.0
+# What each install put here: make re-installs only when pyproject.toml or constraints.txt change.
+DEV_STAMP := .act/install-dev.stamp
+QUICKSTART_STAMP := .act/install-quickstart.stamp
+
+install:  ## everything a developer and CI need (torch pinned to the CPU build): every environment, DeepSpeed, test tools
+	@# Java for ScienceWorld and TextWorldExpress; etcd for kubelite is installed by its own `up` script
+	@$(JAVA)
+	@command -v kubectl >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl; }
+	$(TORCH)
 	$(PIP) install -q -c constraints.txt -e ".[operator,trainer,deepspeed,envs,dev]"
+	@mkdir -p .act && touch $(DEV_STAMP) $(QUICKSTART_STAMP)
+
+$(DEV_STAMP): pyproject.toml constraints.txt
+	$(MAKE) install
+
+install-quickstart:  ## only what the quickstart runs: operator + trainer + ScienceWorld (no ALFWorld build, no DeepSpeed)
+	@$(JAVA)
+	$(TORCH)
+	$(PIP) install -q -c constraints.txt -e ".[operator,trainer,scienceworld]"
+	@mkdir -p .act && touch $(QUICKSTART_STAMP)
+
+$(QUICKSTART_STAMP): pyproject.toml constraints.txt
+	$(MAKE) install-quickstart
 
 install-operator:  ## the control plane alone: no torch
 	$(PIP) install -q -e ".[operator]"
 
-test:  ## all tests: unit, integration (SeaweedFS, MLflow server, ScienceWorld) and slow (DeepSpeed, pipeline)
+test: $(DEV_STAMP)  ## all tests: unit, integration (SeaweedFS, MLflow server, ScienceWorld) and slow (DeepSpeed, pipeline)
 	$(PYTEST) tests
 
-test-unit:
+test-unit: $(DEV_STAMP)
 	$(PYTEST) tests/unit
 
-test-integration:
+test-integration: $(DEV_STAMP)
 	$(PYTEST) tests -m "integration and not slow"
 
-test-slow:
+test-slow: $(DEV_STAMP)
 	$(PYTEST) tests -m slow
 
-quickstart: install  ## the whole ACT recipe on this machine: collect, judge, policy, eval
-	actjob run examples/quickstart.yaml
+quickstart: $(QUICKSTART_STAMP)  ## the whole ACT recipe on this machine: collect, judge, policy, eval
+	$(PYTHON) -m act_operator.cli run examples/quickstart.yaml
 
 bench:  ## ratios against baselines measured in the same process
 	$(PYTHON) bench/collect_throughput.py

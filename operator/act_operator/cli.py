@@ -25,7 +25,7 @@ def _load(path: str, console: Console):
     except SpecError as e:
         console.print(f"[red]{path}: invalid ACTJob ({len(e.problems)} problem(s)):[/]")
         for p in e.problems:
-            console.print(f"  - {p}", highlight=False)
+            console.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
         return None
 
 
@@ -84,7 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(yaml.dump_all(all_stage_objects(job, OperatorSettings()), Dumper=Dumper, sort_keys=False))
         return 0
     from act_operator.local import LocalExecutor
+    from act_operator.preflight import local_problems
 
+    problems = local_problems(job)
+    if problems:
+        console.print(f"[red]{args.file}: cannot run on this machine ({len(problems)} problem(s)); no stage started:[/]")
+        for p in problems:
+            console.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
+        return 2
     result = LocalExecutor(job, Path(args.workdir), console, fresh=args.fresh).run()
     return 0 if result.status.phase == "Succeeded" else 1
 

@@ -49,3 +49,21 @@ def test_invalid_file_prints_every_problem_and_exits_2(tmp_path):
     proc = actjob("validate", str(bad))
     assert proc.returncode == 2
     assert "spec.model.uri" in proc.stderr and "spec.environment.name" in proc.stderr
+
+
+def test_run_without_the_environments_extra_fails_before_any_stage(tmp_path, monkeypatch, capsys):
+    """An ALFWorld ACTJob on a machine without the alfworld extra (as after `make quickstart`):
+    exit 2 with the command that installs it, and nothing started (no run state, no MLflow run)."""
+    import importlib.util
+
+    from act_operator import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "alfworld" else real(name, *a))
+    workdir = tmp_path / "work"
+    code = cli.main(["run", str(ROOT / "examples" / "alfworld-qwen3-8b.yaml"), "--workdir", str(workdir)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "spec.environment.name: environment 'alfworld' is not installed" in err
+    assert "pip install 'act-operator[alfworld]'" in err and "no stage started" in err
+    assert not workdir.exists()

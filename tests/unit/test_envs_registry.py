@@ -9,7 +9,15 @@ import pytest
 
 from act_trainer.config import EnvironmentConfig
 from act_trainer.contract import ENVIRONMENTS
-from act_trainer.envs import REGISTRY, EnvError, EnvNotInstalled, import_package, make_env, require
+from act_trainer.envs import (
+    REGISTRY,
+    EnvError,
+    EnvNotInstalled,
+    import_package,
+    install_command,
+    make_env,
+    require,
+)
 
 
 def test_every_configurable_environment_has_an_adapter():
@@ -28,18 +36,32 @@ def test_require_passes_when_installed(monkeypatch):
 def test_require_names_the_environment_and_how_to_install_it(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scienceworld" else real(name, *a))
-    with pytest.raises(EnvNotInstalled, match=r"environment 'scienceworld' needs the Python package `scienceworld`, "
-                                              r"which is not installed \(no module named 'scienceworld'\); "
-                                              r"install it with `pip install 'act-operator\[envs\]'` \(every "
-                                              r"environment\) or `pip install scienceworld`$"):
+    with pytest.raises(EnvNotInstalled, match=r"environment 'scienceworld' is not installed \(no module named "
+                                              r"'scienceworld'\); install it with `pip install "
+                                              r"'act-operator\[scienceworld\]'` \(or `pip install "
+                                              r"'act-operator\[envs\]'` for every environment\)$"):
         require("scienceworld")
 
 
 def test_require_checks_every_package_and_says_what_else_the_install_needs(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fast_downward" else object())
-    with pytest.raises(EnvNotInstalled, match=r"environment 'alfworld' .*'fast_downward'.*pip install alfworld`; "
-                                              r"builds jericho and fast-downward"):
+    with pytest.raises(EnvNotInstalled, match=r"environment 'alfworld' .*'fast_downward'.*"
+                                              r"pip install 'act-operator\[alfworld\]'`; it builds jericho"):
         require("alfworld")
+
+
+def test_each_environment_has_its_own_extra():
+    """The extra an error names exists in pyproject.toml, installs that environment, and `envs` has them all."""
+    import tomllib
+    from pathlib import Path
+
+    extras = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for name, adapter in REGISTRY.items():
+        assert adapter.extra in extras, name
+        assert f"act-operator[{adapter.extra}]" in install_command(name)
+    (everything,) = extras["envs"]
+    assert everything == "act-operator[" + ",".join(a.extra for a in REGISTRY.values()) + "]"
 
 
 def test_not_installed_is_an_env_error():
@@ -58,6 +80,7 @@ def test_a_package_that_fails_to_import_gives_the_same_error(monkeypatch):
         raise ImportError("No module named 'py4j'")
 
     monkeypatch.setattr(importlib, "import_module", broken)
-    with pytest.raises(EnvNotInstalled, match=r"environment 'textworld-express' needs .*No module named 'py4j'.*"
-                                              r"pip install textworld-express"):
+    with pytest.raises(EnvNotInstalled, match=r"environment 'textworld-express' is not installed "
+                                              r"\(No module named 'py4j'\).*"
+                                              r"pip install 'act-operator\[textworld-express\]'"):
         import_package("textworld-express")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from act_trainer.envs.base import EnvError, Environment, Observation
 
-EXTRA = "envs"  # the act-operator extra that installs every environment's packages
+ALL_EXTRA = "envs"  # the act-operator extra that installs every environment's packages
 
 
 class EnvNotInstalled(EnvError):
@@ -19,17 +19,17 @@ class EnvNotInstalled(EnvError):
 class Adapter:
     target: str                 # "module:Class" of the adapter
     modules: tuple[str, ...]    # the Python packages it imports (import names)
-    pip: str                    # what installs them on their own
+    extra: str                  # the act-operator extra that installs them (pyproject.toml)
     note: str = ""              # anything the install needs besides pip
 
 
 REGISTRY = {
     "scienceworld": Adapter("act_trainer.envs.scienceworld:ScienceWorldEnv", ("scienceworld",), "scienceworld"),
     "alfworld": Adapter("act_trainer.envs.alfworld:ALFWorldEnv", ("alfworld", "textworld", "fast_downward"),
-                        "alfworld", "builds jericho and fast-downward: a C++ compiler and about 5 minutes"),
+                        "alfworld", "it builds jericho and fast-downward: a C++ compiler and about 5 minutes"),
     "textworld-express": Adapter("act_trainer.envs.textworld_express:TextWorldExpressEnv", ("textworld_express",),
                                  "textworld-express"),
-    "webshop": Adapter("act_trainer.envs.webshop:WebShopEnv", ("requests",), "requests"),
+    "webshop": Adapter("act_trainer.envs.webshop:WebShopEnv", ("requests",), "webshop"),
 }
 
 
@@ -44,9 +44,14 @@ def not_installed(name: str, missing: str) -> EnvNotInstalled:
     text) cannot be imported: which environment, and the pip command that installs it."""
     a = _adapter(name)
     note = f"; {a.note}" if a.note else ""
-    return EnvNotInstalled(f"environment '{name}' needs the Python package `{a.pip}`, which is not installed "
-                           f"({missing}); install it with `pip install 'act-operator[{EXTRA}]'` (every "
-                           f"environment) or `pip install {a.pip}`{note}")
+    return EnvNotInstalled(f"environment '{name}' is not installed ({missing}); install it with "
+                           f"`{install_command(name)}`{note} (or `pip install 'act-operator[{ALL_EXTRA}]'` for "
+                           "every environment)")
+
+
+def install_command(name: str) -> str:
+    """The pip command that installs environment `name` into an act-operator install."""
+    return f"pip install 'act-operator[{_adapter(name).extra}]'"
 
 
 def require(name: str) -> None:
@@ -74,4 +79,4 @@ def make_env(cfg) -> Environment:
 
 
 __all__ = ["Adapter", "Environment", "EnvError", "EnvNotInstalled", "Observation", "import_package", "make_env",
-           "not_installed", "require", "REGISTRY"]
+           "install_command", "not_installed", "require", "REGISTRY"]
