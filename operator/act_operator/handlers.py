@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from datetime import UTC, datetime
 
 import kopf
 
 from act_operator import api as A
 from act_operator import kube, manifests, metrics, pipeline, tracking
+from act_operator.pipeline import now
 from act_operator.settings import OperatorSettings
 
 log = logging.getLogger("act_operator")
@@ -28,10 +28,6 @@ EVENTS = {  # action -> (reason, type)
     pipeline.SucceedJob: ("Succeeded", "Normal"), pipeline.SuspendJob: ("Suspended", "Normal"),
     pipeline.ResumeJob: ("Resumed", "Normal"),
 }
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 @kopf.on.startup()
@@ -78,7 +74,10 @@ def reconcile(namespace: str, name: str, body: dict | None = None) -> float | No
 
 def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | None:
     body = body or kube.read_actjob(namespace, name)
-    if body is None or body["metadata"].get("deletionTimestamp"):
+    if body is None:  # gone (e.g. deleted while the operator was down): nothing to keep for it
+        _forget(namespace, name)
+        return None
+    if body["metadata"].get("deletionTimestamp"):
         return None
     rv = body["metadata"]["resourceVersion"]
     try:
@@ -128,8 +127,14 @@ def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None
         return max(0.5, (action.until - now()).total_seconds())
     reason, type_ = EVENTS.get(type(action), (None, None))
     if reason:
-        kube.emit_event(body, reason, describe(action), type_)
+        post_event(body, reason, describe(action), type_)
     return None
+
+
+def post_event(body: dict, reason: str, message: str, type_: str = "Normal") -> None:
+    """An event on the ACTJob, the kopf way: queued and posted in the background (a failure to
+    post is logged, never fails the reconcile), the message truncated to what an event holds."""
+    kopf.event(body, type=type_, reason=reason, message=message)
 
 
 def running_jobs(job: A.ACTJob) -> list[str]:
@@ -152,7 +157,7 @@ def _invalid(body: dict, err: A.SpecError, rv: str) -> None:
     pipeline.set_condition(status, "Valid", False, "InvalidSpec", status.message, t, meta.get("generation"))
     pipeline.set_condition(status, "Failed", True, "InvalidSpec", status.message, t, meta.get("generation"))
     kube.patch_status(meta["namespace"], meta["name"], status.model_dump(mode="json", by_alias=True), rv)
-    kube.emit_event(body, "InvalidSpec", status.message, "Warning")
+    post_event(body, "InvalidSpec", status.message, "Warning")
     return None
 
 
@@ -181,10 +186,10 @@ def _finished(event, body, **_) -> bool:
     return event["type"] == "DELETED" or bool(done & {"Complete", "Failed", "SuccessCriteriaMet"})
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={kube.LABEL_ACTJOB: kopf.PRESENT}, when=_finished)
+@kopf.on.event("batch", "v1", "jobs", labels={manifests.ACTJOB_LABEL: kopf.PRESENT}, when=_finished)
 def on_stage_job(body, namespace, **_):
     """A stage Job finished: hand off to the next stage now, not on a timer."""
-    reconcile(namespace, body["metadata"]["labels"][kube.LABEL_ACTJOB])
+    reconcile(namespace, body["metadata"]["labels"][manifests.ACTJOB_LABEL])
 
 
 def _backing_off(status, **_) -> bool:
@@ -197,9 +202,19 @@ def backoff_timer(namespace, name, **_):
     reconcile(namespace, name)
 
 
+def _forget(namespace: str, name: str) -> None:
+    """Drop what this process keeps about an ACTJob: its lock and its place in the phase gauge
+    (called holding its lock)."""
+    metrics.forget(namespace, name)
+    _locks.pop(f"{namespace}/{name}", None)
+
+
 @kopf.on.delete(A.GROUP, A.VERSION, A.PLURAL)
 def on_delete(body, **_):
     """Children go with the owner references; the MLflow parent run ends as KILLED."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    with _locks[f"{namespace}/{name}"]:  # after a reconcile in flight, which would count it again
+        _forget(namespace, name)
     try:
         job = A.parse_actjob(body)
     except A.SpecError as e:

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from functools import lru_cache
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from act_operator import api as A
+from act_operator.launch import merge_results
+from act_operator.manifests import COMPLETION_INDEX_ANNOTATION, JOB_NAME_LABEL
 from act_operator.pipeline import Observed
 
 log = logging.getLogger(__name__)
-
-LABEL_ACTJOB = "act-operator.io/actjob"
-LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
-INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 
 # verbs x resources this module calls (a test reads them off the code); the Helm chart's RBAC
 # is this plus kopf's own watches and patches, checked both ways by tests/unit/test_rbac.py
@@ -34,8 +31,7 @@ API_CALLS = {
     ("", "services"): {"create"},
     ("", "configmaps"): {"create"},
     ("", "pods"): {"list"},
-    ("", "events"): {"create"},
-}
+}  # events are posted by kopf (kopf.event), with kopf's own grant
 
 
 class Conflict(Exception):
@@ -121,8 +117,8 @@ def _terminated(pod) -> tuple[int | None, str]:
 def _results(namespace: str, job_name: str) -> list[dict]:
     """Termination messages of a Job's pods (rank/shard order), parsed where they are JSON."""
     core, batch, custom = _apis()
-    pods = core.list_namespaced_pod(namespace, label_selector=f"{LABEL_JOB_NAME}={job_name}").items
-    pods.sort(key=lambda p: int((p.metadata.annotations or {}).get(INDEX_ANNOTATION, 0)))
+    pods = core.list_namespaced_pod(namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}").items
+    pods.sort(key=lambda p: int((p.metadata.annotations or {}).get(COMPLETION_INDEX_ANNOTATION, 0)))
     out = []
     for pod in pods:
         code, message = _terminated(pod)
@@ -132,7 +128,7 @@ def _results(namespace: str, job_name: str) -> list[dict]:
             result = json.loads(message)
         except json.JSONDecodeError:
             result = {"error": message.strip()[-2000:] or f"exit code {code}"}
-        out.append({**result, "_index": int((pod.metadata.annotations or {}).get(INDEX_ANNOTATION, 0))})
+        out.append({**result, "_index": int((pod.metadata.annotations or {}).get(COMPLETION_INDEX_ANNOTATION, 0))})
     return out
 
 
@@ -157,42 +153,3 @@ def observe(namespace: str, job_name: str | None) -> Observed:
         results = [r for r in _results(namespace, job_name) if "manifest" in r]
         return Observed("succeeded", result=merge_results(results))
     return Observed("running")
-
-
-def merge_results(results: list[dict]) -> dict:
-    """One stage result from its pods: rank 0 for a gang (only it reports), or every shard's."""
-    if len(results) <= 1:
-        return {k: v for k, v in (results[0] if results else {}).items() if k != "_index"}
-    import hashlib
-
-    digests = sorted(r.get("digest", "") for r in results)
-    metrics: dict[str, float] = {}
-    for r in results:
-        for k, v in (r.get("metrics") or {}).items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                metrics[k] = metrics.get(k, 0.0) + v
-    rates = ("rate", "accuracy", "match", "score", "reward", "seconds", "per_s")
-    for k in metrics:  # counts add up; rates and times are averaged over shards
-        if any(t in k for t in rates):
-            metrics[k] /= len(results)
-    uri = results[0].get("uri", "").rsplit("/shard-", 1)[0]
-    return {"uri": uri, "manifest": results[0]["manifest"], "shards": len(results),
-            "digest": "sha256:" + hashlib.sha256("".join(digests).encode()).hexdigest(), "metrics": metrics}
-
-
-# --- events ----------------------------------------------------------------------------------
-
-def emit_event(body: dict, reason: str, message: str, type_: str = "Normal") -> None:
-    core, batch, custom = _apis()
-    meta = body["metadata"]
-    now = datetime.now(UTC)
-    event = client.CoreV1Event(
-        metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}-", namespace=meta["namespace"]),
-        involved_object=client.V1ObjectReference(api_version=A.API_VERSION, kind=A.KIND, name=meta["name"],
-                                                 namespace=meta["namespace"], uid=meta.get("uid")),
-        reason=reason, message=message[:1000], type=type_, first_timestamp=now, last_timestamp=now, count=1,
-        source=client.V1EventSource(component="act-operator"), reporting_component="act-operator")
-    try:
-        core.create_namespaced_event(meta["namespace"], event)
-    except ApiException as e:  # an event is worth a try, never a failed reconcile
-        log.warning("could not post event %s: %s", reason, e.reason)

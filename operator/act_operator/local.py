@@ -1,7 +1,8 @@
 """The local executor behind `actjob run`: the planner's actions, carried out on this
-machine. Each stage runs as a subprocess (`torchrun` when it asks for several processes)
-with the same stage config a pod would get; its result comes back through the file
-the stage writes as its termination log.
+machine. Each stage attempt is launched as `launch.plan` describes it for a cluster too:
+one subprocess per shard, one after another (`torchrun` when the stage asks for several
+processes), each with the config its pod would get; each shard's result comes back through
+the file it writes as its termination log, and the shards' results merge as on a cluster.
 
 State lives in <workdir>/runs/<name>/state.json: run the same file again and it goes on
 where it stopped (a stage that was killed restarts from its last checkpoint).
@@ -16,15 +17,15 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from act_operator import pipeline, stages, tracking
+from act_operator import launch, pipeline, stages, tracking
 from act_operator.api import ACTJob, ACTJobStatus
-from act_trainer.contract import STAGES
+from act_operator.pipeline import now
+from act_trainer.contract import STAGES, TrainSettings
 
 KEY_METRICS = {
     "collect": ("pairs_train", "pairs_heldout", "kept", "sampled"),
@@ -41,10 +42,6 @@ def key_metrics(stage: str, metrics: dict) -> str:
     return ", ".join(f"{k}={metrics[k]:.4g}" for k in shown)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def resolve_root(root: str, cwd: Path) -> str:
     """file:// roots relative to the working directory become absolute: stages run elsewhere."""
     if root.startswith("file://") and not root.startswith("file:///"):
@@ -58,12 +55,16 @@ def spec_hash(job: ACTJob) -> str:
 
 
 def stage_command(cfg, config_path: Path) -> list[str]:
-    """One process, or a torchrun gang on this machine for nodes x processesPerNode."""
-    world = getattr(cfg, "world_size", 1)
-    if world == 1:
-        return [sys.executable, "-m", "act_trainer.cli", cfg.stage, "--config", str(config_path)]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world}",
-            "-m", "act_trainer.cli", cfg.stage, "--config", str(config_path)]
+    """The command that runs one stage config on this machine: one process, or a torchrun gang
+    for nodes x processesPerNode (as `actjob run` launches it)."""
+    nodes, procs = (cfg.nodes, cfg.processes_per_node) if isinstance(cfg, TrainSettings) else (1, 1)
+    one = launch.Launch(cfg.stage, cfg.stage, nodes, procs, (cfg,))
+    return one.command(str(config_path), python=sys.executable)
+
+
+def shard_stem(name: str, index: int, shards: int) -> str:
+    """The file names of one shard's config, log and result under the run directory."""
+    return name if shards == 1 else f"{name}.shard-{index:05d}"
 
 
 class LocalExecutor:
@@ -121,7 +122,8 @@ class LocalExecutor:
         # a stage that was Running when we were stopped has no live process: treat it as lost
         for stage, st in job.status.stages.items():
             if st.phase == "Running":
-                self.observed[stage] = self._read_result(stage, st.job_name) or \
+                shards = launch.topology(job, stage)[2]
+                self.observed[stage] = self._read_results(st.job_name, shards) or \
                     pipeline.Observed("failed", reason="interrupted (actjob run was stopped)")
         while True:
             actions = pipeline.plan(job, self.observed, now())
@@ -156,20 +158,35 @@ class LocalExecutor:
             c.print(f"[red]✗ {action.stage}: {action.reason}[/]")
 
     def _run_stage(self, stage: str, attempt: int) -> pipeline.Observed:
-        job = self.job
-        name = pipeline.job_name(job.metadata.name, stage, attempt)
-        cfg = stages.stage_config(job, stage, tracking_uri=self.tracking_uri)
-        cfg.scratch = str(self.dir / "scratch" / stage)
-        config_path = self.dir / f"{name}.json"
+        run = launch.plan(self.job, stage, attempt, tracking_uri=self.tracking_uri)
+        started = time.monotonic()
+        results = []
+        for cfg in run.configs:  # one shard after another: one machine
+            observed = self._run_shard(run, cfg, attempt)
+            if observed.state != "succeeded":
+                break
+            results.append(observed.result)
+        self.durations[stage] = time.monotonic() - started
+        if observed.state != "succeeded":
+            return observed
+        return pipeline.Observed("succeeded", result=run.merge(results))
+
+    def _run_shard(self, run: launch.Launch, cfg, attempt: int) -> pipeline.Observed:
+        stage, index = run.stage, cfg.shard.index
+        stem = shard_stem(run.name, index, run.shards)
+        cfg = cfg.model_copy(update={"scratch": str(self.dir / "scratch" / stage)})
+        config_path, log_path = self.dir / f"{stem}.json", self.dir / f"{stem}.log"
         config_path.write_text(cfg.model_dump_json(indent=2))
-        result_path = self.dir / f"{name}.result"
+        result_path = self.dir / f"{stem}.result"
         result_path.unlink(missing_ok=True)
         env = {**os.environ, "ACT_TERMINATION_LOG": str(result_path), "HF_HUB_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
-        cmd = stage_command(cfg, config_path)
-        self.console.print(f"[bold blue]▶ {stage}[/] attempt {attempt}  log: {self.dir / (name + '.log')}")
-        started = last_progress = time.monotonic()
-        with open(self.dir / f"{name}.log", "w") as logf:
+        env.pop(launch.INDEX_ENV, None)  # the shard is the config's, not an enclosing Job's
+        cmd = run.command(str(config_path), python=sys.executable)
+        shard = f" shard {index + 1}/{run.shards}" if run.shards > 1 else ""
+        self.console.print(f"[bold blue]▶ {stage}[/] attempt {attempt}{shard}  log: {log_path}")
+        last_progress = time.monotonic()
+        with open(log_path, "w") as logf:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     bufsize=1)
             for line in proc.stdout:
@@ -181,16 +198,27 @@ class LocalExecutor:
                     last_progress = time.monotonic() if progress else last_progress
                     self.console.print(f"  [dim]{stage}[/] {line.rstrip()[-160:]}", highlight=False)
             code = proc.wait()
-        self.durations[stage] = time.monotonic() - started
-        observed = self._read_result(stage, name)
+        observed = self._read_result(stem)
         if code != 0:
             reason = (observed.reason if observed else "") or f"exit code {code}"
-            return pipeline.Observed("failed", reason=f"{reason} (log: {self.dir / (name + '.log')})")
+            return pipeline.Observed("failed", reason=f"{reason} (log: {log_path})")
         return observed or pipeline.Observed("succeeded", result={})
 
-    def _read_result(self, stage: str, name: str | None) -> pipeline.Observed | None:
-        path = self.dir / f"{name}.result"
-        if not name or not path.exists():
+    def _read_results(self, name: str | None, shards: int) -> pipeline.Observed | None:
+        """What the shards of an attempt reported, merged; None while any has not reported."""
+        if not name:
+            return None
+        results = []
+        for i in range(shards):
+            observed = self._read_result(shard_stem(name, i, shards))
+            if observed is None or observed.state == "failed":
+                return observed
+            results.append(observed.result)
+        return pipeline.Observed("succeeded", result=launch.merge_results(results))
+
+    def _read_result(self, stem: str) -> pipeline.Observed | None:
+        path = self.dir / f"{stem}.result"
+        if not path.exists():
             return None
         try:
             result = json.loads(path.read_text())

@@ -1,7 +1,8 @@
 """Pure builders of the Kubernetes objects of one stage attempt: plain dicts, no I/O.
 
-One attempt is a ConfigMap (the stage config, mounted at /etc/act/stage.json), for a
-multi-node stage a headless Service, and a batch/v1 Job, created in that order.
+One attempt, as `launch.plan` describes it (topology, configs, command), becomes a ConfigMap
+(the stage config, mounted at /etc/act/stage.json), for a multi-node stage a headless
+Service, and a batch/v1 Job, created in that order.
 
 - Single process: a plain Job running `act-trainer <stage> --config /etc/act/stage.json`.
 - One node, several processes: a plain Job running `torchrun --standalone`.
@@ -24,41 +25,30 @@ per maxRetries, so every retry is visible in the ACTJob status. podFailurePolicy
 
 from __future__ import annotations
 
-import re
-
-from act_operator import pipeline, stages
+from act_operator import launch, pipeline, stages
 from act_operator.api import API_VERSION, KIND, ACTJob, StageCommon
+from act_operator.launch import MASTER_PORT, Launch, checked
 from act_operator.settings import OperatorSettings
-from act_trainer.contract import STAGES, TrainSettings
+from act_trainer.contract import STAGES
 from act_trainer.manifest import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV
 
-CONFIG_DIR = "/etc/act"
-CONFIG_FILE = "stage.json"
-CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_FILE}"
+CONFIG_DIR, CONFIG_FILE = launch.CONFIG_PATH.rsplit("/", 1)
+CONFIG_PATH = launch.CONFIG_PATH
 CONTAINER = "stage"  # the container whose terminated state carries the stage result
-MASTER_PORT = 29500
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"  # `actjob render` of an ACTJob not yet created
+# the names the operator's objects carry, and those Kubernetes sets on them (kube.py reads them)
+ACTJOB_LABEL = "act-operator.io/actjob"
+STAGE_LABEL = "act-operator.io/stage"
+ATTEMPT_LABEL = "act-operator.io/attempt"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set on pods by the Job controller
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 # --- names and metadata ----------------------------------------------------------------------
 
-def _checked(name: str) -> str:
-    if len(name) > 63 or not DNS_LABEL.match(name):
-        raise ValueError(f"object name '{name}' is not a DNS label of at most 63 characters")
-    return name
-
-
 def config_map_name(job_name: str) -> str:
-    return _checked(f"{job_name}-config")
-
-
-def service_name(job_name: str) -> str:
-    """Service names must start with a letter (DNS-1035); an ACTJob name may start with a digit."""
-    return _checked(job_name if job_name[0].isalpha() else f"act-{job_name}")
+    return checked(f"{job_name}-config")
 
 
 def labels(job: ACTJob, stage: str, attempt: int) -> dict[str, str]:
@@ -68,9 +58,9 @@ def labels(job: ACTJob, stage: str, attempt: int) -> dict[str, str]:
         "app.kubernetes.io/component": stage,
         "app.kubernetes.io/managed-by": "act-operator",
         "app.kubernetes.io/instance": name,
-        "act-operator.io/actjob": name,
-        "act-operator.io/stage": stage,
-        "act-operator.io/attempt": str(attempt),
+        ACTJOB_LABEL: name,
+        STAGE_LABEL: stage,
+        ATTEMPT_LABEL: str(attempt),
     }
 
 
@@ -87,25 +77,6 @@ def _metadata(job: ACTJob, name: str, stage: str, attempt: int) -> dict:
 
 
 # --- the pod ---------------------------------------------------------------------------------
-
-def _topology(job: ACTJob, stage: str) -> tuple[int, int, int]:
-    """(nodes, processes per node, shards) of a stage."""
-    cfg = getattr(job.spec.stages, stage)
-    if isinstance(cfg, TrainSettings):
-        return cfg.nodes, cfg.processes_per_node, 1
-    return 1, 1, cfg.shards
-
-
-def _command(stage: str, nodes: int, procs: int, master: str | None) -> list[str]:
-    program = ["-m", "act_trainer.cli", stage, "--config", CONFIG_PATH]
-    if nodes > 1:  # $(JOB_COMPLETION_INDEX) is expanded by the kubelet from the container env
-        return ["torchrun", f"--nnodes={nodes}", f"--nproc_per_node={procs}",
-                "--node_rank=$(JOB_COMPLETION_INDEX)", f"--master_addr={master}",
-                f"--master_port={MASTER_PORT}", *program]
-    if procs > 1:
-        return ["torchrun", "--standalone", f"--nproc_per_node={procs}", *program]
-    return ["act-trainer", stage, "--config", CONFIG_PATH]
-
 
 def _secret_env(name: str, secret: str, optional: bool) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name, "optional": optional}}}
@@ -132,7 +103,7 @@ def _env(job: ACTJob, settings: OperatorSettings, indexed: bool) -> list[dict]:
         env += [_secret_env(k, mlflow, optional=True)
                 for k in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")]
     if indexed:  # the Job controller injects it too, but only env declared here is expanded in args
-        env.append({"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+        env.append({"name": launch.INDEX_ENV, "valueFrom": {"fieldRef": {
             "fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}})
     return env
 
@@ -149,29 +120,28 @@ def _resources(stage: StageCommon, settings: OperatorSettings) -> dict:
     return {"requests": requests, **({"limits": limits} if limits else {})}
 
 
-def _pod_spec(job: ACTJob, stage: str, name: str, settings: OperatorSettings, *, indexed: bool, nodes: int,
-              procs: int, master: str | None) -> dict:
-    spec, cfg = job.spec, getattr(job.spec.stages, stage)
+def _pod_spec(job: ACTJob, run: Launch, settings: OperatorSettings) -> dict:
+    spec, cfg = job.spec, getattr(job.spec.stages, run.stage)
     node_selector = cfg.node_selector if cfg.node_selector is not None else spec.pod.node_selector
     tolerations = cfg.tolerations if cfg.tolerations is not None else spec.pod.tolerations
     container = {
         "name": CONTAINER,
         "image": spec.pod.image or settings.trainer_image,
         "imagePullPolicy": spec.pod.image_pull_policy or settings.image_pull_policy,
-        "command": _command(stage, nodes, procs, master),
-        "env": _env(job, settings, indexed),
+        "command": run.command(CONFIG_PATH),
+        "env": _env(job, settings, run.indexed),
         "resources": _resources(cfg, settings),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
         "terminationMessagePath": DEFAULT_TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
-    volumes = [{"name": "config", "configMap": {"name": config_map_name(name),
+    volumes = [{"name": "config", "configMap": {"name": config_map_name(run.name),
                                                 "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}]}}]
-    if procs > 1 or cfg.resources.gpus:  # NCCL and vLLM need more than the default 64Mi of /dev/shm
+    if run.processes_per_node > 1 or cfg.resources.gpus:  # NCCL and vLLM need more than the default 64Mi of /dev/shm
         container["volumeMounts"].append({"name": "dshm", "mountPath": "/dev/shm"})
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
-    if nodes > 1:
+    if run.nodes > 1:
         container["ports"] = [{"name": "rendezvous", "containerPort": MASTER_PORT}]
     pod = {
         "restartPolicy": "Never",
@@ -204,18 +174,13 @@ def _pod_failure_policy(gang: bool) -> dict:
 
 def stage_objects(job: ACTJob, stage: str, attempt: int, settings: OperatorSettings) -> list[dict]:
     """[ConfigMap, Service (multi-node only), Job] of one stage attempt, in creation order."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage '{stage}'")
-    name = _checked(pipeline.job_name(job.metadata.name, stage, attempt))
-    nodes, procs, shards = _topology(job, stage)
-    indexed = nodes > 1 or shards > 1
-    svc = service_name(name) if nodes > 1 else None
-    master = f"{name}-0.{svc}" if svc else None
-
-    cfg = stages.stage_config(job, stage, tracking_uri=job.spec.tracking.uri or settings.mlflow_tracking_uri)
+    run = launch.plan(job, stage, attempt, tracking_uri=job.spec.tracking.uri or settings.mlflow_tracking_uri)
+    name, svc = checked(run.name), run.service
+    # one file for every pod: a shard's config differs only in shard.index, which the trainer
+    # CLI takes from JOB_COMPLETION_INDEX (one file per shard would not fit 1024 shards in 1 MiB)
     objects = [{"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": _metadata(job, config_map_name(name), stage, attempt),
-                "data": {CONFIG_FILE: cfg.model_dump_json(indent=2)}}]
+                "data": {CONFIG_FILE: run.configs[0].model_dump_json(indent=2)}}]
     if svc:
         objects.append({"apiVersion": "v1", "kind": "Service",
                         "metadata": _metadata(job, svc, stage, attempt),
@@ -224,20 +189,19 @@ def stage_objects(job: ACTJob, stage: str, attempt: int, settings: OperatorSetti
                                  "ports": [{"name": "rendezvous", "port": MASTER_PORT,
                                             "targetPort": MASTER_PORT}]}})
 
-    pod = _pod_spec(job, stage, name, settings, indexed=indexed, nodes=nodes, procs=procs, master=master)
+    pod = _pod_spec(job, run, settings)
     if svc:
         pod["subdomain"] = svc
     meta = _metadata(job, name, stage, attempt)
     job_spec = {
         "backoffLimit": 0,
-        "podFailurePolicy": _pod_failure_policy(gang=nodes > 1),
+        "podFailurePolicy": _pod_failure_policy(gang=run.nodes > 1),
         "template": {"metadata": {"labels": labels(job, stage, attempt),
                                   "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER}},
                      "spec": pod},
     }
-    if indexed:
-        width = max(nodes, shards)
-        job_spec.update(completionMode="Indexed", completions=width, parallelism=width)
+    if run.indexed:
+        job_spec.update(completionMode="Indexed", completions=run.completions, parallelism=run.completions)
     cfg_stage = getattr(job.spec.stages, stage)
     if cfg_stage.timeout_seconds:
         job_spec["activeDeadlineSeconds"] = cfg_stage.timeout_seconds

@@ -19,11 +19,22 @@ _served = False
 def observe_phase(namespace: str, name: str, phase: str) -> None:
     with _lock:
         _phases[f"{namespace}/{name}"] = phase
-        counts: dict[str, int] = {}
-        for p in _phases.values():
-            counts[p] = counts.get(p, 0) + 1
-        for p in ("Pending", "Running", "Suspended", "Succeeded", "Failed"):
-            ACTJOBS.labels(p).set(counts.get(p, 0))
+        _publish()
+
+
+def forget(namespace: str, name: str) -> None:
+    """A deleted ACTJob no longer counts in any phase."""
+    with _lock:
+        if _phases.pop(f"{namespace}/{name}", None) is not None:
+            _publish()
+
+
+def _publish() -> None:
+    counts: dict[str, int] = {}
+    for p in _phases.values():
+        counts[p] = counts.get(p, 0) + 1
+    for p in ("Pending", "Running", "Suspended", "Succeeded", "Failed"):
+        ACTJOBS.labels(p).set(counts.get(p, 0))
 
 
 def serve(port: int) -> None:

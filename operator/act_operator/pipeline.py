@@ -11,7 +11,7 @@ executor (`actjob run`) both drive it, and apply its actions with the same reduc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from act_operator.api import ACTJob, ACTJobStatus, Condition, StageOutputs, StageStatus
@@ -23,6 +23,11 @@ HAS_OUTPUTS = ("Succeeded", "Reused")  # later stages may read what such a stage
 STAGE_DONE = (*HAS_OUTPUTS, "Skipped")
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 300.0
+
+
+def now() -> datetime:
+    """The executors' clock (the planner itself is given the time, never reads it)."""
+    return datetime.now(UTC)
 
 
 # --- what the executors observe --------------------------------------------------------------

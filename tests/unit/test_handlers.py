@@ -1,0 +1,38 @@
+"""What the operator process keeps per ACTJob goes with the ACTJob."""
+
+from prometheus_client import REGISTRY
+
+from act_operator import handlers, metrics
+from act_operator.api import API_VERSION
+
+
+def gauge(phase: str) -> float:
+    return REGISTRY.get_sample_value("act_actjobs", {"phase": phase})
+
+
+def body(name: str) -> dict:
+    return {"apiVersion": API_VERSION, "kind": "ACTJob",
+            "metadata": {"name": name, "namespace": "unit", "uid": f"uid-{name}"},
+            "spec": {"model": {"uri": "tiny://qwen3-tiny"}, "environment": {"name": "scienceworld"},
+                     "storage": {"root": "file:///tmp/act"}}}
+
+
+def test_deleted_actjobs_leave_the_phase_gauge_and_the_locks(monkeypatch):
+    running, succeeded = gauge("Running") or 0, gauge("Succeeded") or 0
+    metrics.observe_phase("unit", "a", "Running")
+    metrics.observe_phase("unit", "b", "Running")
+    metrics.observe_phase("unit", "c", "Succeeded")
+    for name in "abc":
+        handlers._locks[f"unit/{name}"]  # noqa: B018 (a reconcile made one)
+    assert gauge("Running") == running + 2 and gauge("Succeeded") == succeeded + 1
+
+    handlers.on_delete(body=body("a"))  # the kopf deletion handler
+    assert gauge("Running") == running + 1 and "unit/a" not in handlers._locks
+
+    # an ACTJob found gone by a reconcile (deleted while the operator was down)
+    monkeypatch.setattr(handlers.kube, "read_actjob", lambda namespace, name: None)
+    assert handlers.reconcile("unit", "c") is None
+    assert gauge("Succeeded") == succeeded and "unit/c" not in handlers._locks
+    assert "unit/b" in handlers._locks and gauge("Running") == running + 1
+    handlers.on_delete(body={**body("b"), "spec": {"bad": True}})  # an invalid ACTJob goes too
+    assert gauge("Running") == running and "unit/b" not in handlers._locks
