@@ -61,13 +61,15 @@ def success_rate(env, engine, split: str, cfg: EvalConfig) -> tuple[dict, list[d
     n = max(1, len(results))
     turns = max(1, sum(r["steps"] for r in results))
     measured = {"success_rate": sum(r["won"] for r in results) / n, "score": sum(r["score"] for r in results) / n,
-                "episode_malformed_rate": sum(r["malformed"] for r in results) / turns}
+                "episode_malformed_rate": sum(r["malformed"] for r in results) / turns,
+                "turns": sum(r["steps"] for r in results)}
     by_type: dict[str, list[bool]] = {}  # e.g. ALFWorld's six task types, as the paper breaks results down
     for r in results:
         if (task_type := env.task_type(r["episode"])) is not None:
             r["task_type"] = task_type
             by_type.setdefault(task_type, []).append(r["won"])
     measured.update({f"success_rate.{t}": sum(w) / len(w) for t, w in sorted(by_type.items())})
+    measured.update({f"episodes.{t}": len(w) for t, w in sorted(by_type.items())})
     return {**measured, "episodes": len(results)}, results
 
 
@@ -116,10 +118,14 @@ def run(cfg: EvalConfig) -> dict:
             rows, episodes, metrics = [], {}, {}
 
             def record(split: str, measured: dict, count_key: str) -> None:
-                n = int(measured.pop(count_key, 0))
+                # the counts the rates are over go to metrics too (shards merge by them), not to rows
+                counts = {k: measured.pop(k) for k in list(measured)
+                          if k in (count_key, "turns") or k.startswith(count_key + ".")}
+                n = int(counts.get(count_key, 0))
                 for metric, value in measured.items():
                     rows.append({"environment": cfg.env.name, "split": split, "metric": metric,
                                  "value": round(value, 6), "n": n})
+                for metric, value in {**measured, **counts}.items():
                     metrics[f"{split}/{metric}" if split != "heldout" else metric] = value
 
             for split in cfg.splits:
