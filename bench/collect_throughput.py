@@ -21,7 +21,7 @@ from act_trainer.engines.hf import HFEngine  # noqa: E402
 from act_trainer.envs import make_env  # noqa: E402
 from act_trainer.models import resolve_model  # noqa: E402
 from act_trainer.prompts import action_prompt  # noqa: E402
-from act_trainer.stages.collect import contrast_pairs  # noqa: E402
+from act_trainer.stages.collect import batch_seed, contrast_pairs  # noqa: E402
 
 K, BATCH, NEW_TOKENS, ROUNDS = 8, 16, 16, 3
 
@@ -32,9 +32,9 @@ def bare_generate(engine: HFEngine, trajs) -> int:
     texts = [tok.apply_chat_template(action_prompt(s), tokenize=False, add_generation_prompt=True) + "<action>"
              for t in trajs for s, _ in data.states(t, 2)]
     n = 0
-    torch.manual_seed(engine.seed)  # the same seed as the engine: both sample the same tokens
     with torch.inference_mode():
         for i in range(0, len(texts), BATCH):
+            torch.manual_seed(batch_seed(0, i // BATCH))  # the seeds collect uses: both sample the same tokens
             batch = tok(texts[i:i + BATCH], return_tensors="pt", padding=True, add_special_tokens=False)
             out = model.generate(**batch, do_sample=True, temperature=1.0, max_new_tokens=NEW_TOKENS,
                                  num_return_sequences=K, pad_token_id=tok.pad_token_id)

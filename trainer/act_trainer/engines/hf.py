@@ -24,9 +24,11 @@ class HFEngine:
 
     @torch.inference_mode()
     def generate(self, prompts: list[list[dict]], *, n: int, temperature: float, top_p: float = 1.0,
-                 max_new_tokens: int = 32, prefill: str = "", progress: bool = False) -> list[list[str]]:
-        """n completions per chat prompt; each completion starts with `prefill`."""
-        torch.manual_seed(self.seed)
+                 max_new_tokens: int = 32, prefill: str = "", progress: bool = False,
+                 seed: int | None = None) -> list[list[str]]:
+        """n completions per chat prompt; each completion starts with `prefill`. `seed` (default:
+        the engine's) seeds the sampling of this call."""
+        torch.manual_seed(self.seed if seed is None else seed)
         texts = [render(self.tokenizer, p, prefill) for p in prompts]
         out: list[list[str]] = []
         batches = range(0, len(texts), self.batch_size)

@@ -20,11 +20,12 @@ class VLLMEngine:
         self.seed = seed
 
     def generate(self, prompts: list[list[dict]], *, n: int, temperature: float, top_p: float = 1.0,
-                 max_new_tokens: int = 32, prefill: str = "", progress: bool = False) -> list[list[str]]:
+                 max_new_tokens: int = 32, prefill: str = "", progress: bool = False,
+                 seed: int | None = None) -> list[list[str]]:
         from vllm import SamplingParams
 
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                seed=self.seed)
+                                seed=self.seed if seed is None else seed)
         texts = [render(self.tokenizer, p, prefill) for p in prompts]
         results = self.llm.generate(texts, params, use_tqdm=progress)
         return [[prefill + c.text for c in r.outputs] for r in results]

@@ -7,12 +7,15 @@ for judgement accuracy), expert.jsonl (the trajectories used), filter_report.jso
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 
+from tqdm.auto import tqdm
+
 from act_trainer import data, store
-from act_trainer.config import CollectConfig
+from act_trainer.config import CollectConfig, Shard
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
 from act_trainer.filters import FilterReport, filter_alternatives
@@ -40,16 +43,31 @@ def expert_trajectories(cfg: CollectConfig) -> list[data.Trajectory]:
     return trajs
 
 
-def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory]) -> tuple[list[dict], FilterReport]:
+def batch_seed(seed: int, batch: int) -> int:
+    """The sampling seed of one generate batch, from the run's seed and the batch's number."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{batch}".encode()).digest()[:4], "big")
+
+
+def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
+                   shard: Shard | None = None) -> tuple[list[dict], FilterReport]:
+    """The states of `trajs`, in order, are cut into generate batches of cfg.batch_size; batch b
+    belongs to shard b % count and is sampled with batch_seed(seed, b). So every state is sampled
+    in the same batch with the same seed, and gives the same pairs, whatever the shard count."""
+    shard = shard or Shard()
     items = [(s, a) for t in trajs for s, a in data.states(t, cfg.env.history)]
-    samples = engine.generate([action_prompt(s) for s, _ in items], n=cfg.samples,
-                              temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, prefill=cfg.prefill, progress=True)
+    starts = range(0, len(items), cfg.batch_size)
     report, rows = FilterReport(), []
-    for (state, expert), outs in zip(items, samples, strict=True):
-        kept, r = filter_alternatives(expert, outs, state.admissible, cfg.max_alternatives,
-                                      cfg.filter_inadmissible)
-        report.add(r)
-        rows.extend(data.pair_record(state, expert, alt) for alt in kept)
+    for b in tqdm(range(shard.index, len(starts), shard.count), desc="generate", unit="batch"):
+        batch = items[starts[b]:starts[b] + cfg.batch_size]
+        samples = engine.generate([action_prompt(s) for s, _ in batch], n=cfg.samples,
+                                  temperature=cfg.temperature, top_p=cfg.top_p,
+                                  max_new_tokens=cfg.max_new_tokens, prefill=cfg.prefill,
+                                  seed=batch_seed(cfg.seed, b))
+        for (state, expert), outs in zip(batch, samples, strict=True):
+            kept, r = filter_alternatives(expert, outs, state.admissible, cfg.max_alternatives,
+                                          cfg.filter_inadmissible)
+            report.add(r)
+            rows.extend(data.pair_record(state, expert, alt) for alt in kept)
     return rows, report
 
 
@@ -57,39 +75,46 @@ def run(cfg: CollectConfig) -> dict:
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
         trajs = expert_trajectories(cfg)
-        trajs = trajs[cfg.shard.index::cfg.shard.count]
-        if not trajs:
-            raise RuntimeError(f"shard {cfg.shard.index} of {cfg.shard.count} has no expert episode; "
-                               "use fewer shards or more episodes")
+        # held-out episodes and generate batches are chosen over all shards alike: the pairs are
+        # the same whatever the shard count
         train, held = data.split_episodes(trajs, cfg.heldout_fraction, cfg.seed)
-        log.info("collect: %d expert episodes (%d train, %d held out), %d states", len(trajs), len(train),
-                 len(held), sum(len(t.steps) for t in trajs))
+        n_batches = -(-sum(len(t.steps) for t in trajs) // cfg.batch_size)
+        if cfg.shard.index >= n_batches:
+            raise RuntimeError(f"shard {cfg.shard.index} of {cfg.shard.count} has no states to sample "
+                               f"({n_batches} generate batches of {cfg.batch_size}); use fewer shards, "
+                               "more episodes or a smaller batchSize")
+        log.info("collect: %d expert episodes (%d train, %d held out), %d states, shard %d of %d", len(trajs),
+                 len(train), len(held), sum(len(t.steps) for t in trajs), cfg.shard.index, cfg.shard.count)
 
         engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
         t0 = time.monotonic()
-        train_rows, report = contrast_pairs(cfg, engine, train)
-        held_rows, held_report = contrast_pairs(cfg, engine, held)
-        report.add(held_report)
+        rows, report = contrast_pairs(cfg, engine, train + held, cfg.shard)
         gen_s = time.monotonic() - t0
-        if not train_rows:
+        held_ids = {t.episode_id for t in held}
+        train_rows = [r for r in rows if r["episode_id"] not in held_ids]
+        held_rows = [r for r in rows if r["episode_id"] in held_ids]
+        if not train_rows and (cfg.shard.count == 1 or not held_rows):  # a shard may hold held-out states only
             raise RuntimeError(
                 f"no contrast pairs: of {report.sampled} samples, removed {report.removed}. "
                 "Raise samples or temperature, or start from a policy that emits actions")
+        trajs = trajs[cfg.shard.index::cfg.shard.count]  # each shard keeps a copy of its part of the episodes
 
         (st.out / "pairs").mkdir()
-        (st.out / "pairs" / "train.parquet").write_bytes(data.write_parquet(train_rows))
+        if train_rows:
+            (st.out / "pairs" / "train.parquet").write_bytes(data.write_parquet(train_rows))
         if held_rows:
             (st.out / "pairs" / "heldout.parquet").write_bytes(data.write_parquet(held_rows))
-        (st.out / "expert.jsonl").write_bytes(data.dumps_jsonl(t.to_dict() for t in trajs))
+        if trajs:  # more shards than episodes: some keep none
+            (st.out / "expert.jsonl").write_bytes(data.dumps_jsonl(t.to_dict() for t in trajs))
         filter_report = {"sampled": report.sampled, "kept": report.kept, "removed": report.removed}
         (st.out / "filter_report.json").write_text(json.dumps(filter_report, indent=2))
 
-        states = sum(len(t.steps) for t in trajs)
         metrics = {
-            "episodes": len(trajs), "states": states, "sampled": report.sampled, "kept": report.kept,
-            "pairs_train": len(train_rows), "pairs_heldout": len(held_rows),
+            "episodes": len(trajs), "states": report.sampled // cfg.samples, "sampled": report.sampled,
+            "kept": report.kept, "pairs_train": len(train_rows), "pairs_heldout": len(held_rows),
             **{f"removed_{rule}": n for rule, n in report.removed.items()},
             "alternatives_per_s": round(report.sampled / gen_s, 3) if gen_s else 0.0,
+            "generate_seconds": round(gen_s, 3),  # what alternatives_per_s is over: shards merge by it
         }
         log.info("collect: kept %d of %d samples; removed %s", report.kept, report.sampled, report.removed)
         st.run.log_dict(filter_report, "filter_report.json")
