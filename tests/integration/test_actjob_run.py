@@ -97,6 +97,7 @@ def collected_pairs(tmp_path: Path, shards: int) -> tuple[list[str], dict]:
     """Collect only (the quickstart's collect stage), in `shards` shards: every pair as a sorted row."""
     from act_trainer import data
 
+    tmp_path.mkdir()
     job_file = quickstart(tmp_path, **{"storage.root": f"file://{tmp_path}/storage",
                                        "stages.collect.shards": shards, "stages.collect.batchSize": 4,
                                        "stages.judge.enabled": False, "stages.policy.method": "none",
