@@ -141,3 +141,25 @@ def test_one_result_passes_through():
     r = shard(0, "sha256:a", dev_success_rate=0.5)
     assert L.merge_results([r]) == {k: v for k, v in r.items() if k != "_index"}
     assert L.merge_results([]) == {}
+
+
+def test_local_executor_reads_every_shard_of_an_attempt(tmp_path):
+    """A stopped `actjob run` finds an attempt's results again: all shards merged, or none."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from act_operator.local import LocalExecutor, shard_stem
+
+    ex = LocalExecutor(make_job(collect={"shards": 3}), tmp_path, console=Console(file=io.StringIO()))
+    results = [shard(i, f"sha256:{i}", sampled=10, kept=i) for i in range(3)]
+    for i, r in enumerate(results[:2]):
+        (ex.dir / f"{shard_stem('demo-collect-1', i, 3)}.result").write_text(json.dumps(r))
+    assert ex._read_results("demo-collect-1", 3) is None  # shard 2 has not reported
+    (ex.dir / "demo-collect-1.shard-00002.result").write_text(json.dumps(results[2]))
+    observed = ex._read_results("demo-collect-1", 3)
+    assert observed.state == "succeeded" and observed.result == L.merge_results(results)
+    assert observed.result["metrics"]["kept"] == 3
+    (ex.dir / "demo-collect-1.shard-00001.result").write_text(json.dumps({"error": "boom"}))
+    assert ex._read_results("demo-collect-1", 3).reason == "boom"
