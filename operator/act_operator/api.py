@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from act_operator.settings import DNS_LABEL_PATTERN
 from act_trainer.contract import (
     STAGES,
     CollectSettings,
@@ -222,7 +223,7 @@ class ACTJobSpec(Model):
 
 class ObjectMeta(Model):
     model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
-    name: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    name: str = Field(min_length=1, max_length=40, pattern=DNS_LABEL_PATTERN,
                       description="DNS label; at most 40 characters so that Job names fit in 63.")
     namespace: str = "default"
     uid: str | None = None

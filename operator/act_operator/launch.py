@@ -25,6 +25,7 @@ from act_operator import pipeline, stages
 from act_operator.api import ACTJob
 from act_operator.settings import DNS_LABEL
 from act_trainer.contract import STAGES, TrainSettings
+from act_trainer.util import is_number
 
 CONFIG_PATH = "/etc/act/stage.json"  # where a pod reads its stage config
 MASTER_PORT = 29500
@@ -149,24 +150,20 @@ def _is_mean(key: str) -> bool:
     return _weight_key(key) is not None or any(t in key for t in MEANS)
 
 
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def merge_metrics(per_shard: list[dict]) -> dict[str, float]:
     """Counts add up; a rate is the mean over the shards weighted by the count each computed it
     over (a shard with no episodes does not pull the success rate down); a rate whose count is
     not known, or not reported by every shard, is the plain mean over the shards reporting it."""
-    keys = dict.fromkeys(k for m in per_shard for k, v in m.items() if _number(v))  # first-seen order
+    keys = dict.fromkeys(k for m in per_shard for k, v in m.items() if is_number(v))  # first-seen order
     merged: dict[str, float] = {}
     for k in keys:
-        values = [(m[k], m) for m in per_shard if _number(m.get(k))]
+        values = [(m[k], m) for m in per_shard if is_number(m.get(k))]
         if not _is_mean(k):
             merged[k] = sum(v for v, _ in values)
             continue
         w = _weight_key(k)
         weights = [m.get(w) for _, m in values] if w else []
-        if weights and all(_number(x) and x >= 0 for x in weights) and sum(weights) > 0:
+        if weights and all(is_number(x) and x >= 0 for x in weights) and sum(weights) > 0:
             merged[k] = sum(v * x for (v, _), x in zip(values, weights, strict=True)) / sum(weights)
         else:
             merged[k] = sum(v for v, _ in values) / len(values)

@@ -15,8 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from act_operator import __version__
 
-# object names: the one DNS-label pattern (manifests/launch check names with it; api.py's
-# ObjectMeta.name pattern should use DNS_LABEL_PATTERN too)
+# object names: the one DNS-label pattern (the ACTJob name in api.py, the names launch.py checks)
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
