@@ -178,6 +178,6 @@ def merge_results(results: list[dict]) -> dict:
         return results[0] if results else {}
     results.sort(key=lambda r: (r.get("uri", ""), r.get("manifest", "")))
     digests = sorted(r.get("digest", "") for r in results)
-    return {"uri": results[0].get("uri", "").rsplit(SHARD_DIR, 1)[0], "manifest": results[0]["manifest"],
+    return {"uri": results[0].get("uri", "").rsplit(SHARD_DIR, 1)[0], "manifest": results[0].get("manifest"),
             "shards": len(results), "digest": "sha256:" + hashlib.sha256("".join(digests).encode()).hexdigest(),
             "metrics": merge_metrics([r.get("metrics") or {} for r in results])}

@@ -163,11 +163,11 @@ class LocalExecutor:
         results = []
         for cfg in run.configs:  # one shard after another: one machine
             observed = self._run_shard(run, cfg, attempt)
-            if observed.state != "succeeded":
-                break
+            if observed.state != "succeeded" or not observed.result.get("manifest"):
+                break  # a failed shard fails the attempt (exit 0 without a manifest too: the planner says so)
             results.append(observed.result)
         self.durations[stage] = time.monotonic() - started
-        if observed.state != "succeeded":
+        if len(results) < run.shards:
             return observed
         return pipeline.Observed("succeeded", result=run.merge(results))
 
@@ -211,7 +211,7 @@ class LocalExecutor:
         results = []
         for i in range(shards):
             observed = self._read_result(shard_stem(name, i, shards))
-            if observed is None or observed.state == "failed":
+            if observed is None or observed.state == "failed" or not observed.result.get("manifest"):
                 return observed
             results.append(observed.result)
         return pipeline.Observed("succeeded", result=launch.merge_results(results))

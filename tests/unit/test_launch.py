@@ -163,3 +163,23 @@ def test_local_executor_reads_every_shard_of_an_attempt(tmp_path):
     assert observed.result["metrics"]["kept"] == 3
     (ex.dir / "demo-collect-1.shard-00001.result").write_text(json.dumps({"error": "boom"}))
     assert ex._read_results("demo-collect-1", 3).reason == "boom"
+
+
+def test_a_shard_that_exits_0_without_a_manifest_fails_the_attempt(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from act_operator import pipeline
+    from act_operator.local import LocalExecutor
+
+    ex = LocalExecutor(make_job(collect={"shards": 3}), tmp_path, console=Console(file=io.StringIO()))
+    ran = []
+
+    def fake(run, cfg, attempt):
+        ran.append(cfg.shard.index)
+        return pipeline.Observed("succeeded", result={} if cfg.shard.index == 1 else shard(cfg.shard.index, "d"))
+
+    monkeypatch.setattr(ex, "_run_shard", fake)
+    assert ex._run_stage("collect", 1) == pipeline.Observed("succeeded", result={})  # the planner fails it
+    assert ran == [0, 1]
