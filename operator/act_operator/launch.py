@@ -137,17 +137,21 @@ WEIGHTS = {
 MEANS = ("rate", "accuracy", "match", "score", "reward", "seconds", "per_s", "loss")
 
 
-def _weight_key(key: str) -> str | None:
-    prefix, _, name = key.rpartition("/")
+def _parts(key: str) -> tuple[str, str, str]:
+    """"dev/success_rate.boil" -> ("dev/", "success_rate", ".boil")."""
+    prefix, slash, name = key.rpartition("/")
     base, dot, suffix = name.partition(".")
-    count = WEIGHTS.get(base)
-    if count is None:
-        return None
-    return (f"{prefix}/" if prefix else "") + count + dot + suffix
+    return prefix + slash, base, dot + suffix
+
+
+def _weight_key(key: str) -> str | None:
+    prefix, base, suffix = _parts(key)
+    return prefix + WEIGHTS[base] + suffix if base in WEIGHTS else None
 
 
 def _is_mean(key: str) -> bool:
-    return _weight_key(key) is not None or any(t in key for t in MEANS)
+    base = _parts(key)[1]  # a breakdown suffix (a task type) never makes a count a rate
+    return base in WEIGHTS or any(t in base for t in MEANS)
 
 
 def merge_metrics(per_shard: list[dict]) -> dict[str, float]:

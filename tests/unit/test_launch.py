@@ -98,6 +98,8 @@ def test_rates_are_weighted_by_the_counts_they_were_computed_over():
     assert m["dev/success_rate"] == pytest.approx(0.25)  # 1 of 4 episodes, not (1 + 0) / 2
     assert m["dev/score"] == pytest.approx((10 + 3 * 2) / 4)
     assert m["dev/success_rate.boil"] == pytest.approx(2 / 3)
+    assert L.merge_metrics([{"dev/episodes.rate-the-score": 2}, {"dev/episodes.rate-the-score": 1}]) == {
+        "dev/episodes.rate-the-score": 3}  # a task type's name does not make its count a rate
     assert m["dev/episode_malformed_rate"] == pytest.approx(1 / 10)
     assert m["dev/next_action_accuracy"] == pytest.approx((1 + 4.5) / 8)
     assert m["judge_accuracy"] == pytest.approx(0.4375)
