@@ -7,6 +7,7 @@ Fields are camelCase on the wire (Kubernetes convention) and snake_case in Pytho
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -16,25 +17,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from act_operator.settings import DNS_LABEL_PATTERN
-from act_trainer.contract import (
-    STAGES,
-    CollectSettings,
-    EnvironmentSettings,
-    EvalSettings,
-    ExpertSettings,
-    JudgeSettings,
-    PolicySettings,
-    S3Settings,
-    TrackingSettings,
-    check_uri,
-)
+from act_trainer import contract as K
+from act_trainer.contract import STAGES, check_uri
 
 GROUP = "act-operator.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "ACTJob"
 PLURAL = "actjobs"
+# object names: the one DNS-label pattern (the ACTJob name here, the names launch.py checks)
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 
 
 
@@ -56,17 +49,17 @@ class ModelSpec(Model):
         return check_uri(v, allow_path=True, extra_schemes=("tiny://",))
 
 
-class ExpertSpec(Model, ExpertSettings):
+class ExpertSpec(Model, K.ExpertSettings):
     """Where expert trajectories come from: a file, or the environment's own expert."""
 
 
-class EnvironmentSpec(Model, EnvironmentSettings):
+class EnvironmentSpec(Model, K.EnvironmentSettings):
     """The environment the agent acts in, and how prompts show it."""
 
     expert: ExpertSpec = Field(default_factory=ExpertSpec, description="Where expert trajectories come from.")
 
 
-class S3Spec(Model, S3Settings):
+class S3Spec(Model, K.S3Settings):
     """How to reach S3. Credentials only by reference to a Secret."""
 
     credentials_secret: str | None = Field(
@@ -88,7 +81,7 @@ class StorageSpec(Model):
         return check_uri(v)
 
 
-class TrackingSpec(Model, TrackingSettings):
+class TrackingSpec(Model, K.TrackingSettings):
     """MLflow: a parent run per ACTJob, a child run per stage, the final model registered."""
 
     register_model: str | None = Field(None, description="Registered model name for the final model "
@@ -123,7 +116,7 @@ class StageCommon(Model):
     tolerations: list[Toleration] | None = Field(None, description="Overrides spec.pod.tolerations for this stage.")
 
 
-class CollectStage(StageCommon, CollectSettings):
+class CollectStage(StageCommon, K.CollectSettings):
     """collect: sample K alternatives per expert state and keep up to M as contrast pairs."""
 
     enabled: bool = Field(True, description="Run contrast-pair collection.")
@@ -137,7 +130,7 @@ class CollectStage(StageCommon, CollectSettings):
         return None if v is None else check_uri(v)
 
 
-class JudgeStage(StageCommon, JudgeSettings):
+class JudgeStage(StageCommon, K.JudgeSettings):
     """judge (the ACT stage): GRPO on choosing the better of two actions."""
 
     enabled: bool = Field(True, description="Run the ACT (judge) stage; false gives the IL/RL baseline.")
@@ -149,11 +142,11 @@ class JudgeStage(StageCommon, JudgeSettings):
         return None if v is None else check_uri(v)
 
 
-class PolicyStage(StageCommon, PolicySettings):
+class PolicyStage(StageCommon, K.PolicySettings):
     """policy: IL or RL action generation, starting from the judge's checkpoint."""
 
 
-class EvalStage(StageCommon, EvalSettings):
+class EvalStage(StageCommon, K.EvalSettings):
     """eval: success rate, next-action accuracy and judgement accuracy of the final model."""
 
     enabled: bool = Field(True, description="Evaluate the final model.")

@@ -22,8 +22,7 @@ import hashlib
 from dataclasses import dataclass
 
 from act_operator import pipeline, stages
-from act_operator.api import ACTJob
-from act_operator.settings import DNS_LABEL
+from act_operator.api import DNS_LABEL, ACTJob
 from act_trainer.contract import STAGES, TrainSettings
 from act_trainer.util import is_number
 

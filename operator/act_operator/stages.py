@@ -11,16 +11,8 @@ from __future__ import annotations
 from act_operator.api import ACTJob
 from act_operator.pipeline import HAS_OUTPUTS, final_model_uri
 from act_trainer import config as C
-from act_trainer.contract import (
-    CollectSettings,
-    EnvironmentSettings,
-    EvalSettings,
-    ExpertSettings,
-    JudgeSettings,
-    PolicySettings,
-    S3Settings,
-    settings_of,
-)
+from act_trainer import contract as K
+from act_trainer.contract import settings_of
 
 OUTPUTS = {"collect": "pairs", "judge": "models/judge", "policy": "models/policy", "eval": "eval"}
 
@@ -48,7 +40,7 @@ def _common(job: ACTJob, stage: str, tracking_uri: str | None) -> dict:
     return dict(
         job=C.JobRef(name=meta.name, uid=meta.uid or "local", namespace=meta.namespace),
         output=stage_output(job, stage),
-        storage=C.S3Settings(**settings_of(spec.storage.s3, S3Settings)),
+        storage=C.S3Settings(**settings_of(spec.storage.s3, K.S3Settings)),
         tracking=C.TrackingConfig(uri=tracking_uri, experiment=spec.tracking.experiment,
                                   parent_run_id=job.status.mlflow.run_id),
         seed=spec.seed,
@@ -56,7 +48,7 @@ def _common(job: ACTJob, stage: str, tracking_uri: str | None) -> dict:
 
 
 def _env(job: ACTJob) -> C.EnvironmentConfig:
-    return C.EnvironmentConfig(**settings_of(job.spec.environment, EnvironmentSettings))
+    return C.EnvironmentConfig(**settings_of(job.spec.environment, K.EnvironmentSettings))
 
 
 def pairs_uri(job: ACTJob) -> str | None:
@@ -75,23 +67,23 @@ def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str |
     common = _common(job, stage, tracking_uri)
     if stage == "collect":
         return C.CollectConfig(
-            **common, **settings_of(st.collect, CollectSettings), model=spec.model.uri, env=_env(job),
-            expert=C.ExpertSource(**settings_of(spec.environment.expert, ExpertSettings)),
+            **common, **settings_of(st.collect, K.CollectSettings), model=spec.model.uri, env=_env(job),
+            expert=C.ExpertSource(**settings_of(spec.environment.expert, K.ExpertSettings)),
             shard=C.Shard(index=shard, count=st.collect.shards),
         )
     if stage == "judge":
-        return C.JudgeConfig(**common, **settings_of(st.judge, JudgeSettings), model=spec.model.uri,
+        return C.JudgeConfig(**common, **settings_of(st.judge, K.JudgeSettings), model=spec.model.uri,
                              pairs=pairs_uri(job), checkpoints=checkpoints(job, stage),
                              history=spec.environment.history)
     if stage == "policy":
         judge = job.status.stages["judge"]
         model = judge.outputs.uri if judge.phase in HAS_OUTPUTS else spec.model.uri
-        return C.PolicyConfig(**common, **settings_of(st.policy, PolicySettings), model=model,
+        return C.PolicyConfig(**common, **settings_of(st.policy, K.PolicySettings), model=model,
                               expert=expert_uri(job), checkpoints=checkpoints(job, stage),
                               history=spec.environment.history)
     if stage == "eval":
         return C.EvalConfig(
-            **common, **settings_of(st.eval, EvalSettings), model=final_model_uri(job), env=_env(job),
+            **common, **settings_of(st.eval, K.EvalSettings), model=final_model_uri(job), env=_env(job),
             pairs=pairs_uri(job), expert_max_length=spec.environment.expert.max_length,
             shard=C.Shard(index=shard, count=st.eval.shards),
         )

@@ -14,29 +14,19 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from act_trainer.contract import (  # noqa: F401  (STAGES: re-exported for the stage CLI)
-    STAGES,
-    CollectSettings,
-    EnvironmentSettings,
-    EvalSettings,
-    ExpertSettings,
-    JudgeSettings,
-    PolicySettings,
-    S3Settings,
-    TrackingSettings,
-    check_uri,
-)
+from act_trainer import contract as K
+from act_trainer.contract import STAGES, S3Settings, check_uri  # noqa: F401  (STAGES: for the stage CLI)
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-EnvironmentConfig = EnvironmentSettings
-ExpertSource = ExpertSettings
+EnvironmentConfig = K.EnvironmentSettings
+ExpertSource = K.ExpertSettings
 
 
-class TrackingConfig(TrackingSettings):
+class TrackingConfig(K.TrackingSettings):
     parent_run_id: str | None = Field(None, description="The ACTJob's parent run; stages log child runs under it.")
 
 
@@ -75,7 +65,7 @@ class StageBase(Strict):
         return check_uri(v)
 
 
-class CollectConfig(StageBase, CollectSettings):
+class CollectConfig(StageBase, K.CollectSettings):
     stage: Literal["collect"] = "collect"
     model: str = Field(description="Initial policy: a local directory or tiny://PRESET.")
     env: EnvironmentConfig
@@ -96,7 +86,7 @@ class TrainerBase(StageBase):
         return None if v is None else check_uri(v)
 
 
-class JudgeConfig(TrainerBase, JudgeSettings):
+class JudgeConfig(TrainerBase, K.JudgeSettings):
     stage: Literal["judge"] = "judge"
     pairs: str = Field(description="URI of the collect stage output (every train.parquet under it).")
     max_pairs: int | None = Field(None, ge=1)
@@ -107,7 +97,7 @@ class JudgeConfig(TrainerBase, JudgeSettings):
         return check_uri(v)
 
 
-class PolicyConfig(TrainerBase, PolicySettings):
+class PolicyConfig(TrainerBase, K.PolicySettings):
     stage: Literal["policy"] = "policy"
     expert: str = Field(description="URI of the expert trajectories file.")
 
@@ -124,7 +114,7 @@ class PolicyConfig(TrainerBase, PolicySettings):
         return check_uri(v, allow_path=True)
 
 
-class EvalConfig(StageBase, EvalSettings):
+class EvalConfig(StageBase, K.EvalSettings):
     stage: Literal["eval"] = "eval"
     model: str
     env: EnvironmentConfig
