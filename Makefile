@@ -27,10 +27,10 @@ install:  ## everything a developer and CI need (torch pinned to the CPU build):
 $(DEV_STAMP): pyproject.toml constraints.txt
 	$(MAKE) install
 
-install-quickstart:  ## only what the quickstart runs: operator + trainer + ScienceWorld (no ALFWorld build, no DeepSpeed)
+install-quickstart:  ## only what the quickstart runs: trainer + ScienceWorld (no Kubernetes client, ALFWorld build or DeepSpeed)
 	@$(JAVA)
 	$(TORCH)
-	$(PIP) install -q -c constraints.txt -e ".[operator,trainer,scienceworld]"
+	$(PIP) install -q -c constraints.txt -e ".[trainer,scienceworld]"
 	@mkdir -p .act && touch $(QUICKSTART_STAMP)
 
 $(QUICKSTART_STAMP): pyproject.toml constraints.txt

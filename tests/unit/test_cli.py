@@ -67,3 +67,19 @@ def test_run_without_the_environments_extra_fails_before_any_stage(tmp_path, mon
     assert "spec.environment.name: environment 'alfworld' is not installed" in err
     assert "pip install 'act-operator[alfworld]'" in err and "no stage started" in err
     assert not workdir.exists()
+
+
+def test_actjob_run_needs_no_operator_extra():
+    """`make quickstart` installs trainer + scienceworld only: `actjob run` must not import the
+    cluster-side packages (kubernetes client, kopf, pydantic-settings, prometheus)."""
+    code = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('kubernetes', 'kopf', 'pydantic_settings', 'prometheus_client'):\n"
+        "            raise ImportError('operator extra: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from act_operator import cli, local, preflight\n"
+        "raise SystemExit(cli.main(['validate', 'examples/quickstart.yaml']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
