@@ -8,9 +8,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
-from kubernetes import config
-from kubernetes.client.rest import ApiException
+import urllib3
+from kubernetes import client, config
 
 SMP = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
@@ -34,23 +35,38 @@ def path(kind: str, namespace: str | None = None, name: str | None = None, sub: 
     return p + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
 
+class ApiError(Exception):
+    def __init__(self, status: int, text: str):
+        super().__init__(f"{status}: {text[:500]}")
+        self.status = status
+
+
 class Api:
+    """urllib3 with the kubeconfig's TLS client certificate (or token): no dependence on the
+    generated client's internals, which change between its major versions."""
+
     def __init__(self, kubeconfig: str):
-        self.client = config.new_client_from_config(config_file=kubeconfig)
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        self.host = cfg.host.rstrip("/")
+        self.headers = {"Accept": "application/json"}
+        token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+        if token:
+            self.headers["Authorization"] = token if token.startswith("Bearer") else f"Bearer {token}"
+        self.http = urllib3.PoolManager(num_pools=2, maxsize=8, cert_reqs="CERT_REQUIRED", ca_certs=cfg.ssl_ca_cert,
+                                        cert_file=cfg.cert_file, key_file=cfg.key_file)
 
     def call(self, method: str, url: str, body=None, content_type: str = "application/json",
              query: list | None = None, timeout: float | None = 30):
-        try:
-            r = self.client.call_api(url, method, query_params=query or [], body=body,
-                                     header_params={"Content-Type": content_type, "Accept": "application/json"},
-                                     _preload_content=False, _return_http_data_only=True,
-                                     _request_timeout=timeout)
-        except ApiException as e:
-            if e.status == 404:
-                raise NotFound(url) from None
-            if e.status == 409:
-                raise Conflict(url) from None
-            raise
+        full = self.host + url + ("?" + urlencode(query) if query else "")
+        r = self.http.request(method, full, body=None if body is None else json.dumps(body).encode(),
+                              headers={**self.headers, "Content-Type": content_type}, timeout=timeout)
+        if r.status == 404:
+            raise NotFound(url)
+        if r.status == 409:
+            raise Conflict(url)
+        if r.status >= 400:
+            raise ApiError(r.status, r.data.decode(errors="replace"))
         return json.loads(r.data) if r.data else None
 
     def get(self, kind, namespace, name):
@@ -88,7 +104,7 @@ class Api:
         """A core/v1 Event about `obj`, as the kubelet, scheduler and controllers post them."""
         m, t = obj["metadata"], now().strftime("%Y-%m-%dT%H:%M:%SZ")
         ns = m.get("namespace") or "default"
-        body = {"metadata": {"generateName": f"{m['name']}.", "namespace": ns},
+        body = {"metadata": {"name": f"{m['name']}.{time.time_ns():x}", "namespace": ns},  # as client-go names them
                 "involvedObject": {"apiVersion": obj.get("apiVersion", "v1"), "kind": obj.get("kind"),
                                    "name": m["name"], "namespace": m.get("namespace"), "uid": m.get("uid"),
                                    "resourceVersion": m.get("resourceVersion")},
@@ -102,19 +118,22 @@ class Api:
 
     def watch_forever(self, kind: str, on_event: Callable[[dict], None], stop: threading.Event) -> None:
         """List+watch `kind` in all namespaces until `stop`; calls on_event per change (a trigger)."""
-        from kubernetes.watch.watch import iter_resp_lines
-
         while not stop.is_set():
             try:
                 rv = self.call("GET", path(kind), query=[("limit", "1")])["metadata"]["resourceVersion"]
-                r = self.client.call_api(path(kind), "GET", query_params=[
-                    ("watch", "true"), ("resourceVersion", rv), ("timeoutSeconds", "30"),
-                    ("allowWatchBookmarks", "false")], header_params={"Accept": "application/json"},
-                    _preload_content=False, _return_http_data_only=True, _request_timeout=40)
+                query = urlencode([("watch", "true"), ("resourceVersion", rv), ("timeoutSeconds", "30")])
+                r = self.http.request("GET", f"{self.host}{path(kind)}?{query}", headers=self.headers,
+                                      preload_content=False, timeout=urllib3.Timeout(connect=5, read=40))
                 on_event({"type": "RESYNC"})
-                for line in iter_resp_lines(r):
+                buf = b""
+                for chunk in r.stream(4096):
+                    buf += chunk
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        if line.strip():
+                            on_event(json.loads(line))
                     if stop.is_set():
                         break
-                    on_event(json.loads(line))
+                r.release_conn()
             except Exception:
                 time.sleep(0.5)

@@ -9,6 +9,7 @@ import signal
 import textwrap
 
 import pytest
+import yaml
 
 from cluster.jobutil import TRACKING_FINALIZER
 from cluster.kubectl import get, kubectl, pods_of, wait_for
@@ -18,23 +19,13 @@ pytestmark = pytest.mark.integration
 
 def job_yaml(name: str, script: str, *, extra_spec: str = "", pod_spec: str = "", container: str = "",
              backoff: int = 0) -> str:
-    """A Job running `python3 -c script` (indented blocks are YAML-escaped via JSON)."""
-    return textwrap.dedent(f"""\
-        apiVersion: batch/v1
-        kind: Job
-        metadata: {{name: {name}}}
-        spec:
-          backoffLimit: {backoff}
-        """) + textwrap.indent(extra_spec, "  ") + textwrap.dedent(f"""\
-          template:
-            spec:
-              restartPolicy: Never
-        """) + textwrap.indent(pod_spec, "      ") + textwrap.dedent(f"""\
-              containers:
-              - name: main
-                image: the-host
-                command: ["python3", "-c", {json.dumps(textwrap.dedent(script))}]
-        """) + textwrap.indent(container, "        ")
+    """A Job running `python3 -c script`; the keyword arguments are YAML merged into the Job
+    spec, the pod spec and the container. Returned as JSON (which kubectl reads as YAML)."""
+    c = {"name": "main", "image": "the-host", "command": ["python3", "-c", textwrap.dedent(script)],
+         **(yaml.safe_load(container) or {})}
+    pod = {"restartPolicy": "Never", "containers": [c], **(yaml.safe_load(pod_spec) or {})}
+    spec = {"backoffLimit": backoff, "template": {"spec": pod}, **(yaml.safe_load(extra_spec) or {})}
+    return json.dumps({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": spec})
 
 
 def conditions(job: dict) -> list[tuple[str, str, str]]:
@@ -89,9 +80,9 @@ def test_indexed_gang_reaches_pod_zero_by_its_dns_name(ns, node):
           publishNotReadyAddresses: true
           selector: {batch.kubernetes.io/job-name: gang}
           ports: [{name: rendezvous, port: 29500}]
-        ---
         """)
-    kubectl("apply", "-n", ns, "-f", "-", stdin=svc + job_yaml(
+    kubectl("apply", "-n", ns, "-f", "-", stdin=svc)
+    kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml(
         "gang", SERVER_CLIENT, extra_spec="completionMode: Indexed\ncompletions: 2\nparallelism: 2\n",
         pod_spec="subdomain: gang-svc\n"))
     kubectl("wait", "-n", ns, "--for=condition=Complete", "job/gang", "--timeout=60s")
@@ -183,8 +174,9 @@ def test_missing_secret_leaves_pod_pending_until_created(ns, node):
     assert state["message"] == 'secret "later" not found'
     (pod,) = pods_of("waits", ns)
     assert pod["status"]["phase"] == "Pending"
-    events = kubectl("get", "events", "-n", ns, "-o", "json")
-    assert 'Error: secret "later" not found' in events
+    events = json.loads(kubectl("get", "events", "-n", ns, "-o", "json"))["items"]
+    assert ("Warning", "Failed", 'Error: secret "later" not found') in [
+        (e["type"], e["reason"], e["message"]) for e in events if e["involvedObject"]["name"] == pod["metadata"]["name"]]
     kubectl("create", "secret", "generic", "later", "-n", ns, "--from-literal=token=s3cr3t")
     kubectl("wait", "-n", ns, "--for=condition=Complete", "job/waits", "--timeout=60s")
     assert node.log(ns, pod["metadata"]["name"]).strip() == "s3cr3t"
