@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from . import jobs, podspec
-from .api import Api, Conflict, NotFound, now
+from .api import SMP, Api, Conflict, NotFound, now
 from .jobutil import ts
 from .kubelet import Kubelet
 from .netns import Network
@@ -113,7 +113,7 @@ class Agent:
         try:
             self.api.patch("pods", p["metadata"]["namespace"], p["metadata"]["name"],
                            {"status": {"phase": "Pending", "conditions": [cond]}}, sub="status",
-                           content_type="application/strategic-merge-patch+json")
+                           content_type=SMP)
         except NotFound:
             pass
 
@@ -123,7 +123,7 @@ class Agent:
                 "message": "PodGC: node no longer exists", "lastTransitionTime": t}
         try:
             self.api.patch("pods", m["namespace"], m["name"], {"status": {"phase": "Failed", "conditions": [cond]}},
-                           sub="status", content_type="application/strategic-merge-patch+json")
+                           sub="status", content_type=SMP)
         except NotFound:
             pass
 
@@ -150,7 +150,9 @@ class Agent:
         ns, uid = m["namespace"], m["uid"]
         out = jobs.sync(job, pods, now())
         ev = {**job, "kind": "Job", "apiVersion": "batch/v1"}
-        for name in out.delete:
+        for name in out.delete + out.discard:
+            if name in out.discard:
+                self._remove_tracking_finalizer(ns, name)
             self.api.delete("pods", ns, name)
             self.api.event(ev, "Normal", "SuccessfulDelete", f"Deleted pod: {name}", "job-controller")
         for pod in out.create:
@@ -160,11 +162,7 @@ class Agent:
         if out.interim is not None:
             job = self.api.replace_status("jobs", {**job, "status": out.interim})
         for name in out.remove_finalizers:
-            try:
-                self.api.patch("pods", ns, name, {"metadata": {"$deleteFromPrimitiveList/finalizers": [
-                    jobs.TRACKING_FINALIZER]}}, content_type="application/strategic-merge-patch+json")
-            except NotFound:
-                pass
+            self._remove_tracking_finalizer(ns, name)
         if out.status is not None:
             self.api.replace_status("jobs", {**job, "status": out.status})
         for type_, reason, message in out.events:
@@ -173,6 +171,13 @@ class Agent:
             self.next_sync[uid] = time.monotonic() + out.requeue_after
         else:
             self.next_sync.pop(uid, None)
+
+    def _remove_tracking_finalizer(self, ns: str, name: str) -> None:
+        try:
+            self.api.patch("pods", ns, name, {"metadata": {"$deleteFromPrimitiveList/finalizers": [
+                jobs.TRACKING_FINALIZER]}}, content_type=SMP)
+        except NotFound:
+            pass
 
     # --- cluster DNS (hosts files) ---------------------------------------------------------------
     def dns_records(self, pods: list[dict], services: list[dict]) -> list[tuple[str, str, str, str]]:

@@ -34,11 +34,14 @@ MAX_GENERATED_NAME = 58  # names.MaxGeneratedNameLength
 
 @dataclass
 class Sync:
-    """What one syncJob does, in order: delete, create, write `interim`, remove finalizers,
-    write `status`. `status` is None when nothing changed."""
+    """What one syncJob does, in order: delete, discard, create, write `interim`, remove
+    finalizers, write `status`. `status` is None when nothing changed. `delete` keeps the
+    pods' tracking finalizer (deleteActivePods of a finishing Job: they are counted);
+    `discard` removes it first (deleteJobPods of a suspended or over-full Job: never counted)."""
 
     create: list[dict] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    discard: list[str] = field(default_factory=list)
     interim: dict | None = None
     remove_finalizers: list[str] = field(default_factory=list)
     status: dict | None = None
@@ -183,7 +186,7 @@ def sync(job: dict, pods: list[dict], now: datetime) -> Sync:
         n_active = _manage(job, spec, pods, active, succeeded, indexes, terminating, now, out)
         if n_active < len(active):  # deleted by _manage
             terminating += len(active) - n_active
-            ready = sum(is_ready(p) for p in active if p["metadata"]["name"] not in out.delete)
+            ready = sum(is_ready(p) for p in active if p["metadata"]["name"] not in out.discard)
         complete = succeeded > 0 and n_active == 0 if spec.completions is None else (
             succeeded >= spec.completions and n_active == 0)
         if complete:
@@ -254,7 +257,7 @@ def _changed(old: dict, new: dict) -> bool:
 def _manage(job, spec: Spec, pods, active, succeeded, indexes, terminating, now, out: Sync) -> int:
     """manageJob: delete surplus or suspended pods, else create what is missing. Returns active."""
     if spec.suspend:
-        out.delete += [p["metadata"]["name"] for p in active]
+        out.discard += [p["metadata"]["name"] for p in active]
         return 0
     if spec.completions is None:
         want = len(active) if succeeded > 0 else spec.parallelism
@@ -274,7 +277,7 @@ def _manage(job, spec: Spec, pods, active, succeeded, indexes, terminating, now,
         rest.sort(key=lambda p: (is_ready(p), phase(p) == "Running", p["metadata"].get("creationTimestamp", "")))
         surplus += rest[:rm_at_least - len(surplus)]
     if surplus:
-        out.delete += [p["metadata"]["name"] for p in surplus]
+        out.discard += [p["metadata"]["name"] for p in surplus]
         return len(active) - len(surplus)
     waiting = terminating if spec.only_failed else 0
     diff = want - waiting - len(active)

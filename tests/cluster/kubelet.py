@@ -20,13 +20,20 @@ import time
 from pathlib import Path
 
 from . import podspec
-from .api import Api, NotFound, now
+from .api import SMP, Api, NotFound, now
 from .netns import PREFIX, Network
 
 log = logging.getLogger("kubelet")
 LAUNCH = str(Path(__file__).with_name("launch.py"))
 GRACE_FINALIZER = "node-agent.test/graceful-deletion"  # stands in for the API server's graceful pod deletion
 RETRY = 2.0  # seconds between retries of a Pod the kubelet cannot start yet
+
+
+def grace_period(pod: dict) -> float:
+    """kubelite deletes with deletionGracePeriodSeconds 0 (it has no graceful pod deletion):
+    the pod's terminationGracePeriodSeconds applies unless a larger period was asked."""
+    asked = pod["metadata"].get("deletionGracePeriodSeconds") or 0
+    return max(asked, pod["spec"].get("terminationGracePeriodSeconds", 30))
 
 
 class PodWorker(threading.Thread):
@@ -190,7 +197,7 @@ class PodWorker(threading.Thread):
             return
         try:
             self.k.api.patch("pods", self.ns, self.name, {"metadata": {
-                "$deleteFromPrimitiveList/finalizers": [GRACE_FINALIZER]}}, content_type="application/strategic-merge-patch+json")
+                "$deleteFromPrimitiveList/finalizers": [GRACE_FINALIZER]}}, content_type=SMP)
         except NotFound:
             pass
 
@@ -298,8 +305,7 @@ class Kubelet:
                 w = self.workers.get(uid)
             if w is not None:
                 if m.get("deletionTimestamp"):
-                    w.terminate(m.get("deletionGracePeriodSeconds",
-                                      pod["spec"].get("terminationGracePeriodSeconds", 30)))
+                    w.terminate(grace_period(pod))
                 continue
             if uid in self.finished or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 self._unhold(pod)
@@ -311,7 +317,7 @@ class Kubelet:
                 try:
                     pod = self.api.patch("pods", m.get("namespace"), m["name"],
                                          {"metadata": {"finalizers": [GRACE_FINALIZER]}},
-                                         content_type="application/strategic-merge-patch+json")
+                                         content_type=SMP)
                 except NotFound:
                     continue
             w = PodWorker(self, pod)
@@ -331,7 +337,7 @@ class Kubelet:
             try:
                 self.api.patch("pods", m.get("namespace"), m["name"], {"metadata": {
                     "$deleteFromPrimitiveList/finalizers": [GRACE_FINALIZER]}},
-                    content_type="application/strategic-merge-patch+json")
+                    content_type=SMP)
             except NotFound:
                 pass
 

@@ -229,3 +229,89 @@ def test_unschedulable_gpu_request_stays_pending(ns, node):
     (pod,) = pods_of("greedy", ns)
     assert pod["status"]["phase"] == "Pending" and not pod["spec"].get("nodeName")
     assert get("job", "greedy", ns)["status"]["active"] == 1
+
+
+SHARD_POLICY = """\
+podFailurePolicy:
+  rules:
+  - action: Ignore
+    onPodConditions: [{type: DisruptionTarget, status: "True"}]
+  - action: FailJob
+    onExitCodes: {containerName: main, operator: NotIn, values: [0]}
+"""
+
+RESUMABLE = """
+import os, signal, sys, time
+mark = "/work-dir/started"
+if os.path.exists(mark):
+    print("second run"); sys.exit(0)
+open(mark, "w").close()
+signal.signal(signal.SIGTERM, lambda *a: (print("got SIGTERM", flush=True), sys.exit(143)))
+print("first run", flush=True)
+time.sleep(120)
+"""
+
+
+def test_evicted_pod_is_replaced_without_counting_as_a_failure(ns, node, tmp_path):
+    shared = tmp_path / "shared"
+    kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml(
+        "shard", RESUMABLE, extra_spec=SHARD_POLICY,
+        pod_spec=f"volumes: [{{name: w, hostPath: {{path: {shared}, type: DirectoryOrCreate}}}}]\n"
+                 "terminationGracePeriodSeconds: 5\n",
+        container="volumeMounts: [{name: w, mountPath: /work-dir}]\n"))
+    first = wait_for(lambda: [p for p in pods_of("shard", ns) if p["status"].get("phase") == "Running"], 30)[0]
+    node.pid(ns, first["metadata"]["name"])
+    from kubernetes import config
+
+    from cluster.client import disrupt
+    disrupt(config.new_client_from_config(), ns, first["metadata"]["name"])
+    kubectl("wait", "-n", ns, "--for=condition=Complete", "job/shard", "--timeout=60s")
+    job = get("job", "shard", ns)
+    assert job["status"]["succeeded"] == 1 and job["status"].get("failed", 0) == 0  # Ignore: not counted
+    assert "got SIGTERM" in node.log(ns, first["metadata"]["name"])
+    (second,) = pods_of("shard", ns)  # the evicted one is gone once terminated
+    assert second["metadata"]["name"] != first["metadata"]["name"]
+    assert node.log(ns, second["metadata"]["name"]).strip() == "second run"
+
+
+def test_suspend_terminates_running_pods_and_resume_starts_new_ones(ns, node):
+    kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml("pause", "import time; time.sleep(120)",
+                                                          pod_spec="terminationGracePeriodSeconds: 1\n"))
+    wait_for(lambda: [p for p in pods_of("pause", ns) if p["status"].get("phase") == "Running"], 30)
+    kubectl("patch", "-n", ns, "job/pause", "--type=merge", "-p", '{"spec": {"suspend": true}}')
+    kubectl("wait", "-n", ns, "--for=condition=Suspended", "job/pause", "--timeout=30s")
+    wait_for(lambda: not pods_of("pause", ns), 30)  # terminated and removed
+    job = get("job", "pause", ns)
+    assert job["status"].get("active", 0) == 0 and conditions(job) == [("Suspended", "True", "JobSuspended")]
+    kubectl("patch", "-n", ns, "job/pause", "--type=merge", "-p", '{"spec": {"suspend": false}}')
+    wait_for(lambda: [p for p in pods_of("pause", ns) if p["status"].get("phase") == "Running"], 30)
+    assert conditions(get("job", "pause", ns)) == [("Suspended", "False", "JobResumed")]
+
+
+def test_active_deadline_fails_the_job(ns, node):
+    kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml("slow", "import time; time.sleep(120)",
+                                                          extra_spec="activeDeadlineSeconds: 2\n"))
+    kubectl("wait", "-n", ns, "--for=condition=Failed", "job/slow", "--timeout=30s")
+    job = get("job", "slow", ns)
+    assert conditions(job) == [("FailureTarget", "True", "DeadlineExceeded"), ("Failed", "True", "DeadlineExceeded")]
+    assert job["status"]["failed"] == 1 and job["status"]["terminating"] == 0
+
+
+def test_missing_configmap_volume_stays_container_creating(ns, node):
+    kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml(
+        "novol", "print(open('/cfg/a').read())", pod_spec="volumes: [{name: c, configMap: {name: later}}]\n",
+        container="volumeMounts: [{name: c, mountPath: /cfg}]\n"))
+
+    def failed_mount():
+        events = json.loads(kubectl("get", "events", "-n", ns, "-o", "json"))["items"]
+        return [e for e in events if e["reason"] == "FailedMount"]
+
+    (event,) = wait_for(failed_mount, 30)
+    assert event["type"] == "Warning" and event["source"]["component"] == "kubelet"
+    assert event["message"].endswith(': configmap "later" not found')
+    (pod,) = pods_of("novol", ns)
+    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+    kubectl("create", "configmap", "later", "-n", ns, "--from-literal=a=now")
+    kubectl("wait", "-n", ns, "--for=condition=Complete", "job/novol", "--timeout=60s")
+    assert node.log(ns, pod["metadata"]["name"]).strip() == "now"
