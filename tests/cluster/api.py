@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import urllib3
@@ -26,7 +26,7 @@ class Conflict(Exception):
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def path(kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:

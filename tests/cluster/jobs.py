@@ -23,9 +23,27 @@ import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .jobutil import (CONTROLLER_UID_LABEL, INDEX_KEY, JOB_NAME_LABEL, TRACKING_FINALIZER, Spec, completion_index,
-                      condition, deleting, format_indexes, has_finalizer, is_active, is_failed, is_finished,
-                      is_ready, is_terminating, match_policy, parse_indexes, parse_ts, phase, ts)
+from .jobutil import (
+    CONTROLLER_UID_LABEL,
+    INDEX_KEY,
+    JOB_NAME_LABEL,
+    TRACKING_FINALIZER,
+    Spec,
+    completion_index,
+    condition,
+    format_indexes,
+    has_finalizer,
+    is_active,
+    is_failed,
+    is_finished,
+    is_ready,
+    is_terminating,
+    match_policy,
+    parse_indexes,
+    parse_ts,
+    phase,
+    ts,
+)
 
 DEFAULT_BACKOFF = 10.0  # DefaultJobPodFailureBackOff, doubled per consecutive failure
 MAX_BACKOFF = 360.0  # MaxJobPodFailureBackOff
@@ -125,7 +143,7 @@ def sync(job: dict, pods: list[dict], now: datetime) -> Sync:
     out = Sync()
     if is_finished(job):
         return out
-    spec, name = Spec(job), job["metadata"]["name"]
+    spec = Spec(job)
     old = job.get("status") or {}
     st = copy.deepcopy(old)
     st.setdefault("conditions", [])
