@@ -155,6 +155,16 @@ class Agent:
                 self._remove_tracking_finalizer(ns, name)
             self.api.delete("pods", ns, name)
             self.api.event(ev, "Normal", "SuccessfulDelete", f"Deleted pod: {name}", "job-controller")
+        refused = out.create and self._service_account_missing(ns, out.create[0])
+        if refused:  # the ServiceAccount admission plugin refuses every pod: FailedCreate, as the controller reports it
+            msg = f'Error creating: pods "{out.create[0]["metadata"]["generateName"]}" is forbidden: {refused}'
+            if (uid, msg) not in self.sched_msgs.values():
+                self.sched_msgs[f"create-{uid}"] = (uid, msg)
+                self.api.event(ev, "Warning", "FailedCreate", msg, "job-controller")
+            for st in (out.interim, out.status):
+                if st is not None:
+                    st["active"] -= len(out.create)
+            out.create, out.requeue_after = [], 2.0
         for pod in out.create:
             created = self.api.create("pods", ns, pod)
             self.api.event(ev, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}",
@@ -171,6 +181,16 @@ class Agent:
             self.next_sync[uid] = time.monotonic() + out.requeue_after
         else:
             self.next_sync.pop(uid, None)
+
+    def _service_account_missing(self, ns: str, pod: dict) -> str | None:
+        sa = pod["spec"].get("serviceAccountName") or pod["spec"].get("serviceAccount") or "default"
+        if sa == "default":  # every namespace has it on a cluster (its controller is not modelled)
+            return None
+        try:
+            self.api.get("serviceaccounts", ns, sa)
+            return None
+        except NotFound:
+            return f'error looking up service account {ns}/{sa}: serviceaccount "{sa}" not found'
 
     def _remove_tracking_finalizer(self, ns: str, name: str) -> None:
         try:

@@ -315,3 +315,18 @@ def test_missing_configmap_volume_stays_container_creating(ns, node):
     kubectl("create", "configmap", "later", "-n", ns, "--from-literal=a=now")
     kubectl("wait", "-n", ns, "--for=condition=Complete", "job/novol", "--timeout=60s")
     assert node.log(ns, pod["metadata"]["name"]).strip() == "now"
+
+
+def test_missing_service_account_refuses_pod_creation(ns, node):
+    kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml("nosa", "print('ran')", pod_spec="serviceAccountName: runner\n"))
+
+    def failed_create():
+        events = json.loads(kubectl("get", "events", "-n", ns, "-o", "json"))["items"]
+        return [e for e in events if e["reason"] == "FailedCreate"]
+
+    event = wait_for(failed_create, 30)[0]
+    assert event["message"] == ('Error creating: pods "nosa-" is forbidden: error looking up service account '
+                                f'{ns}/runner: serviceaccount "runner" not found')
+    assert not pods_of("nosa", ns)
+    kubectl("create", "serviceaccount", "runner", "-n", ns)
+    kubectl("wait", "-n", ns, "--for=condition=Complete", "job/nosa", "--timeout=60s")
