@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import podspec
 from .api import SMP, Api, NotFound, now
+from .hostfs import RootMountPoints
 from .netns import PREFIX, Network
 
 log = logging.getLogger("kubelet")
@@ -104,6 +105,7 @@ class PodWorker(threading.Thread):
             if self.ip:
                 self.k.net.remove(self.netns)
                 self.ip = None
+            self.k.mountpoints.release(self.uid)
             self.k.hosts_changed()
             self.k.release(self)
             self.done = True
@@ -254,6 +256,7 @@ class PodWorker(threading.Thread):
                    {"kind": "bind", "source": str(self.dir / "termination-log"), "file": True,
                     "target": self.container.get("terminationMessagePath") or podspec.DEFAULT_MESSAGE_PATH}]
         (self.dir / "scratch").mkdir(exist_ok=True)
+        self.k.mountpoints.acquire(self.uid, [m["target"] for m in mounts])
         spec = {"hostname": self.pod["spec"].get("hostname") or self.name[:63],
                 "cwd": self.container.get("workingDir") or "/", "argv": argv, "env": env, "mounts": mounts,
                 "error_file": str(self.dir / "start-error"), "scratch": str(self.dir / "scratch")}
@@ -285,6 +288,8 @@ class Kubelet:
         self.records: list[tuple[str, str, str, str]] = []
         self.lock = threading.Lock()
         self.on_change = lambda: None
+        self.mountpoints = RootMountPoints()
+        self.mountpoints.cleanup_leftovers()
 
     def hosts_changed(self) -> None:
         self.on_change()

@@ -8,7 +8,8 @@ command. Standard library only; the spec is a JSON file written by kubelet.py:
      "scratch": a directory for overlay layers}
 
 A mount point that does not exist is created in an overlay of its nearest existing parent,
-so the host's filesystem is never changed. Exit 128 and a message in error_file if the
+so the host's filesystem is never changed (top-level ones, /data, are made by the agent:
+hostfs.py). Exit 128 and a message in error_file if the
 command cannot start (the kubelet reports StartError).
 """
 
@@ -37,7 +38,11 @@ def ensure(target, is_file, scratch, overlays):
     parent = os.path.dirname(target)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
-    if parent not in overlays and not parent.startswith("/dev") and parent != "/" and not submounts_below(parent):
+    if parent == "/dev" or parent.startswith("/dev/"):
+        pass  # the pod's own tmpfs
+    elif parent == "/" or submounts_below(parent):  # an overlay would hide those mounts
+        raise OSError(f"cannot create the mount point {target} without changing the host ({parent})")
+    elif parent not in overlays:
         n = len(overlays)
         upper, work = f"{scratch}/ov{n}/upper", f"{scratch}/ov{n}/work"
         os.makedirs(upper)

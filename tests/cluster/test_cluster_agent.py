@@ -142,7 +142,7 @@ def test_env_volumes_and_termination_message(ns, node):
     assert msg == {"USER_NAME": "alice", "MODE": "fast", "POD": pod["metadata"]["name"], "NS": ns, "IX_ANNOT": "0",
                    "IP": pod["status"]["podIP"], "ARG": "m=fast", "OPT": None, "file": '{"k": 1}',
                    "readonly": True, "scratch": "ok", "args": ["fast", "$(MODE)"]}
-    assert not os.path.exists("/etc/act/stage.json")  # the host's filesystem is untouched
+    assert not os.path.exists("/etc/act") and not os.path.exists("/scratch")  # the host's tree is untouched
 
 
 def test_failing_container_reports_its_log_tail(ns, node):
@@ -315,6 +315,7 @@ def test_missing_configmap_volume_stays_container_creating(ns, node):
     kubectl("create", "configmap", "later", "-n", ns, "--from-literal=a=now")
     kubectl("wait", "-n", ns, "--for=condition=Complete", "job/novol", "--timeout=60s")
     assert node.log(ns, pod["metadata"]["name"]).strip() == "now"
+    wait_for(lambda: not os.path.exists("/cfg"), 10)  # made for the pod (top level), removed after it
 
 
 def test_missing_service_account_refuses_pod_creation(ns, node):

@@ -1,0 +1,97 @@
+"""End to end on the one-machine cluster: the operator, run as its own process (`kopf run`,
+as the chart's Deployment runs it), reconciles a tiny ACTJob; its stage Jobs run as real
+pods on the node agent, with S3 (SeaweedFS) and MLflow served on the node address."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import services
+
+from cluster.kubectl import kubectl, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@contextlib.contextmanager
+def operator(kubeconfig: str, log_path, **settings):
+    """`kopf run -m act_operator.handlers --all-namespaces --standalone` with ACT_* settings."""
+    env = dict(os.environ, KUBECONFIG=kubeconfig, PYTHONUNBUFFERED="1",
+               **{f"ACT_{k.upper()}": str(v) for k, v in settings.items()})
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "kopf", "run", "-m", "act_operator.handlers", "--all-namespaces",
+                             "--standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def actjob(name: str, s3_endpoint: str, bucket: str, mlflow: str) -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: act-operator.io/v1alpha1
+        kind: ACTJob
+        metadata: {{name: {name}}}
+        spec:
+          model: {{uri: "tiny://qwen3-tiny"}}
+          environment:
+            name: scienceworld
+            tasks: [find-living-thing]
+            maxSteps: 6
+            history: 2
+            expert: {{split: train, episodes: 2, maxLength: 8}}
+          storage:
+            root: s3://{bucket}/e2e
+            s3: {{endpoint: "{s3_endpoint}", credentialsSecret: act-s3}}
+          tracking: {{uri: "{mlflow}", experiment: e2e}}
+          stages:
+            collect: {{samples: 2, maxAlternatives: 1, maxNewTokens: 8, heldoutFraction: 0.5, batchSize: 4}}
+            judge: {{groupSize: 2, batchSize: 2, maxSteps: 2, saveSteps: 1, maxCompletionLength: 8,
+                     gradientCheckpointing: false}}
+            policy: {{method: il, batchSize: 2, maxSteps: 2, saveSteps: 1, gradientCheckpointing: false}}
+            eval: {{splits: [dev], episodes: 1, actionStates: 4, judgePairs: 4, maxNewTokens: 8}}
+        """)
+
+
+def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path):
+    with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
+            services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
+            operator(kube_api, tmp_path / "operator.log", stage_service_account="act-stage",
+                     trainer_image="the-host"):
+        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+        kubectl("create", "secret", "generic", "act-s3", "-n", ns, f"--from-literal=AWS_ACCESS_KEY_ID={s3.access_key}",
+                f"--from-literal=AWS_SECRET_ACCESS_KEY={s3.secret_key}")
+        kubectl("apply", "-n", ns, "-f", "-", stdin=actjob("smoke", s3.endpoint, s3.bucket, mlflow))
+
+        def finished():
+            st = json.loads(kubectl("get", "actjob", "smoke", "-n", ns, "-o", "json")).get("status") or {}
+            return st if st.get("phase") in ("Succeeded", "Failed") else None
+
+        try:
+            status = wait_for(finished, timeout=900, interval=2)
+        finally:
+            print(kubectl("get", "jobs,pods", "-n", ns, "-o", "wide", check=False))
+            print((tmp_path / "operator.log").read_text()[-5000:])
+        stages = {k: (v["phase"], v.get("message")) for k, v in status["stages"].items()}
+        assert status["phase"] == "Succeeded", (stages, status.get("message"))
+        assert all(v[0] == "Succeeded" for v in stages.values()), stages
+        pods = json.loads(kubectl("get", "pods", "-n", ns, "-o", "json"))["items"]
+        assert {p["metadata"]["labels"]["act-operator.io/stage"] for p in pods} == {"collect", "judge", "policy", "eval"}
+        for p in pods:
+            term = p["status"]["containerStatuses"][0]["state"]["terminated"]
+            assert term["exitCode"] == 0 and json.loads(term["message"])["manifest"].startswith("s3://")
+        print("took", time.time())
