@@ -256,9 +256,11 @@ class PodWorker(threading.Thread):
                    {"kind": "bind", "source": str(self.dir / "termination-log"), "file": True,
                     "target": self.container.get("terminationMessagePath") or podspec.DEFAULT_MESSAGE_PATH}]
         (self.dir / "scratch").mkdir(exist_ok=True)
+        workdir = self.dir / "workdir"  # the image's WORKDIR: private to this container, as on a cluster
+        workdir.mkdir(exist_ok=True)
         self.k.mountpoints.acquire(self.uid, [m["target"] for m in mounts])
         spec = {"hostname": self.pod["spec"].get("hostname") or self.name[:63],
-                "cwd": self.container.get("workingDir") or "/", "argv": argv, "env": env, "mounts": mounts,
+                "cwd": self.container.get("workingDir") or str(workdir), "argv": argv, "env": env, "mounts": mounts,
                 "error_file": str(self.dir / "start-error"), "scratch": str(self.dir / "scratch")}
         path = self.dir / "launch.json"
         path.write_text(json.dumps(spec))
