@@ -331,3 +331,17 @@ def test_missing_service_account_refuses_pod_creation(ns, node):
     assert not pods_of("nosa", ns)
     kubectl("create", "serviceaccount", "runner", "-n", ns)
     kubectl("wait", "-n", ns, "--for=condition=Complete", "job/nosa", "--timeout=60s")
+
+
+def test_plain_pod_delete_is_no_disruption(ns, node):
+    """`kubectl delete pod` is not an eviction: no DisruptionTarget, the container ends with
+    SIGTERM (143) and the exit-code rule fails the Job, as on a cluster."""
+    kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml("del", "import time; time.sleep(120)",
+                                                          extra_spec=SHARD_POLICY,
+                                                          pod_spec="terminationGracePeriodSeconds: 1\n"))
+    (pod,) = wait_for(lambda: [p for p in pods_of("del", ns) if p["status"].get("phase") == "Running"], 30)
+    kubectl("delete", "pod", "-n", ns, pod["metadata"]["name"], "--wait=false")
+    kubectl("wait", "-n", ns, "--for=condition=Failed", "job/del", "--timeout=30s")
+    job = get("job", "del", ns)
+    assert conditions(job) == [("FailureTarget", "True", "PodFailurePolicy"), ("Failed", "True", "PodFailurePolicy")]
+    assert "failed with exit code 143 matching FailJob rule at index 1" in job["status"]["conditions"][1]["message"]
