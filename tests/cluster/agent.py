@@ -35,8 +35,9 @@ IMAGE_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "OMP_NUM_THREADS", 
 
 
 class Agent:
-    def __init__(self, api: Api, root: Path, node: str, gpus: int, subnet: str):
+    def __init__(self, api: Api, root: Path, node: str, gpus: int, subnet: str, namespace_selector: str = ""):
         self.api, self.root, self.node, self.gpus = api, root, node, gpus
+        self.namespace_selector = namespace_selector
         self.net = Network(subnet)
         image_env = {k: os.environ[k] for k in IMAGE_ENV if k in os.environ}
         self.kubelet = Kubelet(api, node, self.net, root, image_env)
@@ -220,14 +221,21 @@ class Agent:
         return sorted(out)
 
     # --- main loop -------------------------------------------------------------------------------
+    def _list(self, kind: str) -> list[dict]:
+        items = self.api.list(kind)
+        if not self.namespace_selector:
+            return items
+        mine = {n["metadata"]["name"] for n in self.api.list("namespaces", selector=self.namespace_selector)}
+        return [o for o in items if o["metadata"].get("namespace") in mine]
+
     def tick(self) -> None:
-        pods = self.api.list("pods")
-        self.sync_jobs(self.api.list("jobs"), pods)
-        pods = self.api.list("pods")
+        pods = self._list("pods")
+        self.sync_jobs(self._list("jobs"), pods)
+        pods = self._list("pods")
         self.schedule(pods)
-        pods = self.api.list("pods")
+        pods = self._list("pods")
         self.kubelet.sync([p for p in pods if p["spec"].get("nodeName") == self.node])
-        self.kubelet.set_records(self.dns_records(pods, self.api.list("services")))
+        self.kubelet.set_records(self.dns_records(pods, self._list("services")))
 
     def run(self) -> None:
         self.net.up()
@@ -268,13 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node", default="act-node-0")
     ap.add_argument("--gpus", type=int, default=0)
     ap.add_argument("--subnet", default=SUBNET)
+    ap.add_argument("--namespace-selector", default="",
+                    help="act only in namespaces with these labels (tests: leave other tests' objects alone)")
     a = ap.parse_args(argv)
     a.root.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=a.root / "agent.log", level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     lock = open(LOCK, "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # one agent per machine: the network names and subnet are fixed
-    agent = Agent(Api(a.kubeconfig), a.root, a.node, a.gpus, a.subnet)
+    agent = Agent(Api(a.kubeconfig), a.root, a.node, a.gpus, a.subnet, a.namespace_selector)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
     signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
     try:

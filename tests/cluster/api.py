@@ -76,7 +76,7 @@ class Api:
         query = [("labelSelector", selector)] if selector else []
         out = self.call("GET", path(kind, namespace), query=query)
         singular = {"pods": "Pod", "jobs": "Job", "services": "Service", "secrets": "Secret",
-                    "configmaps": "ConfigMap", "nodes": "Node"}.get(kind)
+                    "configmaps": "ConfigMap", "nodes": "Node", "namespaces": "Namespace"}.get(kind)
         for item in out["items"]:
             item.setdefault("kind", singular)
         return out["items"]

@@ -59,13 +59,13 @@ class Node:
 
 
 @contextlib.contextmanager
-def node_agent(kubeconfig: str, root: Path, gpus: int = 0, name: str = "act-node-0",
+def node_agent(kubeconfig: str, root: Path, gpus: int = 0, name: str = "act-node-0", namespace_selector: str = "",
                timeout: float = 60) -> Iterator[Node]:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen([sys.executable, "-m", "cluster.agent", "--kubeconfig", kubeconfig, "--root", str(root),
-                             "--node", name, "--gpus", str(gpus)], env=env,
+                             "--node", name, "--gpus", str(gpus), "--namespace-selector", namespace_selector], env=env,
                             stdout=open(root / "agent.out", "ab"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout

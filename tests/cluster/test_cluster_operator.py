@@ -21,13 +21,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @contextlib.contextmanager
-def operator(kubeconfig: str, log_path, **settings):
-    """`kopf run -m act_operator.handlers --all-namespaces --standalone` with ACT_* settings."""
-    env = dict(os.environ, KUBECONFIG=kubeconfig, PYTHONUNBUFFERED="1",
+def operator(kubeconfig: str, log_path, namespace: str, **settings):
+    """`kopf run -m act_operator.handlers --namespace=NS --standalone` with ACT_* settings, as
+    the chart runs it with `watchNamespaces: [NS]` (one namespace: the session's kubelite is
+    shared with other tests)."""
+    env = dict(os.environ, KUBECONFIG=kubeconfig, PYTHONUNBUFFERED="1", ACT_NAMESPACES=namespace,
                **{f"ACT_{k.upper()}": str(v) for k, v in settings.items()})
     log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "kopf", "run", "-m", "act_operator.handlers", "--all-namespaces",
-                             "--standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "kopf", "run", "-m", "act_operator.handlers",
+                             f"--namespace={namespace}", "--standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         yield proc
     finally:
@@ -70,7 +72,7 @@ def actjob(name: str, s3_endpoint: str, bucket: str, mlflow: str, judge_nodes: i
 def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nodes):
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
-            operator(kube_api, tmp_path / "operator.log", stage_service_account="act-stage",
+            operator(kube_api, tmp_path / "operator.log", ns, stage_service_account="act-stage",
                      trainer_image="the-host"):
         kubectl("create", "serviceaccount", "act-stage", "-n", ns)
         kubectl("create", "secret", "generic", "act-s3", "-n", ns, f"--from-literal=AWS_ACCESS_KEY_ID={s3.access_key}",
