@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
 
@@ -24,6 +25,9 @@ def available() -> str | None:
     """None when this process may create network namespaces, else why not."""
     if os.geteuid() != 0:
         return "the node agent needs root (network and mount namespaces)"
+    missing = [tool for tool in ("ip", "unshare", "mount", "umount") if not shutil.which(tool)]
+    if missing:
+        return f"the node agent needs {', '.join(missing)} (iproute2, util-linux)"
     name = f"{PREFIX}-probe-{os.getpid()}"
     r = ip("netns", "add", name, check=False)
     if r.returncode:
