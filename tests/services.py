@@ -202,8 +202,10 @@ def seaweedfs(
     workdir: str | os.PathLike | None = None,
     bucket: str = "act-test",
     timeout_s: float = 60.0,
+    host: str = LOOPBACK,
 ) -> Iterator[S3Service]:
-    """SeaweedFS (``weed mini``: master, volume, filer, S3 in one process) on loopback.
+    """SeaweedFS (``weed mini``: master, volume, filer, S3 in one process) on loopback
+    (or on ``host``, e.g. the test cluster's node address, so that pods reach it).
 
     S3 auth is real: one identity with a random key pair (all actions on all
     buckets); anonymous and wrongly signed requests are rejected. Buckets are not
@@ -241,7 +243,7 @@ def seaweedfs(
     cmd = [
         weed, "mini",
         f"-dir={data}",
-        f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}",
+        f"-ip={host}", f"-ip.bind={host}",
         f"-master.port={master}", f"-master.port.grpc={master_g}",
         f"-volume.port={volume}", f"-volume.port.grpc={volume_g}",
         f"-filer.port={filer}", f"-filer.port.grpc={filer_g}",
@@ -254,7 +256,7 @@ def seaweedfs(
     ]  # fmt: skip
     # weed must not pick up the caller's AWS settings.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    endpoint = f"http://{LOOPBACK}:{s3}"
+    endpoint = f"http://{host}:{s3}"
     log_path = tmp / "weed.log"
     try:
         with _process(cmd, log_path, env=env, cwd=tmp) as proc:
@@ -295,8 +297,9 @@ def seaweedfs(
 
 
 @contextlib.contextmanager
-def mlflow_server(workdir: str | os.PathLike | None = None, timeout_s: float = 120.0) -> Iterator[str]:
-    """An MLflow tracking server (sqlite backend, local artifact root) on loopback.
+def mlflow_server(workdir: str | os.PathLike | None = None, timeout_s: float = 120.0,
+                  host: str = LOOPBACK) -> Iterator[str]:
+    """An MLflow tracking server (sqlite backend, local artifact root) on loopback (or ``host``).
 
     Yields the tracking URI. One uvicorn worker; MLflow's background job runner
     (huey consumers for server-side jobs such as trace archival, unused here) is
@@ -311,11 +314,11 @@ def mlflow_server(workdir: str | os.PathLike | None = None, timeout_s: float = 1
         mlflow, "server",
         "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
         "--default-artifact-root", (tmp / "artifacts").as_uri(),
-        "--host", LOOPBACK, "--port", str(port),
+        "--host", host, "--port", str(port),
         "--workers", "1",
     ]  # fmt: skip
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", PYTHONUNBUFFERED="1")
-    uri = f"http://{LOOPBACK}:{port}"
+    uri = f"http://{host}:{port}"
     log_path = tmp / "mlflow.log"
     try:
         with _process(cmd, log_path, env=env, cwd=tmp) as proc:
