@@ -18,7 +18,7 @@ from act_operator.pipeline import now
 from act_operator.settings import OperatorSettings
 
 log = logging.getLogger("act_operator")
-SETTINGS = OperatorSettings()
+SETTINGS = OperatorSettings()  # read again when the operator starts (configure): its environment counts
 _locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
 EVENTS = {  # action -> (reason, type)
@@ -32,7 +32,10 @@ EVENTS = {  # action -> (reason, type)
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_):
+    global SETTINGS
     from kubernetes import config
+
+    SETTINGS = OperatorSettings()
 
     try:
         config.load_incluster_config()
