@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from act_trainer.contract import ENV_FACTS
 from act_trainer.data import Trajectory
 from act_trainer.envs import not_installed
 from act_trainer.envs.base import EnvError, Observation
@@ -36,7 +37,7 @@ from act_trainer.envs.webshop_pages import Page, parse_action, parse_page
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
+SPLITS = ENV_FACTS["webshop"].splits  # the one definition: act_trainer.contract
 NUM_GOALS = 12087                     # human instructions in WebShop (paper); the train split's end
 SPLIT_GOALS = {"test": range(500), "dev": range(500, 1500), "train": range(1500, NUM_GOALS)}
 GOALS_FILE = "human_goals.json"
