@@ -11,6 +11,7 @@ import logging
 
 from act_trainer import data, store
 from act_trainer.config import JudgeConfig
+from act_trainer.errors import MissingInput
 from act_trainer.models import resolve_model
 from act_trainer.prompts import judgement_prompt, order_candidates
 from act_trainer.rewards import make_judgement_reward
@@ -23,7 +24,7 @@ log = logging.getLogger("act_trainer.judge")
 def load_pairs(uri: str, name: str = "train.parquet") -> list[dict]:
     files = [u for u in store.list_uris(uri) if u.endswith("/" + name)]
     if not files:
-        raise FileNotFoundError(f"pairs: no {name} under {uri}; point it at a collect stage's output")
+        raise MissingInput(f"pairs: no {name} under {uri}; point it at a collect stage's output")
     return [row for f in files for row in data.read_parquet(store.read_bytes(f))]
 
 
