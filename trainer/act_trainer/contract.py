@@ -220,6 +220,10 @@ class TrainSettings(Settings):
     batch_size: int = Field(8, ge=1, le=4096, description="Per-process batch size (completions for GRPO).")
     gradient_accumulation: int = Field(1, ge=1, le=1024, description="Gradient accumulation steps.")
     save_steps: int = Field(50, ge=1, description="Checkpoint to storage every N steps; a retry resumes there.")
+    keep_checkpoints: int = Field(2, ge=1, le=1000, description="Complete checkpoints kept in storage: older ones "
+                                  "are deleted as newer ones complete (an 8B ZeRO-3 checkpoint is ~100 GB).")
+    delete_checkpoints_after_save: bool = Field(False, description="Delete every checkpoint of the stage from "
+                                                "storage once its model is saved and published.")
     logging_steps: int = Field(1, ge=1, le=100000, description="Log metrics every N steps.")
     gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass: less "
                                                            "memory for large models, wasted time for tiny ones.")

@@ -56,7 +56,7 @@ def run(cfg: JudgeConfig) -> dict:
             reward_funcs=[make_judgement_reward(cfg.malformed_penalty)],
             args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
             train_dataset=Dataset.from_list(rows),
-            callbacks=[training.SyncCheckpoints(cfg.checkpoints), training.LogMetrics(st.run)],
+            callbacks=[training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run)],
         )
         done = training.train_and_save(trainer, st, resume)
         if done is None:
@@ -66,8 +66,10 @@ def run(cfg: JudgeConfig) -> dict:
         pairs_manifest = _manifest_digest(cfg.pairs)
         st.run.log_dataset(cfg.pairs, "contrast_pairs", pairs_manifest, "training",
                            rows=[{k: p[k] for k in ("pair_id", "expert_action", "alternative")} for p in pairs])
-        return st.publish(metrics, extra={"base_model": cfg.model, "pairs": cfg.pairs, "pairs_digest": pairs_manifest,
-                                          **info})
+        result = st.publish(metrics, extra={"base_model": cfg.model, "pairs": cfg.pairs,
+                                            "pairs_digest": pairs_manifest, **info})
+        training.delete_all_checkpoints(cfg)
+        return result
 
 
 def _manifest_digest(uri: str) -> str:
