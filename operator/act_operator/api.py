@@ -58,6 +58,14 @@ class EnvironmentSpec(Model, K.EnvironmentSettings):
 
     expert: ExpertSpec = Field(default_factory=ExpertSpec, description="Where expert trajectories come from.")
 
+    @model_validator(mode="after")
+    def _static_facts(self) -> EnvironmentSpec:
+        """Tasks, game and expert split against what the environment's adapter knows (contract.ENV_FACTS)."""
+        found = K.env_problems(self.name, self.tasks, self.game, {"environment.expert.split": [self.expert.split]})
+        if found:
+            raise ValueError("\n".join(found))
+        return self
+
 
 class S3Spec(Model, K.S3Settings):
     """How to reach S3. Credentials only by reference to a Secret."""
@@ -162,6 +170,23 @@ class Stages(Model):
     eval: EvalStage = Field(default_factory=EvalStage)
 
 
+# Well-known credential variables: refused in spec.pod.env (an ACTJob is readable by anyone who can
+# list ACTJobs, and the value would land in plaintext in every stage Job). Extend with care: the
+# same list is the CEL rule of the CRD.
+SECRET_ENV_NAMES = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_USERNAME",
+    "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "WANDB_API_KEY",
+    "OPENAI_API_KEY", "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING", "GOOGLE_APPLICATION_CREDENTIALS",
+    "DATABRICKS_TOKEN",
+)
+SECRET_ENV_MESSAGE = ("spec.pod.env must not carry credentials (the value would be stored in plaintext in the "
+                      "ACTJob and every stage Job): put S3 keys in the Secret named by "
+                      "spec.storage.s3.credentialsSecret and MLflow credentials in the one named by "
+                      "spec.tracking.credentialsSecret")
+MAX_POD_ENV = 128
+
+
 class PodSpec(Model):
     """How stage pods run on a cluster (ignored by `actjob run`)."""
 
@@ -172,11 +197,20 @@ class PodSpec(Model):
                                                                "operator's stage service account.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector of every stage pod.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of every stage pod.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment of every stage container, "
-                                                                  "e.g. NCCL_SOCKET_IFNAME. Not for secrets: use "
-                                                                  "the credentials Secrets.")
+    env: dict[str, str] = Field(default_factory=dict, max_length=MAX_POD_ENV,
+                                description="Extra environment of every stage container, e.g. NCCL_SOCKET_IFNAME. "
+                                            "Not for secrets: well-known credential names are refused; use "
+                                            "storage.s3.credentialsSecret and tracking.credentialsSecret.")
     ttl_seconds_after_finished: int | None = Field(86400, ge=0, description="Finished Jobs are deleted after "
                                                                             "this long (null: kept).")
+
+    @field_validator("env")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, str]) -> dict[str, str]:
+        found = sorted(k for k in v if k in SECRET_ENV_NAMES)
+        if found:
+            raise ValueError(f"{', '.join(found)}: {SECRET_ENV_MESSAGE}")
+        return v
 
 
 class SchedulingSpec(Model):
@@ -211,6 +245,10 @@ class ACTJobSpec(Model):
                              "environment.expert.uri")
         if not any([st.collect.enabled, st.judge.enabled, st.policy.method != "none", st.eval.enabled]):
             raise ValueError("stages: every stage is disabled; nothing to do")
+        if st.eval.enabled:
+            found = K.env_problems(self.environment.name, [], None, {"stages.eval.splits": st.eval.splits})
+            if found:
+                raise ValueError("\n".join(found))
         return self
 
 
@@ -304,7 +342,15 @@ def problems(err: ValidationError) -> list[str]:
             msg = "unknown field; check the spelling (see `kubectl explain actjob.spec` or the README)"
         elif e["type"] == "literal_error":
             msg = f"{msg} (got {e.get('input')!r})"
-        out.append(f"{loc or '(root)'}: {msg}")
+        parts = [str(p) for p in e["loc"]]
+        for line in msg.splitlines():  # a validator may report several problems, one a line
+            head, sep, rest = line.partition(": ")
+            field = head.split(".")
+            if sep and " " not in head and (not parts or field[0] == parts[-1]):
+                # "environment: environment.tasks: ..." -> "environment.tasks: ..."
+                out.append(f"{'.'.join(parts[:-1] + field)}: {rest}")
+            else:
+                out.append(f"{loc or '(root)'}: {line}")
     return out
 
 

@@ -19,6 +19,7 @@ from act_operator import api as A
 from act_operator.launch import merge_results
 from act_operator.manifests import COMPLETION_INDEX_ANNOTATION, JOB_NAME_LABEL
 from act_operator.pipeline import Observed
+from act_trainer.errors import EXIT_PERMANENT
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ def _results(namespace: str, job_name: str) -> list[dict]:
             result = json.loads(message)
         except json.JSONDecodeError:
             result = {"error": message.strip()[-2000:] or f"exit code {code}"}
-        out.append({**result, "_index": int((pod.metadata.annotations or {}).get(COMPLETION_INDEX_ANNOTATION, 0))})
+        out.append({**result, "_exit_code": code,
+                    "_index": int((pod.metadata.annotations or {}).get(COMPLETION_INDEX_ANNOTATION, 0))})
     return out
 
 
@@ -146,9 +148,12 @@ def observe(namespace: str, job_name: str | None) -> Observed:
         raise
     conditions = {c.type: c for c in (job.status.conditions or []) if c.status == "True"} if job.status else {}
     if "Failed" in conditions:
-        errors = [r["error"] for r in _results(namespace, job_name) if "error" in r]
+        results = _results(namespace, job_name)
+        errors = [r["error"] for r in results if "error" in r]
         c = conditions["Failed"]
-        return Observed("failed", reason="; ".join(errors[:2]) or f"{c.reason}: {c.message}")
+        # the exit-code contract: the stage container's exit code 2 is a permanent failure
+        permanent = any(r["_exit_code"] == EXIT_PERMANENT for r in results)
+        return Observed("failed", reason="; ".join(errors[:2]) or f"{c.reason}: {c.message}", permanent=permanent)
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
         results = [r for r in _results(namespace, job_name) if "manifest" in r]
         return Observed("succeeded", result=merge_results(results))

@@ -176,7 +176,7 @@ def merge_metrics(per_shard: list[dict]) -> dict[str, float]:
 def merge_results(results: list[dict]) -> dict:
     """One stage result from its pods' (or processes') results: rank 0's for a gang (only it
     reports), or every shard's, merged. The same whatever order the results come in."""
-    results = [{k: v for k, v in r.items() if k != "_index"} for r in results]
+    results = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]  # _index, _exit_code
     if len(results) <= 1:
         return results[0] if results else {}
     results.sort(key=lambda r: (r.get("uri", ""), r.get("manifest", "")))

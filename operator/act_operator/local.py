@@ -26,6 +26,7 @@ from act_operator import launch, pipeline, stages, tracking
 from act_operator.api import ACTJob, ACTJobStatus
 from act_operator.pipeline import now
 from act_trainer.contract import STAGES, TrainSettings
+from act_trainer.errors import EXIT_PERMANENT
 
 KEY_METRICS = {
     "collect": ("pairs_train", "pairs_heldout", "kept", "sampled"),
@@ -201,7 +202,8 @@ class LocalExecutor:
         observed = self._read_result(stem)
         if code != 0:
             reason = (observed.reason if observed else "") or f"exit code {code}"
-            return pipeline.Observed("failed", reason=f"{reason} (log: {log_path})")
+            return pipeline.Observed("failed", reason=f"{reason} (log: {log_path})",
+                                     permanent=code == EXIT_PERMANENT)  # the exit-code contract
         return observed or pipeline.Observed("succeeded", result={})
 
     def _read_results(self, name: str | None, shards: int) -> pipeline.Observed | None:
@@ -225,7 +227,7 @@ class LocalExecutor:
         except json.JSONDecodeError:
             return None
         if "error" in result:
-            return pipeline.Observed("failed", reason=result["error"])
+            return pipeline.Observed("failed", reason=result["error"], permanent=bool(result.get("permanent")))
         return pipeline.Observed("succeeded", result=result)
 
     def _finish(self) -> None:

@@ -20,7 +20,10 @@ per maxRetries, so every retry is visible in the ACTJob status. podFailurePolicy
 - any other Job ignores pod disruptions (preemption, eviction, node drain): the Job
   controller recreates the pod, which resumes from its checkpoint or redoes its shard,
   without using up one of the stage's retries. activeDeadlineSeconds still bounds it.
-- a non-zero exit of the stage container fails the Job at once (reason PodFailurePolicy).
+- exit code 2 of the stage container (permanent: bad input or config, act_trainer.errors) fails
+  the Job at once; the operator reads the code and fails the ACTJob without a retry.
+- any other non-zero exit fails the Job at once too (reason PodFailurePolicy); the operator
+  retries the stage per maxRetries.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from act_operator.api import API_VERSION, KIND, ACTJob, StageCommon
 from act_operator.launch import MASTER_PORT, Launch, checked
 from act_operator.settings import OperatorSettings
 from act_trainer.contract import STAGES
+from act_trainer.errors import EXIT_PERMANENT
 from act_trainer.manifest import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV
 
 CONFIG_DIR, CONFIG_FILE = launch.CONFIG_PATH.rsplit("/", 1)
@@ -166,8 +170,10 @@ def _pod_spec(job: ACTJob, run: Launch, settings: OperatorSettings) -> dict:
 def _pod_failure_policy(gang: bool) -> dict:
     disrupted = {"action": "FailJob" if gang else "Ignore",
                  "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    permanent = {"action": "FailJob",
+                 "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [EXIT_PERMANENT]}}
     failed = {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "NotIn", "values": [0]}}
-    return {"rules": [disrupted, failed]}  # first match wins: a preempted pod also exits non-zero
+    return {"rules": [disrupted, permanent, failed]}  # first match wins: a preempted pod also exits non-zero
 
 
 # --- the objects of one attempt --------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Literal
 
 from act_operator.api import ACTJob, ACTJobStatus, Condition, StageOutputs, StageStatus
 from act_trainer.contract import STAGES
+from act_trainer.errors import EXIT_PERMANENT
 from act_trainer.util import numeric_metrics
 
 TERMINAL = ("Succeeded", "Failed")
@@ -39,6 +40,7 @@ class Observed:
     state: Literal["running", "succeeded", "failed", "missing"]
     result: dict = field(default_factory=dict)  # the stage's termination message (manifest, digest, metrics)
     reason: str = ""
+    permanent: bool = False  # failed with the permanent exit code (2: bad input or config): no retry
 
 
 # --- actions ---------------------------------------------------------------------------------
@@ -173,6 +175,9 @@ def plan(job: ACTJob, observed: dict[str, Observed], now: datetime) -> list[Acti
             "succeeded": "exited 0 without reporting a manifest: a stage that wrote no outputs is a failure",
             "missing": f"its Job {st.job_name} disappeared before it finished",
         }.get(obs.state, obs.reason or "failed")
+        if obs.state == "failed" and obs.permanent:  # the exit-code contract: no retry can fix it
+            return actions + [FailStage(stage, f"{stage} failed permanently (exit code {EXIT_PERMANENT}: bad input "
+                                               f"or configuration; not retried): {reason}")]
         if st.attempts <= max_retries(job, stage):
             return actions + [RetryStage(stage, reason, now + backoff(st.attempts))]
         return actions + [FailStage(stage, f"{stage} failed after {st.attempts} attempt(s): {reason}")]

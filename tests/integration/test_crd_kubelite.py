@@ -39,7 +39,8 @@ def actjob(name: str | None = None, **spec) -> dict:
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": name or f"t-{uuid.uuid4().hex[:8]}"},
-        "spec": {"model": {"uri": "tiny://qwen3"}, "environment": {"name": "scienceworld"}, **spec},
+        "spec": {"model": {"uri": "tiny://qwen3"}, "environment": {"name": "scienceworld"},
+                 "storage": {"root": "s3://bucket/act"}, **spec},
     }
 
 
@@ -64,7 +65,7 @@ def test_valid_actjob_gets_pydantic_defaults(objects):
     assert spec["stages"]["collect"]["maxAlternatives"] == 4  # defaulted inside a given object
     assert spec["stages"]["judge"]["groupSize"] == 8  # defaulted inside a defaulted object
     assert spec["stages"]["eval"]["splits"] == ["dev"]
-    assert spec["storage"]["root"] == "file://.act/storage"
+    assert spec["storage"]["root"] == "s3://bucket/act" and spec["storage"]["s3"] == {}
     assert spec["environment"]["expert"]["episodes"] == 8
     assert spec["suspend"] is False and spec["seed"] == 0
     assert "status" not in got  # status belongs to the operator
@@ -212,3 +213,30 @@ def test_printer_columns_and_explain(kube, objects):
 def test_apply_crd_replaces_an_existing_crd(kube, objects):
     apply_crd(kube, crd())  # second apply: replace, then wait for Established again
     create(objects, actjob())
+
+
+def _with_spec(overrides: dict) -> dict:
+    from static_mistakes import spec
+    body = actjob()
+    body["spec"] = spec(overrides)
+    return body
+
+
+def _mistakes():
+    from static_mistakes import CASES, CLUSTER_ONLY
+    return CASES + CLUSTER_ONLY
+
+
+@pytest.mark.parametrize("what,overrides,expected", _mistakes(), ids=[c[0] for c in _mistakes()])
+def test_server_refuses_static_mistakes_as_pydantic_does(objects, what, overrides, expected):
+    """The table `actjob validate` refuses (tests/unit/test_admission.py), refused by the CEL twins."""
+    message = rejection(create, objects, _with_spec(overrides))
+    for text in expected:
+        assert text in message, f"{what}: {text!r} not in {message!r}"
+
+
+def test_server_accepts_the_facts_other_spellings(objects):
+    from static_mistakes import VALID
+    for what, overrides in VALID:
+        got = create(objects, _with_spec(overrides))
+        assert parse_actjob(got).spec == parse_actjob(_with_spec(overrides)).spec, what

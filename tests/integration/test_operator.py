@@ -64,7 +64,8 @@ class Cluster:
     def job(self, name: str):
         return wait_for(lambda: self.batch.read_namespaced_job(name, self.ns), f"Job {name}")
 
-    def finish(self, job_name: str, *, result: dict | None = None, error: str | None = None, pods: int = 1):
+    def finish(self, job_name: str, *, result: dict | None = None, error: str | None = None, pods: int = 1,
+               exit_code: int = 1):
         """What the kubelet and the Job controller would do: terminate the pods with the stage's
         termination message, then mark the Job Complete or Failed."""
         for index in range(pods):
@@ -79,7 +80,7 @@ class Cluster:
                                                                                  "Succeeded",
                 "containerStatuses": [{"name": "stage", "image": "x", "imageID": "", "ready": False,
                                        "restartCount": 0, "state": {"terminated": {
-                                           "exitCode": 1 if error else 0, "message": message}}}]}})
+                                           "exitCode": exit_code if error else 0, "message": message}}}]}})
         cond = "Failed" if error else "Complete"
         self.batch.patch_namespaced_job_status(job_name, self.ns, {"status": {
             "conditions": [{"type": cond, "status": "True", "reason": "Test", "message": error or "done"}],
@@ -206,6 +207,24 @@ def test_failed_stage_is_retried_then_fails_the_actjob(cluster, operator):
     c.batch.delete_namespaced_job("flaky-collect-2", c.ns)
     time.sleep(1.5)
     assert c.status("flaky")["phase"] == "Failed" and len(c.jobs("flaky")) == 1
+
+
+def test_permanent_exit_code_fails_the_actjob_without_a_retry(cluster, operator):
+    """The exit-code contract on a cluster: the stage container exited 2 (bad input), so the ACTJob
+    fails at its first attempt with the stage's message, although maxRetries allows two more."""
+    c = cluster
+    c.apply("badinput", SPEC)
+    c.job("badinput-collect-1")
+    error = json.dumps({"stage": "collect", "error": "InputError: expert.uri: trajectory record lacks 'action'",
+                        "exit_code": 2, "permanent": True})
+    c.finish("badinput-collect-1", error=error, exit_code=2)
+    status = wait_for(lambda: c.status("badinput").get("phase") == "Failed" and c.status("badinput"), "Failed")
+    assert "collect failed permanently (exit code 2" in status["message"]
+    assert "trajectory record lacks 'action'" in status["message"]
+    collect = status["stages"]["collect"]
+    assert collect["phase"] == "Failed" and collect["attempts"] == 1
+    time.sleep(1.5)  # nothing else comes: no backoff timer, no second Job
+    assert [j.metadata.name for j in c.jobs("badinput")] == ["badinput-collect-1"]
 
 
 def test_suspend_and_resume(cluster, operator):

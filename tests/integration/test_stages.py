@@ -143,7 +143,7 @@ def test_missing_expert_data_fails_before_training(s3, tmp_path):
     cfg = CollectConfig(**common(root, "pairs"), model=MODEL, env=ENV,
                         expert=ExpertSource(uri=f"{root}/no-such-file.jsonl"))
     proc, report = run_stage(cfg, tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2 and report["permanent"] is True  # no retry can make the file appear
     assert "expert.uri" in report["error"] and "no-such-file.jsonl" in report["error"]
     assert not store.exists(f"{root}/pairs/{MANIFEST}")
 
@@ -186,6 +186,25 @@ def test_judge_trains_saves_and_resumes_after_a_kill(collected, warmed, tmp_path
 
     AutoModelForCausalLM.from_pretrained(resolve_model(cfg.output))  # a loadable model
     assert changed(weights(warmed), weights(cfg.output))
+
+
+def test_judge_keeps_the_newest_complete_checkpoints_only(collected, tmp_path):
+    """keepCheckpoints: save every step for 5 steps, keep 2 -> exactly checkpoint-4 and -5 remain;
+    deleteCheckpointsAfterSave: none remain once the model is published."""
+    from act_trainer.stages.training import checkpoints
+
+    cfg = judge_cfg(collected, "judge-keep", MODEL, max_steps=5, save_steps=1, keep_checkpoints=2,
+                    gradient_checkpointing=False)
+    proc, report = run_stage(cfg, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert checkpoints(cfg.checkpoints) == {4: True, 5: True}
+    assert "deleted checkpoint(s) [1]" in proc.stderr + proc.stdout  # as each newer one completed
+
+    cfg = judge_cfg(collected, "judge-drop", MODEL, max_steps=2, save_steps=1, keep_checkpoints=1,
+                    delete_checkpoints_after_save=True, gradient_checkpointing=False)
+    proc, report = run_stage(cfg, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert checkpoints(cfg.checkpoints) == {} and store.exists(f"{cfg.output}/{MANIFEST}")
 
 
 @pytest.mark.slow
@@ -241,4 +260,5 @@ def test_eval_reports_the_papers_measures(collected, tmp_path):
 def test_eval_unknown_split_is_named(collected, tmp_path):
     cfg = EvalConfig(**common(collected["root"], "eval-bad"), model=MODEL, env=ENV, splits=["validation"])
     proc, report = run_stage(cfg, tmp_path)
-    assert proc.returncode == 1 and "validation" in report["error"] and "splits" in report["error"]
+    assert proc.returncode == 2 and "validation" in report["error"] and "splits" in report["error"]
+    assert report["permanent"] is True

@@ -113,6 +113,18 @@ def test_directory_upload_download_and_list(s3_root, tmp_path):
         assert (out / rel).read_bytes() == data
 
 
+def test_delete_prefix(s3_root, raw):
+    base = store.join(s3_root, "ckpt")
+    for key in ("checkpoint-1/a", "checkpoint-1/d/b", "checkpoint-10/a", "file"):
+        store.write_bytes(store.join(base, key), b"x")
+    assert store.delete_prefix(store.join(base, "checkpoint-1")) == 2
+    assert store.list_uris(base) == [store.join(base, "checkpoint-10/a"), store.join(base, "file")]  # not 10
+    assert store.delete_prefix(store.join(base, "file")) == 1  # one object
+    assert store.delete_prefix(store.join(base, "nothing")) == 0
+    with pytest.raises(store.StoreError, match="whole bucket"):
+        store.delete_prefix(s3_root.split("/", 3)[0] + "//" + s3_root.split("/")[2])
+
+
 def test_list_paginates(s3_root):
     n = 1010  # more than one page of list_objects_v2 (1000 keys)
     prefix = store.join(s3_root, "many")

@@ -58,9 +58,11 @@ def _changed(model: type[BaseModel], name: str):
     if isinstance(default, int):
         return default + 1 if default >= 0 else 7
     if isinstance(default, list):
-        return ["test"] if name == "splits" else ["some-task"]
+        return ["test"] if name == "splits" else ["coin"]  # a task the environment (textworld-express) knows
     if name == "uri":
         return "s3://bucket/expert.jsonl"
+    if name in ("game", "split"):  # static facts of the environment: checked at admission
+        return {"game": "coin", "split": "dev"}[name]
     return "x"
 
 
@@ -87,6 +89,6 @@ def test_every_spec_value_reaches_the_stage_config():
             assert getattr(cfg, name) == getattr(section, name) == _changed(settings, name), (stage, name)
         if stage in ("collect", "eval"):
             assert cfg.env == C.EnvironmentConfig(**K.settings_of(job.spec.environment, K.EnvironmentSettings))
-            assert cfg.env.name == "textworld-express" and cfg.env.tasks == ["some-task"]
+            assert cfg.env.name == "textworld-express" and cfg.env.tasks == ["coin"]
     expert = stage_config(job, "collect").expert
-    assert (expert.uri, expert.split, expert.episodes) == ("s3://bucket/expert.jsonl", "x", 9)
+    assert (expert.uri, expert.split, expert.episodes) == ("s3://bucket/expert.jsonl", "dev", 9)

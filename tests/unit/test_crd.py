@@ -49,7 +49,7 @@ def test_render_is_deterministic_yaml():
 
 def test_schema_is_structural():
     allowed = {"type", "format", "description", "enum", "default", "minimum", "maximum", "exclusiveMinimum",
-               "exclusiveMaximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "required",
+               "exclusiveMaximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "maxProperties", "required",
                "nullable", "properties", "items", "additionalProperties", "x-kubernetes-validations",
                "x-kubernetes-list-type", "x-kubernetes-list-map-keys"}
     for path, node in nodes(schema()):

@@ -84,7 +84,11 @@ def test_single_stage_structure():
     assert c["terminationMessagePath"] == "/dev/termination-log"
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
-    assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["containerName"] == c["name"]
+    # the exit-code contract: 2 (permanent) fails the Job, explicitly; any other non-zero exit too
+    assert rules[1] == {"action": "FailJob", "onExitCodes": {"containerName": c["name"], "operator": "In",
+                                                              "values": [2]}}
+    assert rules[2] == {"action": "FailJob", "onExitCodes": {"containerName": c["name"], "operator": "NotIn",
+                                                              "values": [0]}}
 
 
 def test_env_references_secrets_and_never_inlines_them():

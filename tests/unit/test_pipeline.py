@@ -148,6 +148,34 @@ def test_retries_exhausted_fails_the_job_and_it_stays_failed():
     assert P.plan(job, {"collect": ok("collect")}, T0) == []  # terminal stays terminal
 
 
+def test_permanent_failure_fails_the_job_at_once_with_the_stage_message():
+    job = make_job(eval={"maxRetries": 5})
+    bad = P.Observed("failed", reason="InputError: splits: ['x'] are not splits", permanent=True)
+    trace = run_to_end(job, {"eval": [bad, ok("eval")]})
+    assert not [a for a in trace if isinstance(a, P.RetryStage)]
+    assert trace[-1] == P.FailStage("eval", "eval failed permanently (exit code 2: bad input or configuration; "
+                                            "not retried): InputError: splits: ['x'] are not splits")
+    assert job.status.stages["eval"].attempts == 1 and job.status.stages["eval"].phase == "Failed"
+    assert job.status.phase == "Failed" and "InputError: splits" in job.status.message
+    assert job.status.stages["policy"].phase == "Succeeded"  # what came before stays done
+
+
+def test_transient_failure_uses_max_retries():
+    job = make_job(collect={"maxRetries": 0})
+    step(job, {})
+    actions = P.plan(job, {"collect": P.Observed("failed", reason="OOM", permanent=False)}, T0)
+    assert actions == [P.FailStage("collect", "collect failed after 1 attempt(s): OOM")]
+    job = make_job(collect={"maxRetries": 1})
+    step(job, {})
+    assert isinstance(P.plan(job, {"collect": P.Observed("failed", reason="OOM")}, T0)[0], P.RetryStage)
+
+
+def test_permanent_flag_matters_only_for_failures():
+    job = make_job()
+    step(job, {})
+    assert isinstance(P.plan(job, {"collect": P.Observed("missing", permanent=True)}, T0)[0], P.RetryStage)
+
+
 def test_exit_zero_without_manifest_is_a_failure():
     job = make_job(collect={"maxRetries": 0})
     step(job, {})

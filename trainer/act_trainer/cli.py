@@ -1,7 +1,10 @@
 """`act-trainer collect|judge|policy|eval --config FILE`: the programs stage pods run.
 
-Exit codes: 0 done (manifest written), 1 the stage failed, 2 the config is invalid
-(nothing was read or written).
+Exit codes (the contract both executors honour; see act_trainer.errors):
+0 done (manifest written); 2 permanent: the config is invalid, or an input no retry can fix
+(unknown split or task, a missing or ill-formed expert file or pairs, a model URI without
+config.json, an environment that is not installed): the ACTJob fails at once; 1 anything else,
+transient: retried per maxRetries. The termination message says which ("permanent").
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 import traceback
 
 from act_trainer.config import STAGES, ConfigError, load_stage_config
+from act_trainer.errors import EXIT_PERMANENT, exit_code
 
 MODULES = {"collect": "collect", "judge": "judge", "policy": "policy", "eval": "evaluate"}
 
@@ -62,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_stage_config(args.config, expected=args.command)
     except ConfigError as e:
-        print(f"act-trainer {args.command}: invalid config:\n{e}", file=sys.stderr)
-        return 2
+        return _failed(args.command, f"invalid config: {e}", EXIT_PERMANENT)
     index = os.environ.get("JOB_COMPLETION_INDEX")
     if index is not None and cfg.shard.count > 1:  # a pod of an Indexed Job takes its own shard
         cfg.shard.index = int(index)
@@ -71,13 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module.run(cfg)
     except Exception as e:  # report why, for the executor and the termination log
-        from act_trainer.manifest import write_termination_log
-
         traceback.print_exc()
-        write_termination_log({"stage": args.command, "error": f"{type(e).__name__}: {e}"[:3000]})
-        print(f"act-trainer {args.command}: failed: {e}", file=sys.stderr)
-        return 1
+        return _failed(args.command, f"{type(e).__name__}: {e}", exit_code(e))
     return 0
+
+
+def _failed(stage: str, error: str, code: int) -> int:
+    """Report a failure in the termination log and on stderr; the exit code says whether a retry can help."""
+    from act_trainer.manifest import write_termination_log
+
+    permanent = code == EXIT_PERMANENT
+    write_termination_log({"stage": stage, "error": error[:3000], "exit_code": code, "permanent": permanent})
+    kind = "permanent (bad input or config; a retry cannot fix it)" if permanent else "transient (may be retried)"
+    print(f"act-trainer {stage}: failed, {kind}: {error}", file=sys.stderr)
+    return code
 
 
 def export_expert(args) -> int:
@@ -104,7 +114,7 @@ def export_expert(args) -> int:
             env.close()
     except EnvError as e:
         print(f"act-trainer expert: {e}", file=sys.stderr)
-        return 1
+        return exit_code(e)
     store.write_bytes(args.out, data.dumps_jsonl(t.to_dict() for t in trajs))
     print(f"{len(trajs)} expert trajectories ({sum(len(t.steps) for t in trajs)} steps) -> {args.out}")
     return 0

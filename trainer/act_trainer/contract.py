@@ -12,13 +12,103 @@ stage configs keep snake_case.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STAGES = ("collect", "judge", "policy", "eval")
 ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
 URI_SCHEMES = ("s3://", "file://")
+
+
+# --- what each environment adapter knows without I/O -------------------------------------------
+
+@dataclass(frozen=True)
+class EnvFacts:
+    """Static facts of one environment: what admission checks and the adapter reads (one definition).
+
+    `tasks`: the task names environment.tasks may hold (empty: the environment has no task names,
+    so tasks must stay empty); `task_ids`: other spellings the adapter accepts for them (ALFWorld's
+    type ids 1-6, ScienceWorld's paper ids like 1-1). `games`: environment.game values (empty: the
+    field does not apply). ScienceWorld's task names and TextWorldExpress's games are copies of
+    the packages' own lists (scienceworld/tasks.json, textworld_express.GAME_NAMES); a unit test
+    compares them where the packages are installed.
+    """
+
+    label: str
+    splits: tuple[str, ...]
+    tasks: tuple[str, ...] = ()
+    task_ids: tuple[str, ...] = ()
+    games: tuple[str, ...] = ()
+    default_game: str | None = None
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """Everything environment.tasks accepts: names, then ids."""
+        return self.tasks + self.task_ids
+
+
+_SCIENCEWORLD_TASKS = {  # scienceworld 1.2.3 constants.ID2TASK (tasks.json), in the package's order
+    "1-1": "boil", "1-2": "melt", "1-3": "freeze", "1-4": "change-the-state-of-matter-of",
+    "2-1": "use-thermometer", "2-2": "measure-melting-point-known-substance",
+    "2-3": "measure-melting-point-unknown-substance", "3-1": "power-component",
+    "3-2": "power-component-renewable-vs-nonrenewable-energy", "3-3": "test-conductivity",
+    "3-4": "test-conductivity-of-unknown-substances", "4-1": "find-living-thing", "4-2": "find-non-living-thing",
+    "4-3": "find-plant", "4-4": "find-animal", "5-1": "grow-plant", "5-2": "grow-fruit", "6-1": "chemistry-mix",
+    "6-2": "chemistry-mix-paint-secondary-color", "6-3": "chemistry-mix-paint-tertiary-color",
+    "7-1": "lifespan-longest-lived", "7-2": "lifespan-shortest-lived",
+    "7-3": "lifespan-longest-lived-then-shortest-lived", "8-1": "identify-life-stages-1",
+    "8-2": "identify-life-stages-2", "9-1": "inclined-plane-determine-angle",
+    "9-2": "inclined-plane-friction-named-surfaces", "9-3": "inclined-plane-friction-unnamed-surfaces",
+    "10-1": "mendelian-genetics-known-plant", "10-2": "mendelian-genetics-unknown-plant",
+}
+ALFWORLD_TASK_TYPES = ("pick_and_place_simple", "look_at_obj_in_light", "pick_clean_then_place_in_recep",
+                       "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep", "pick_two_obj_and_place")
+TEXTWORLD_EXPRESS_GAMES = ("cookingworld", "coin", "twc", "mapreader", "arithmetic", "sorting", "simonsays",
+                           "peckingorder")
+
+ENV_FACTS: dict[str, EnvFacts] = {
+    "scienceworld": EnvFacts("ScienceWorld", ("train", "dev", "test"), tuple(_SCIENCEWORLD_TASKS.values()),
+                             tuple(_SCIENCEWORLD_TASKS)),
+    "alfworld": EnvFacts("ALFWorld", ("train", "valid_seen", "valid_unseen", "valid_train"), ALFWORLD_TASK_TYPES,
+                         tuple(str(i) for i in range(1, len(ALFWORLD_TASK_TYPES) + 1))),
+    # one game per environment: tasks, if given, is [game] (the adapter's rule)
+    "textworld-express": EnvFacts("TextWorldExpress", ("train", "dev", "test"), TEXTWORLD_EXPRESS_GAMES,
+                                  games=TEXTWORLD_EXPRESS_GAMES, default_game="twc"),
+    "webshop": EnvFacts("WebShop", ("train", "dev", "test")),  # goal index ranges; no task names
+}
+assert set(ENV_FACTS) == set(ENVIRONMENTS)
+MAX_TASKS = 64         # environment.tasks: at most this many entries (bounds the CEL cost) ...
+MAX_NAME_LENGTH = 128  # ... each at most this long; also eval splits
+MAX_SPLITS = 8         # stages.eval.splits: at most this many
+
+
+def env_problems(name: str, tasks: list[str], game: str | None, splits: dict[str, list[str]]) -> list[str]:
+    """What the static facts of environment `name` say about a spec: one line per problem, naming the
+    field (as the ACTJob spec spells it) and the allowed values. `splits`: field -> the splits it names."""
+    f = ENV_FACTS[name]
+    out = []
+    unknown = [t for t in tasks if t not in f.task_names]
+    if not f.tasks and tasks:
+        out.append(f"environment.tasks: {f.label} has no task names; leave tasks empty")
+    elif unknown:
+        ids = f" (or their ids {', '.join(f.task_ids)})" if f.task_ids else ""
+        out.append(f"environment.tasks: unknown {f.label} task(s) {unknown}; allowed: {', '.join(f.tasks)}{ids}")
+    if f.games:
+        chosen = game or f.default_game
+        if game is not None and game not in f.games:
+            out.append(f"environment.game: unknown {f.label} game '{game}'; allowed: {', '.join(f.games)}")
+        elif tasks and not unknown and list(tasks) != [chosen]:
+            out.append(f"environment.tasks: {f.label} plays one game, chosen with environment.game "
+                       f"(now '{chosen}'); leave tasks empty")
+    elif game is not None:
+        out.append(f"environment.game: applies to textworld-express only; remove it for {name}")
+    for field, names in splits.items():
+        bad = [s for s in names if s not in f.splits]
+        if bad:
+            out.append(f"{field}: unknown {f.label} split(s) {bad}; allowed: {', '.join(f.splits)}")
+    return out
 
 
 class Settings(BaseModel):
@@ -46,7 +136,10 @@ class EnvironmentSettings(Settings):
     """The environment the agent acts in, and how prompts show it."""
 
     name: Literal[ENVIRONMENTS] = Field(description="Environment the agent acts in.")
-    tasks: list[str] = Field(default_factory=list, description="Task names to use (empty: all tasks).")
+    tasks: list[Annotated[str, Field(max_length=MAX_NAME_LENGTH)]] = Field(
+        default_factory=list, max_length=MAX_TASKS,
+        description="Task names to use (empty: all tasks). ScienceWorld: task names or ids (1-1); ALFWorld: "
+                    "task types or ids 1-6; TextWorldExpress: none (set game); WebShop: none.")
     max_steps: int = Field(50, ge=1, le=1000, description="Step limit of an evaluation episode.")
     history: int = Field(4, ge=0, le=64, description="Past (action, observation) turns shown in prompts.")
     simplification: str = Field("easy", description="ScienceWorld simplification string.")
@@ -55,7 +148,8 @@ class EnvironmentSettings(Settings):
                                "walkthroughs or its handcoded expert; other environments have one (default).")
     data_dir: str | None = Field(None, description="Game files (ALFWorld: the ALFWORLD_DATA directory).")
     url: str | None = Field(None, description="Address of a running environment server (WebShop).")
-    game: str | None = Field(None, description="TextWorldExpress game type, e.g. cookingworld, twc, coin.")
+    game: str | None = Field(None, description="TextWorldExpress game type (default twc): "
+                                               + ", ".join(TEXTWORLD_EXPRESS_GAMES) + ".")
     game_params: str = Field("", description="TextWorldExpress game parameters, e.g. 'numLocations=1'.")
 
 
@@ -126,6 +220,10 @@ class TrainSettings(Settings):
     batch_size: int = Field(8, ge=1, le=4096, description="Per-process batch size (completions for GRPO).")
     gradient_accumulation: int = Field(1, ge=1, le=1024, description="Gradient accumulation steps.")
     save_steps: int = Field(50, ge=1, description="Checkpoint to storage every N steps; a retry resumes there.")
+    keep_checkpoints: int = Field(2, ge=1, le=1000, description="Complete checkpoints kept in storage: older ones "
+                                  "are deleted as newer ones complete (an 8B ZeRO-3 checkpoint is ~100 GB).")
+    delete_checkpoints_after_save: bool = Field(False, description="Delete every checkpoint of the stage from "
+                                                "storage once its model is saved and published.")
     logging_steps: int = Field(1, ge=1, le=100000, description="Log metrics every N steps.")
     gradient_checkpointing: bool = Field(True, description="Recompute activations in the backward pass: less "
                                                            "memory for large models, wasted time for tiny ones.")
@@ -180,7 +278,8 @@ class PolicySettings(TrainSettings):
 class EvalSettings(Settings):
     """eval: success rate, next-action accuracy and judgement accuracy of the final model (greedy)."""
 
-    splits: list[str] = Field(default_factory=lambda: ["dev"], min_length=1,
+    splits: list[Annotated[str, Field(max_length=MAX_NAME_LENGTH)]] = Field(
+                              default_factory=lambda: ["dev"], min_length=1, max_length=MAX_SPLITS,
                               description="Environment splits to evaluate on (e.g. dev, test).")
     episodes: int = Field(4, ge=0, le=100000, description="Episodes per split for success rate (0: skip).")
     action_states: int = Field(32, ge=0, le=1000000, description="Held-out expert states for next-action "

@@ -18,6 +18,8 @@ import random
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
+from act_trainer.errors import InputError, MissingInput
+
 
 @dataclass
 class Step:
@@ -45,8 +47,12 @@ class Trajectory:
     def from_dict(cls, d: dict) -> Trajectory:
         missing = [k for k in ("env", "task", "goal", "steps") if k not in d]
         if missing:
-            raise ValueError(f"trajectory record lacks field(s) {missing}; see the trajectory format in README")
-        steps = [Step(s["observation"], s["action"], s.get("admissible")) for s in d["steps"]]
+            raise InputError(f"trajectory record lacks field(s) {missing}; see the trajectory format in README")
+        try:
+            steps = [Step(s["observation"], s["action"], s.get("admissible")) for s in d["steps"]]
+        except (KeyError, TypeError) as e:
+            raise InputError(f"trajectory record: a step lacks {e} or is not a mapping; each step is "
+                             "{observation, action, admissible}; see the trajectory format in README") from None
         known = {k: d[k] for k in ("variation", "split", "success", "score") if k in d and d[k] is not None}
         return cls(env=d["env"], task=d["task"], goal=d["goal"], steps=steps, **known)
 
@@ -111,10 +117,10 @@ def loads_trajectories(blob: bytes, name: str = "trajectories") -> list[Trajecto
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"{name}: line {n} is not JSON ({e})") from None
+                    raise InputError(f"{name}: line {n} is not JSON ({e})") from None
     trajs = [Trajectory.from_dict(r) for r in rows]
     if not trajs:
-        raise ValueError(f"{name}: holds no trajectories")
+        raise InputError(f"{name}: holds no trajectories")
     return trajs
 
 
@@ -172,7 +178,9 @@ def load_trajectories(uri: str, field: str, name: str = "expert.jsonl") -> list[
         if files != [uri]:
             files = [f for f in files if f.endswith("/" + name)]
         if not files:
-            raise FileNotFoundError(f"no expert trajectories at {uri} (nor any {name} under it)")
+            raise MissingInput(f"{field}: no expert trajectories at {uri} (nor any {name} under it)")
         return [t for f in files for t in loads_trajectories(store.read_bytes(f), name=f)]
-    except (store.StoreError, FileNotFoundError) as e:
+    except InputError as e:
+        raise InputError(f"{field}: {e}") from None
+    except store.StoreError as e:  # an outage or credentials: transient
         raise store.StoreError(f"{field}: cannot read expert trajectories: {e}") from None

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from act_trainer import store
+from act_trainer.errors import InputError, PermanentError
 
 # head_dim >= 32 keeps the attention kernels on their ordinary paths.
 PRESETS = {
@@ -86,7 +87,7 @@ def build_tiny(out_dir: str | Path, preset: str = "qwen3-tiny", seed: int = 0,
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     if preset not in PRESETS:
-        raise ValueError(f"model: unknown tiny preset '{preset}'; choose one of {sorted(PRESETS)}")
+        raise InputError(f"model: unknown tiny preset '{preset}'; choose one of {sorted(PRESETS)}")
     out = Path(out_dir)
     tokenizer = build_tokenizer(PRESETS[preset]["vocab_size"], corpus)
     dims = dict(PRESETS[preset], vocab_size=len(tokenizer))
@@ -112,8 +113,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ACT_CACHE", Path.home() / ".cache" / "act"))
 
 
-class ModelError(RuntimeError):
-    pass
+class ModelError(PermanentError, RuntimeError):
+    """The model URI does not name a loadable model: permanent (exit code 2)."""
 
 
 def resolve_model(uri: str) -> Path:

@@ -30,11 +30,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from act_trainer.contract import ENV_FACTS
 from act_trainer.envs.base import EnvError
 
-SPLITS = ("train", "valid_seen", "valid_unseen", "valid_train")
-TASK_TYPES = ("pick_and_place_simple", "look_at_obj_in_light", "pick_clean_then_place_in_recep",
-              "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep", "pick_two_obj_and_place")
+SPLITS = ENV_FACTS["alfworld"].splits  # the one definition: act_trainer.contract
+TASK_TYPES = ENV_FACTS["alfworld"].tasks
 GAME = "game.tw-pddl"
 DEFAULT_DATA = "~/.cache/alfworld"
 HOW_TO_GET_DATA = ("unpack ALFWorld's game files (json_2.1.1.tar.xz, or run `alfworld-download`) into a "

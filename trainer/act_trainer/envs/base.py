@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from act_trainer.data import Trajectory
+from act_trainer.errors import PermanentError, TransientError
 
 
-class EnvError(RuntimeError):
-    """The environment cannot be used as configured (missing package, runtime, data or split)."""
+class EnvError(PermanentError, RuntimeError):
+    """The environment cannot be used as configured (missing package, runtime, data or split):
+    permanent (stage exit code 2), unless it is an EnvUnavailable."""
+
+
+class EnvUnavailable(TransientError, EnvError):
+    """The environment's server does not answer (yet), or answers with an error: a retry may fix it."""
 
 
 @dataclass

@@ -26,13 +26,14 @@ import logging
 import shutil
 from collections.abc import Iterator
 
+from act_trainer.contract import ENV_FACTS
 from act_trainer.data import Step, Trajectory
 from act_trainer.envs import import_package
 from act_trainer.envs.base import EnvError, Observation
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
+SPLITS = ENV_FACTS["scienceworld"].splits  # the one definition: act_trainer.contract
 
 
 def install_java(label: str) -> str:

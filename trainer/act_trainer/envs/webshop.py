@@ -28,15 +28,16 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from act_trainer.contract import ENV_FACTS
 from act_trainer.data import Trajectory
 from act_trainer.envs import not_installed
-from act_trainer.envs.base import EnvError, Observation
+from act_trainer.envs.base import EnvError, EnvUnavailable, Observation
 from act_trainer.envs.webshop_demos import DEMOS_FILE, END_BUTTON, parse_demonstrations
 from act_trainer.envs.webshop_pages import Page, parse_action, parse_page
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
+SPLITS = ENV_FACTS["webshop"].splits  # the one definition: act_trainer.contract
 NUM_GOALS = 12087                     # human instructions in WebShop (paper); the train split's end
 SPLIT_GOALS = {"test": range(500), "dev": range(500, 1500), "train": range(1500, NUM_GOALS)}
 GOALS_FILE = "human_goals.json"
@@ -93,10 +94,10 @@ class WebShopEnv:
         try:
             r = self._session().request(method, url, data=data, timeout=TIMEOUT, allow_redirects=True)
         except requests.RequestException as e:
-            raise EnvError(f"environment.url: the WebShop server at {self.url} does not answer "
+            raise EnvUnavailable(f"environment.url: the WebShop server at {self.url} does not answer "
                            f"({type(e).__name__}: {e}); {START_SERVER}") from None
         if r.status_code >= 400:
-            raise EnvError(f"WebShop server at {self.url} answered {r.status_code} to {method} {url}"
+            raise EnvUnavailable(f"WebShop server at {self.url} answered {r.status_code} to {method} {url}"
                            f"{' (does it have that many goals?)' if r.status_code == 500 else ''}")
         self._page_url = r.url
         return parse_page(r.text, r.url)

@@ -18,6 +18,7 @@ from act_trainer import data, store
 from act_trainer.config import CollectConfig, Shard
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
+from act_trainer.errors import InputError
 from act_trainer.filters import FilterReport, filter_alternatives
 from act_trainer.models import resolve_model
 from act_trainer.prompts import action_prompt
@@ -32,13 +33,13 @@ def expert_trajectories(cfg: CollectConfig) -> list[data.Trajectory]:
     env = make_env(cfg.env)
     try:
         if cfg.expert.split not in env.splits():
-            raise ValueError(f"expert.split: '{cfg.expert.split}' is not a split of {cfg.env.name}; "
+            raise InputError(f"expert.split: '{cfg.expert.split}' is not a split of {cfg.env.name}; "
                              f"choose one of {env.splits()}")
         trajs = list(env.expert(cfg.expert.split, cfg.expert.episodes, cfg.expert.max_length))
     finally:
         env.close()
     if not trajs:
-        raise RuntimeError(f"the {cfg.env.name} expert produced no successful episode on split "
+        raise InputError(f"the {cfg.env.name} expert produced no successful episode on split "
                            f"'{cfg.expert.split}' within expert.max_length={cfg.expert.max_length}")
     return trajs
 
@@ -80,7 +81,7 @@ def run(cfg: CollectConfig) -> dict:
         train, held = data.split_episodes(trajs, cfg.heldout_fraction, cfg.seed)
         n_batches = -(-sum(len(t.steps) for t in trajs) // cfg.batch_size)
         if cfg.shard.index >= n_batches:
-            raise RuntimeError(f"shard {cfg.shard.index} of {cfg.shard.count} has no states to sample "
+            raise InputError(f"shard {cfg.shard.index} of {cfg.shard.count} has no states to sample "
                                f"({n_batches} generate batches of {cfg.batch_size}); use fewer shards, "
                                "more episodes or a smaller batchSize")
         log.info("collect: %d expert episodes (%d train, %d held out), %d states, shard %d of %d", len(trajs),
@@ -94,7 +95,7 @@ def run(cfg: CollectConfig) -> dict:
         train_rows = [r for r in rows if r["episode_id"] not in held_ids]
         held_rows = [r for r in rows if r["episode_id"] in held_ids]
         if not train_rows and (cfg.shard.count == 1 or not held_rows):  # a shard may hold held-out states only
-            raise RuntimeError(
+            raise InputError(  # seeded sampling: a retry samples the same
                 f"no contrast pairs: of {report.sampled} samples, removed {report.removed}. "
                 "Raise samples or temperature, or start from a policy that emits actions")
         trajs = trajs[cfg.shard.index::cfg.shard.count]  # each shard keeps a copy of its part of the episodes

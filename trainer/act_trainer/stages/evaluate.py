@@ -17,6 +17,7 @@ from act_trainer import data, store
 from act_trainer.config import EvalConfig
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
+from act_trainer.errors import InputError
 from act_trainer.models import resolve_model
 from act_trainer.prompts import (
     action_prompt,
@@ -113,7 +114,7 @@ def run(cfg: EvalConfig) -> dict:
         try:
             unknown = [s for s in cfg.splits if s not in env.splits()]
             if unknown:
-                raise ValueError(f"splits: {unknown} are not splits of {cfg.env.name}; choose from {env.splits()}")
+                raise InputError(f"splits: {unknown} are not splits of {cfg.env.name}; choose from {env.splits()}")
             engine = make_engine("auto", str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
             rows, episodes, metrics = [], {}, {}
 
@@ -139,7 +140,7 @@ def run(cfg: EvalConfig) -> dict:
         finally:
             env.close()
         if not rows:
-            raise RuntimeError("eval measured nothing: set episodes, actionStates or judgePairs above 0")
+            raise InputError("eval measured nothing: set episodes, actionStates or judgePairs above 0")
         (st.out / "results.json").write_text(json.dumps({"model": cfg.model, "rows": rows}, indent=2))
         (st.out / "episodes.json").write_text(json.dumps(episodes, indent=2))
         for r in rows:

@@ -11,6 +11,7 @@ import logging
 
 from act_trainer import data, store
 from act_trainer.config import JudgeConfig
+from act_trainer.errors import MissingInput
 from act_trainer.models import resolve_model
 from act_trainer.prompts import judgement_prompt, order_candidates
 from act_trainer.rewards import make_judgement_reward
@@ -23,7 +24,7 @@ log = logging.getLogger("act_trainer.judge")
 def load_pairs(uri: str, name: str = "train.parquet") -> list[dict]:
     files = [u for u in store.list_uris(uri) if u.endswith("/" + name)]
     if not files:
-        raise FileNotFoundError(f"pairs: no {name} under {uri}; point it at a collect stage's output")
+        raise MissingInput(f"pairs: no {name} under {uri}; point it at a collect stage's output")
     return [row for f in files for row in data.read_parquet(store.read_bytes(f))]
 
 
@@ -55,7 +56,7 @@ def run(cfg: JudgeConfig) -> dict:
             reward_funcs=[make_judgement_reward(cfg.malformed_penalty)],
             args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
             train_dataset=Dataset.from_list(rows),
-            callbacks=[training.SyncCheckpoints(cfg.checkpoints), training.LogMetrics(st.run)],
+            callbacks=[training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run)],
         )
         done = training.train_and_save(trainer, st, resume)
         if done is None:
@@ -65,8 +66,10 @@ def run(cfg: JudgeConfig) -> dict:
         pairs_manifest = _manifest_digest(cfg.pairs)
         st.run.log_dataset(cfg.pairs, "contrast_pairs", pairs_manifest, "training",
                            rows=[{k: p[k] for k in ("pair_id", "expert_action", "alternative")} for p in pairs])
-        return st.publish(metrics, extra={"base_model": cfg.model, "pairs": cfg.pairs, "pairs_digest": pairs_manifest,
-                                          **info})
+        result = st.publish(metrics, extra={"base_model": cfg.model, "pairs": cfg.pairs,
+                                            "pairs_digest": pairs_manifest, **info})
+        training.delete_all_checkpoints(cfg)
+        return result
 
 
 def _manifest_digest(uri: str) -> str:

@@ -72,7 +72,7 @@ def run(cfg: PolicyConfig) -> dict:
         ckpt_dir = st.scratch / "checkpoints"
         resume = training.fetch_checkpoint(cfg.checkpoints, ckpt_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        callbacks = [training.SyncCheckpoints(cfg.checkpoints), training.LogMetrics(st.run)]
+        callbacks = [training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run)]
         dataset = Dataset.from_list(rows)
         if cfg.method == "il":
             trainer = SFTTrainer(model=str(model_dir), processing_class=tokenizer, train_dataset=dataset,
@@ -88,4 +88,6 @@ def run(cfg: PolicyConfig) -> dict:
         metrics["examples"] = len(rows)
         st.run.log_dataset(cfg.expert, "expert", data.digest_trajectories(trajs), "training",
                            rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])
-        return st.publish(metrics, extra={"method": cfg.method, "start_model": cfg.model, **info})
+        result = st.publish(metrics, extra={"method": cfg.method, "start_model": cfg.model, **info})
+        training.delete_all_checkpoints(cfg)
+        return result

@@ -69,17 +69,75 @@ def _local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def checkpoints(uri: str) -> dict[int, bool]:
+    """The checkpoints under `uri`: step -> whether its upload completed (its _COMPLETE marker)."""
+    found: dict[int, bool] = {}
+    for key in store.list_uris(uri):
+        parts = key[len(uri.rstrip("/")) + 1:].split("/")
+        m = _CKPT.match(parts[0])
+        if m and len(parts) >= 2:
+            step = int(m.group(1))
+            found[step] = found.get(step, False) or (len(parts) == 2 and parts[1] == COMPLETE)
+    return found
+
+
 def newest_checkpoint(uri: str | None) -> str | None:
     """URI of the newest checkpoint whose upload completed, or None."""
     if not uri:
         return None
-    steps = {}
-    for key in store.list_uris(uri):
-        rel = key[len(uri.rstrip("/")) + 1:]
-        parts = rel.split("/")
-        if len(parts) == 2 and parts[1] == COMPLETE and _CKPT.match(parts[0]):
-            steps[int(_CKPT.match(parts[0]).group(1))] = store.join(uri, parts[0])
-    return steps[max(steps)] if steps else None
+    complete = [step for step, done in checkpoints(uri).items() if done]
+    return store.join(uri, f"checkpoint-{max(complete)}") if complete else None
+
+
+def checkpoints_to_delete(found: dict[int, bool], keep: int, protect: frozenset[int] = frozenset()) -> list[int]:
+    """Retention (pure): which checkpoints to delete so that the newest `keep` complete ones remain.
+
+    `found`: step -> complete. Deleted: complete ones older than the newest `keep` complete ones,
+    and incomplete ones older than the oldest of those (uploads a failed attempt abandoned).
+    Never deleted: the newest `keep` complete ones, an incomplete one newer than them (an upload
+    in progress: its predecessors stay until it completes), and the steps in `protect` (e.g. the
+    checkpoint a resume is reading). keep < 1 deletes nothing (the caller's choice to delete all
+    is `delete_all_checkpoints`).
+    """
+    if keep < 1:
+        return []
+    kept = sorted((s for s, done in found.items() if done), reverse=True)[:keep]
+    if len(kept) < keep:  # fewer complete ones than asked for: keep everything
+        return []
+    oldest_kept = kept[-1]
+    return sorted(s for s in found if s < oldest_kept and s not in protect)
+
+
+def delete_checkpoint(uri: str, step: int) -> None:
+    """Delete one checkpoint, its _COMPLETE marker first: never a complete-looking partial one."""
+    ckpt = store.join(uri, f"checkpoint-{step}")
+    store.delete_prefix(store.join(ckpt, COMPLETE))
+    store.delete_prefix(ckpt)
+
+
+def apply_retention(uri: str, keep: int, protect: frozenset[int] = frozenset()) -> list[int]:
+    """Delete what checkpoints_to_delete() says, oldest first; returns the steps deleted."""
+    doomed = checkpoints_to_delete(checkpoints(uri), keep, protect)
+    for step in doomed:
+        delete_checkpoint(uri, step)
+    if doomed:
+        log.info("retention (keep %d): deleted checkpoint(s) %s under %s", keep, doomed, uri)
+    return doomed
+
+
+def delete_all_checkpoints(cfg: TrainerBase) -> None:
+    """deleteCheckpointsAfterSave: once the stage's model is saved and published, no checkpoint is
+    needed (a retry of a finished stage reuses its outputs). A failure here only warns: the model is safe."""
+    if not (cfg.checkpoints and cfg.delete_checkpoints_after_save):
+        return
+    try:
+        steps = sorted(checkpoints(cfg.checkpoints))
+        for step in steps:
+            delete_checkpoint(cfg.checkpoints, step)
+        log.info("deleteCheckpointsAfterSave: deleted %d checkpoint(s) under %s", len(steps), cfg.checkpoints)
+    except store.StoreError as e:
+        log.warning("deleteCheckpointsAfterSave: could not delete the checkpoints under %s: %s",
+                    cfg.checkpoints, e)
 
 
 def fetch_checkpoint(uri: str | None, output_dir: Path) -> str | None:
@@ -104,8 +162,12 @@ class SyncCheckpoints(TrainerCallback):
     shards live on each node's disk); once all have finished, at the next save or at the end
     of training, the main process marks the checkpoint complete. Only complete ones resume."""
 
-    def __init__(self, uri: str | None):
+    def __init__(self, uri: str | None, keep: int = 2, resumed: str | None = None):
         self.uri = uri
+        self.keep = keep
+        # the checkpoint a resume is reading stays until a newer one completed (every rank read it by then)
+        m = _CKPT.search(resumed.rstrip("/")) if resumed else None
+        self.protect = frozenset({int(m.group(1))}) if m else frozenset()
         self.pending: tuple[str, threading.Thread | None] | None = None
         self.error: BaseException | None = None
 
@@ -143,6 +205,11 @@ class SyncCheckpoints(TrainerCallback):
         if state.is_world_process_zero:
             store.write_bytes(store.join(self.uri, name, COMPLETE), b"")
             log.info("checkpoint %s synced to %s", name, self.uri)
+            try:  # only now that a newer one is complete may older ones go
+                apply_retention(self.uri, self.keep, self.protect)
+            except store.StoreError as e:  # storage kept more than asked: warn, keep training
+                log.warning("checkpoint retention under %s failed: %s", self.uri, e)
+            self.protect = frozenset()
 
 
 def _barrier() -> None:

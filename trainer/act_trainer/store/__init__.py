@@ -22,6 +22,7 @@ __all__ = [
     "StoreError",
     "check_writable",
     "configure",
+    "delete_prefix",
     "download",
     "exists",
     "join",
@@ -73,6 +74,13 @@ def upload(local_path: str | os.PathLike, uri: str) -> list[str]:
         pairs = [(src, uri)]
     _backend(uri).upload_files(pairs)
     return [d for _, d in pairs]
+
+
+def delete_prefix(uri: str) -> int:
+    """Delete the file/object ``uri`` names, or everything under it as a directory/prefix
+    (``.../checkpoint-1`` never touches ``.../checkpoint-10``). Returns how many were deleted;
+    nothing there is no error."""
+    return _backend(uri).delete_prefix(uri)
 
 
 def download(uri: str, local_path: str | os.PathLike) -> list[Path]:

@@ -82,6 +82,19 @@ def list_uris(uri: str) -> list[str]:
         return [join(uri, p.relative_to(path).as_posix()) for p in local_files(path)]
 
 
+def delete_prefix(uri: str) -> int:
+    path = local_path(uri)
+    with file_errors(uri, "delete"):
+        if path.is_file():
+            path.unlink()
+            return 1
+        if not path.is_dir():
+            return 0
+        files = local_files(path)
+        shutil.rmtree(path)
+    return len(files)
+
+
 def upload_files(pairs: list[tuple[Path, str]]) -> None:
     for f, dest in pairs:
         with file_errors(dest, "upload to"):

@@ -277,6 +277,22 @@ def list_uris(uri: str) -> list[str]:
     return [join(uri, k[len(prefix) :]) for k in keys]
 
 
+def delete_prefix(uri: str) -> int:
+    bucket, key = bucket_key(uri)
+    if not key.strip("/"):
+        raise StoreError(f"cannot delete {uri}: refusing to empty a whole bucket; name a prefix")
+    keys = [bucket_key(u)[1] for u in list_uris(uri)]  # the object itself, or every key under uri + "/"
+    client = _client()
+    for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+        with _s3_errors(uri, "delete"):
+            out = client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
+                                                                "Quiet": True})
+        if out.get("Errors"):
+            e = out["Errors"][0]
+            raise StoreError(f"cannot delete {uri}: {e.get('Code')}: {e.get('Message')} ({e.get('Key')})")
+    return len(keys)
+
+
 def upload_files(pairs: list[tuple[Path, str]]) -> None:
     client, config = _client(), _transfer_config()
     for f, dest in pairs:
