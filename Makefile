@@ -56,6 +56,7 @@ quickstart: $(QUICKSTART_STAMP)  ## the whole ACT recipe on this machine: collec
 
 bench:  ## ratios against baselines measured in the same process
 	$(PYTHON) bench/collect_throughput.py
+	$(PYTHON) bench/collect_prefill.py
 	$(PYTHON) bench/judge_step.py
 	$(PYTHON) bench/env_throughput.py
 	$(PYTHON) bench/operator_latency.py

@@ -34,7 +34,7 @@ def bare_generate(engine: HFEngine, trajs) -> int:
     n = 0
     with torch.inference_mode():
         for i in range(0, len(texts), BATCH):
-            torch.manual_seed(batch_seed(0, i // BATCH))  # the seeds collect uses: both sample the same tokens
+            torch.manual_seed(batch_seed(0, i // BATCH))  # the seeds collect uses
             batch = tok(texts[i:i + BATCH], return_tensors="pt", padding=True, add_special_tokens=False)
             out = model.generate(**batch, do_sample=True, temperature=1.0, max_new_tokens=NEW_TOKENS,
                                  num_return_sequences=K, pad_token_id=tok.pad_token_id)
