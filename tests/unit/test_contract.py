@@ -49,6 +49,8 @@ def _changed(model: type[BaseModel], name: str):
         return "rl"
     if name == "engine":
         return "hf"
+    if name == "parallel_episodes":
+        return 3
     if name == "expert_type":
         return "walkthrough"
     if name == "malformed_penalty":

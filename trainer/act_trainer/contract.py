@@ -20,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 STAGES = ("collect", "judge", "policy", "eval")
 ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
 URI_SCHEMES = ("s3://", "file://")
+# Episodes eval plays at once when parallelEpisodes is unset: each needs its own simulator
+# instance, and the Java-backed ones start a JVM each (~150 MB), so they get a smaller pool.
+PARALLEL_EPISODES = {"scienceworld": 8, "textworld-express": 8, "alfworld": 16, "webshop": 16}
+ENGINES = ("auto", "hf", "vllm")
 
 
 # --- what each environment adapter knows without I/O -------------------------------------------
@@ -197,8 +201,8 @@ class CollectSettings(Settings):
     max_new_tokens: int = Field(32, ge=1, le=4096, description="Token budget of one sampled action.")
     heldout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of episodes whose pairs are held "
                                                                      "out for judgement accuracy.")
-    engine: Literal["auto", "hf", "vllm"] = Field("auto", description="Sampler: vLLM on GPUs, transformers "
-                                                                      "generate otherwise.")
+    engine: Literal[ENGINES] = Field("auto", description="Sampler: auto (vLLM on GPUs, transformers "
+                                                         "otherwise), hf (transformers) or vllm.")
     batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
     filter_inadmissible: bool = Field(True, description="Drop alternatives the environment does not list as "
                                                         "admissible (where it lists them).")
@@ -288,6 +292,15 @@ class EvalSettings(Settings):
                                                                "accuracy (0: skip).")
     max_new_tokens: int = Field(48, ge=1, le=4096, description="Token budget of one generated action.")
     batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
+    parallel_episodes: int | None = Field(
+        None, ge=1, le=1024, description="Episodes played at once, one environment instance each, with one "
+        "batched generate per step across them. Unset: 8 for the Java-backed environments (ScienceWorld, "
+        "TextWorldExpress: one JVM each), 16 otherwise. 1: one episode at a time.")
+    engine: Literal[ENGINES] = Field("auto", description="Generator: auto (vLLM on GPUs, transformers "
+                                                         "otherwise), hf (transformers) or vllm.")
+
+    def episodes_at_once(self, env: str) -> int:
+        return self.parallel_episodes or PARALLEL_EPISODES.get(env, 16)
 
 
 def settings_of(model: BaseModel, settings: type[Settings]) -> dict:

@@ -39,26 +39,77 @@ def _gen(engine, prompts, cfg: EvalConfig) -> list[str]:
 
 
 def play(env, engine, episode: str, cfg: EvalConfig) -> dict:
-    obs = env.reset(episode)
-    goal, history, malformed, steps = obs.goal, [], 0, 0
-    for steps in range(1, cfg.env.max_steps + 1):
+    """One episode, one generate call per step: the reference the parallel loop must equal."""
+    return play_many([env], engine, [episode], cfg)[0]
+
+
+class _Live:
+    """An episode in progress on one environment instance."""
+
+    def __init__(self, env, episode: str, obs):
+        self.env, self.episode, self.obs = env, episode, obs
+        self.goal, self.history, self.malformed, self.steps = obs.goal, [], 0, 0
+
+    def prompt(self, cfg: EvalConfig) -> list[dict]:
         # prompts do not show admissible actions: don't ask for them (ScienceWorld enumerates them)
-        state = data.State(episode, steps - 1, goal, obs.text, data.last_turns(history, cfg.env.history))
-        action = parse_action(_gen(engine, [action_prompt(state)], cfg)[0])
+        return action_prompt(data.State(self.episode, self.steps, self.goal, self.obs.text,
+                                        data.last_turns(self.history, cfg.env.history)))
+
+    def act(self, action: str | None) -> None:
+        self.steps += 1
         if action is None:  # a malformed turn costs a step and changes nothing
-            malformed += 1
-            history.append(("(no action)", ""))
-            continue
-        obs = env.step(action)
-        history.append((action, obs.text))
-        if obs.done:
-            break
-    return {"episode": episode, "won": bool(obs.won), "score": obs.score, "steps": steps, "malformed": malformed}
+            self.malformed += 1
+            self.history.append(("(no action)", ""))
+            return
+        self.obs = self.env.step(action)
+        self.history.append((action, self.obs.text))
+
+    def done(self, cfg: EvalConfig) -> bool:
+        return self.obs.done or self.steps >= cfg.env.max_steps
+
+    def result(self) -> dict:
+        return {"episode": self.episode, "won": bool(self.obs.won), "score": self.obs.score, "steps": self.steps,
+                "malformed": self.malformed}
 
 
-def success_rate(env, engine, split: str, cfg: EvalConfig) -> tuple[dict, list[dict]]:
+def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress=None) -> list[dict]:
+    """Play `episodes` on the environment instances `envs` in lockstep: each live episode takes
+    one turn per round, and a round is one batched generate over the live episodes' prompts
+    (greedy), then one step in each environment (in threads: the Java-backed simulators step
+    in their own JVMs). A finished episode's instance takes the next episode. Results are in
+    the order of `episodes`, each what playing that episode alone gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    results: dict[int, dict] = {}
+    queue = list(enumerate(episodes))
+    live: dict[int, _Live] = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(envs))) as pool:
+        def refill(free: list) -> None:
+            jobs = [(env, *queue.pop(0)) for env in free[:len(queue)]]  # (instance, index, episode), in order
+            for (env, i, episode), obs in zip(jobs, pool.map(lambda j: j[0].reset(j[2]), jobs), strict=True):
+                live[i] = _Live(env, episode, obs)
+
+        refill(list(envs))
+        while live:
+            order = sorted(live)
+            actions = [parse_action(o) for o in _gen(engine, [live[i].prompt(cfg) for i in order], cfg)]
+            list(pool.map(lambda ia: live[ia[0]].act(ia[1]), zip(order, actions, strict=True)))
+            free = []
+            for i in order:
+                if live[i].done(cfg):
+                    results[i] = live[i].result()
+                    free.append(live.pop(i).env)
+                    if progress is not None:
+                        progress.update(1)
+            refill(free)
+    return [results[i] for i in range(len(episodes))]
+
+
+def success_rate(env, engine, split: str, cfg: EvalConfig, envs: list | None = None) -> tuple[dict, list[dict]]:
+    """`envs`: the environment instances to play on at once (default: `env` alone)."""
     episodes = env.episodes(split)[: cfg.episodes][cfg.shard.index::cfg.shard.count]
-    results = [play(env, engine, ep, cfg) for ep in tqdm(episodes, desc=f"episodes/{split}", unit="ep")]
+    with tqdm(total=len(episodes), desc=f"episodes/{split}", unit="ep") as bar:
+        results = play_many(envs or [env], engine, episodes, cfg, progress=bar)
     n = max(1, len(results))
     turns = max(1, sum(r["steps"] for r in results))
     measured = {"success_rate": sum(r["won"] for r in results) / n, "score": sum(r["score"] for r in results) / n,
@@ -111,11 +162,14 @@ def run(cfg: EvalConfig) -> dict:
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
         env = make_env(cfg.env)
+        envs = [env]  # the instances episodes are played on at once; more are made when needed
         try:
             unknown = [s for s in cfg.splits if s not in env.splits()]
             if unknown:
                 raise InputError(f"splits: {unknown} are not splits of {cfg.env.name}; choose from {env.splits()}")
-            engine = make_engine("auto", str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
+            engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
+            if cfg.episodes:
+                envs += [make_env(cfg.env) for _ in range(min(cfg.episodes, cfg.episodes_at_once(cfg.env.name)) - 1)]
             rows, episodes, metrics = [], {}, {}
 
             def record(split: str, measured: dict, count_key: str) -> None:
@@ -131,14 +185,15 @@ def run(cfg: EvalConfig) -> dict:
 
             for split in cfg.splits:
                 if cfg.episodes:
-                    measured, episodes[split] = success_rate(env, engine, split, cfg)
+                    measured, episodes[split] = success_rate(env, engine, split, cfg, envs)
                     record(split, measured, "episodes")
                 if cfg.action_states:
                     record(split, next_action_accuracy(env, engine, split, cfg), "action_states")
             if cfg.judge_pairs and cfg.pairs:
                 record("heldout", judgement_accuracy(engine, cfg), "judge_pairs")
         finally:
-            env.close()
+            for e in envs:
+                e.close()
         if not rows:
             raise InputError("eval measured nothing: set episodes, actionStates or judgePairs above 0")
         (st.out / "results.json").write_text(json.dumps({"model": cfg.model, "rows": rows}, indent=2))
