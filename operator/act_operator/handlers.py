@@ -122,7 +122,10 @@ def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None
         kube.set_suspended(ns, running_jobs(job), True)
     elif isinstance(action, pipeline.ResumeJob) and not job.spec.scheduling.queue_name:
         kube.set_suspended(ns, running_jobs(job), False)  # with Kueue, Kueue decides when they run
-    elif isinstance(action, pipeline.CompleteStage):
+    if isinstance(action, (pipeline.CompleteStage, pipeline.RetryStage, pipeline.FailStage)) and \
+            getattr(action, "stage", None) in ("judge", "policy"):
+        _stop_vllm_server(job, action.stage)
+    if isinstance(action, pipeline.CompleteStage):
         st = job.status.stages[action.stage]
         if st.start_time:
             metrics.STAGE_SECONDS.labels(action.stage).observe((st.completion_time - st.start_time).total_seconds())
@@ -132,6 +135,16 @@ def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None
     if reason:
         post_event(body, reason, describe(action), type_)
     return None
+
+
+def _stop_vllm_server(job: A.ACTJob, stage: str) -> None:
+    """A stage attempt that ended takes its vLLM server (rollout.mode: server) with it: the
+    server Job is suspended, which ends its pod (the operator patches Jobs; it deletes nothing)."""
+    if getattr(job.spec.stages, stage).rollout.mode != "server":
+        return
+    attempts = max(1, job.status.stages[stage].attempts)
+    kube.set_suspended(job.metadata.namespace, [manifests.vllm_server_name(pipeline.job_name(
+        job.metadata.name, stage, a)) for a in range(1, attempts + 1)], True)
 
 
 def post_event(body: dict, reason: str, message: str, type_: str = "Normal") -> None:

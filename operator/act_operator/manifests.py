@@ -217,7 +217,65 @@ def stage_objects(job: ACTJob, stage: str, attempt: int, settings: OperatorSetti
         meta["labels"][QUEUE_LABEL] = job.spec.scheduling.queue_name
         job_spec["suspend"] = True
     objects.append({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec})
-    return objects
+    server = vllm_server_objects(job, run, attempt, settings)
+    if server:  # the trainer finds the server through its Service
+        pod["containers"][0]["env"].append({"name": VLLM_SERVER_HOST_ENV, "value": server[0]["metadata"]["name"]})
+    return objects + server
+
+
+# --- vLLM server (rollout.mode: server) ----------------------------------------------------------
+
+VLLM_SERVER_HOST_ENV = "ACT_VLLM_SERVER_HOST"  # act_trainer.stages.training reads it
+ROLE_LABEL = "act-operator.io/role"
+VLLM_SERVER_ROLE = "vllm-server"
+
+
+def vllm_server_name(job_name: str) -> str:
+    return checked(f"{job_name}-vllm")
+
+
+def vllm_server_objects(job: ACTJob, run: Launch, attempt: int, settings: OperatorSettings) -> list[dict]:
+    """[Service, Job] of a GRPO stage whose rollouts go to a vLLM server pod (`trl vllm-serve`,
+    through `act-trainer vllm-serve`, which fetches the stage's model first), beside the
+    training gang; [] otherwise. The Service exposes vLLM's HTTP port and the port the trainer
+    pushes weights on. The operator suspends the server Job (ending its pod) when the attempt ends."""
+    cfg = run.configs[0]
+    rollout = getattr(cfg, "rollout", None)
+    grpo = run.stage == "judge" or getattr(cfg, "method", None) == "rl"
+    if not grpo or rollout is None or rollout.engine != "vllm" or rollout.mode != "server":
+        return []
+    name, stage = vllm_server_name(run.name), run.stage
+    section = getattr(job.spec.stages, stage)
+    labels_ = {**labels(job, stage, attempt), ROLE_LABEL: VLLM_SERVER_ROLE}
+    ports = [{"name": "http", "port": rollout.server_port, "targetPort": rollout.server_port},
+             {"name": "weights", "port": rollout.group_port, "targetPort": rollout.group_port}]
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {**_metadata(job, name, stage, attempt), "labels": labels_},
+               "spec": {"selector": {JOB_NAME_LABEL: name}, "ports": ports}}
+    pod = _pod_spec(job, run, settings)
+    container = pod["containers"][0]
+    container["env"] = [e for e in container["env"] if e["name"] != launch.INDEX_ENV]  # one pod, no index
+    container.update(name="vllm", command=["act-trainer", "vllm-serve", "--config", CONFIG_PATH],
+                     ports=[{"name": p["name"], "containerPort": p["port"]} for p in ports],
+                     readinessProbe={"httpGet": {"path": "/health/", "port": rollout.server_port},
+                                     "periodSeconds": 10})
+    requests = dict(container["resources"]["requests"])
+    limits = {k: v for k, v in container["resources"].get("limits", {}).items() if k != "nvidia.com/gpu"}
+    limits["nvidia.com/gpu"] = str(rollout.server_gpus)
+    container["resources"] = {"requests": requests, "limits": limits}
+    if not any(v["name"] == "dshm" for v in pod["volumes"]):
+        container["volumeMounts"].append({"name": "dshm", "mountPath": "/dev/shm"})
+        pod["volumes"].append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+    pod.pop("subdomain", None)
+    spec = {"backoffLimit": 0, "template": {"metadata": {"labels": labels_}, "spec": pod}}
+    if section.timeout_seconds:
+        spec["activeDeadlineSeconds"] = section.timeout_seconds
+    if job.spec.scheduling.queue_name:
+        labels_ = {**labels_, QUEUE_LABEL: job.spec.scheduling.queue_name}
+        spec["suspend"] = True
+    server = {"apiVersion": "batch/v1", "kind": "Job",
+              "metadata": {**_metadata(job, name, stage, attempt), "labels": labels_}, "spec": spec}
+    return [service, server]
 
 
 def all_stage_objects(job: ACTJob, settings: OperatorSettings) -> list[dict]:

@@ -61,6 +61,16 @@ def expert_uri(job: ACTJob) -> str:
     return job.spec.environment.expert.uri or pairs_uri(job)
 
 
+def rollout(section) -> dict:
+    """A GRPO stage's rollout settings. `auto` on pods with GPUs is decided here: vLLM (the
+    trainer image has it). Elsewhere (no GPU asked for, local runs) the stage decides at run
+    time: vLLM where it finds a GPU and vLLM, transformers otherwise."""
+    r = section.rollout
+    if r.engine == "auto" and section.resources.gpus > 0:
+        r = r.model_copy(update={"engine": "vllm"})
+    return {"rollout": r}
+
+
 def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str | None = None):
     """The validated act_trainer config for one pod (shard) of `stage`."""
     spec, st = job.spec, job.spec.stages
@@ -72,13 +82,15 @@ def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str |
             shard=C.Shard(index=shard, count=st.collect.shards),
         )
     if stage == "judge":
-        return C.JudgeConfig(**common, **settings_of(st.judge, K.JudgeSettings), model=spec.model.uri,
+        return C.JudgeConfig(**common, **(settings_of(st.judge, K.JudgeSettings) | rollout(st.judge)),
+                             model=spec.model.uri,
                              pairs=pairs_uri(job), checkpoints=checkpoints(job, stage),
                              history=spec.environment.history)
     if stage == "policy":
         judge = job.status.stages["judge"]
         model = judge.outputs.uri if judge.phase in HAS_OUTPUTS else spec.model.uri
-        return C.PolicyConfig(**common, **settings_of(st.policy, K.PolicySettings), model=model,
+        return C.PolicyConfig(**common, **(settings_of(st.policy, K.PolicySettings) | rollout(st.policy)),
+                              model=model,
                               expert=expert_uri(job), checkpoints=checkpoints(job, stage),
                               history=spec.environment.history)
     if stage == "eval":

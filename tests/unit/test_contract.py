@@ -51,6 +51,9 @@ def _changed(model: type[BaseModel], name: str):
         return "hf"
     if name == "parallel_episodes":
         return 3
+    if name == "rollout":
+        return K.RolloutSettings(engine="hf", mode="server", gpu_memory_utilization=0.5, tensor_parallel_size=2,
+                                 sleep_mode=False, server_gpus=2, server_port=8001, group_port=51217)
     if name == "expert_type":
         return "walkthrough"
     if name == "malformed_penalty":

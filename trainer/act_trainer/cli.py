@@ -16,6 +16,7 @@ import os
 import sys
 import traceback
 
+from act_trainer import engines
 from act_trainer.config import STAGES, ConfigError, load_stage_config
 from act_trainer.errors import EXIT_PERMANENT, exit_code
 
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     for stage in STAGES:
         p = sub.add_parser(stage, help=f"run the {stage} stage")
         p.add_argument("--config", required=True, help="stage config (JSON), e.g. /etc/act/stage.json")
+    serve = sub.add_parser("vllm-serve", help="the vLLM server of a GRPO stage in rollout.mode: server "
+                                              "(`trl vllm-serve` on the stage's model)")
+    serve.add_argument("--config", required=True, help="the stage's config (judge or policy)")
     tiny = sub.add_parser("tiny-model", help="build a tiny random-weight Qwen3 model + tokenizer (offline)")
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--preset", default="qwen3-tiny")
@@ -63,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "expert":
         return export_expert(args)
 
+    if args.command == "vllm-serve":
+        return vllm_serve(args)
+
     try:
         cfg = load_stage_config(args.config, expected=args.command)
-    except ConfigError as e:
+        engines.check(cfg)  # vLLM asked for where it cannot run: bad input, before any data is read
+    except (ConfigError, engines.EngineUnavailable) as e:
         return _failed(args.command, f"invalid config: {e}", EXIT_PERMANENT)
     index = os.environ.get("JOB_COMPLETION_INDEX")
     if index is not None and cfg.shard.count > 1:  # a pod of an Indexed Job takes its own shard
@@ -88,6 +96,26 @@ def _failed(stage: str, error: str, code: int) -> int:
     kind = "permanent (bad input or config; a retry cannot fix it)" if permanent else "transient (may be retried)"
     print(f"act-trainer {stage}: failed, {kind}: {error}", file=sys.stderr)
     return code
+
+
+def vllm_serve(args) -> int:
+    """Fetch the stage's model (s3://, file://, tiny://), then become `trl vllm-serve` on it."""
+    try:
+        cfg = load_stage_config(args.config)
+    except ConfigError as e:
+        print(f"act-trainer vllm-serve: invalid config:\n{e}", file=sys.stderr)
+        return 2
+    from act_trainer.models import resolve_model
+    from act_trainer.stages.common import configure_storage
+
+    configure_storage(cfg)
+    r = cfg.rollout
+    cmd = ["trl", "vllm-serve", "--model", str(resolve_model(cfg.model)), "--host", "0.0.0.0",
+           "--port", str(r.server_port), "--tensor-parallel-size", str(r.tensor_parallel_size),
+           "--gpu-memory-utilization", str(r.gpu_memory_utilization), "--enable-prefix-caching", "true"]
+    logging.info("vllm-serve: %s", " ".join(cmd))
+    os.execvp(cmd[0], cmd)
+    return 0  # not reached
 
 
 def export_expert(args) -> int:

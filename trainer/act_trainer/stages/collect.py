@@ -123,4 +123,7 @@ def run(cfg: CollectConfig) -> dict:
         expert_digest = data.digest_trajectories(trajs)
         st.run.log_dataset(expert_src, "expert", expert_digest, "expert",
                            rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])
-        return st.publish(metrics, extra={"engine": engine.name, "expert_digest": expert_digest})
+        extra = {"engine": engine.name, "expert_digest": expert_digest}
+        if hasattr(engine, "prefix_cache_hit_rate"):  # vLLM: K samples and successive states share prefixes
+            extra["prefix_cache_hit_rate"] = engine.prefix_cache_hit_rate()
+        return st.publish(metrics, extra=extra)

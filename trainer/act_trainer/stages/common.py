@@ -39,6 +39,10 @@ class Stage:
         return result
 
 
+def configure_storage(cfg: StageBase) -> None:
+    store.configure(endpoint=cfg.storage.endpoint, region=cfg.storage.region)
+
+
 @contextlib.contextmanager
 def stage(cfg: StageBase):
     """Configure storage and check the output is writable before any work, then run."""

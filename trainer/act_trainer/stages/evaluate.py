@@ -201,4 +201,5 @@ def run(cfg: EvalConfig) -> dict:
         for r in rows:
             log.info("eval: %-8s %-28s %.4f (n=%d)", r["split"], r["metric"], r["value"], r["n"])
         st.run.log_dict({"rows": rows}, "results.json")
-        return st.publish(metrics, extra={"results": rows, "model": cfg.model})
+        return st.publish(metrics, extra={"results": rows, "model": cfg.model, "engine": engine.name,
+                                          "parallel_episodes": len(envs)})

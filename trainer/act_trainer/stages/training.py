@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 
 from act_trainer import store
 from act_trainer.config import TrainerBase
-from act_trainer.engines import gpu_available
+from act_trainer.engines import gpu_available, resolve
 from act_trainer.tracking import StageRun
 
 log = logging.getLogger("act_trainer.training")
@@ -58,9 +58,30 @@ def common_args(cfg: TrainerBase, output_dir: Path) -> dict:
     )
 
 
+VLLM_SERVER_HOST = "ACT_VLLM_SERVER_HOST"  # set by the operator on a server-mode gang: the server's Service
+
+
+def rollout_args(cfg) -> dict:
+    """TRL's vLLM settings for cfg.rollout (GRPOConfig fields of TRL 1.16): use_vllm, vllm_mode,
+    the GPU memory share and tensor-parallel size, sleep mode (colocate, GPUs only: vLLM's CPU
+    build has no sleep mode), the server's address (server mode). transformers: use_vllm=False."""
+    r = cfg.rollout
+    if resolve(r.engine, "rollout.engine") != "vllm":
+        return {"use_vllm": False}
+    args = dict(use_vllm=True, vllm_mode=r.mode, vllm_tensor_parallel_size=r.tensor_parallel_size)
+    if r.mode == "colocate":
+        args.update(vllm_gpu_memory_utilization=r.gpu_memory_utilization,
+                    vllm_enable_sleep_mode=r.sleep_mode and gpu_available())
+    else:
+        args.update(vllm_server_host=os.environ.get(VLLM_SERVER_HOST, "localhost"), vllm_server_port=r.server_port,
+                    vllm_group_port=r.group_port, vllm_server_timeout=1800.0)  # the server fetches the model first
+    return args
+
+
 def grpo_args(cfg: TrainerBase, output_dir: Path) -> dict:
     return dict(common_args(cfg, output_dir), num_generations=cfg.group_size, beta=cfg.beta, epsilon=cfg.epsilon,
-                max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, log_completions=False)
+                max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, log_completions=False,
+                **rollout_args(cfg))
 
 
 # --- checkpoints -----------------------------------------------------------------------------
