@@ -107,6 +107,6 @@ def test_parallel_equals_sequential_tiny_model(envs, episodes):
 
 
 def test_default_pool_per_environment():
-    assert eval_config().episodes_at_once("scienceworld") == 8
+    assert eval_config().episodes_at_once("scienceworld") == 4
     assert eval_config().episodes_at_once("alfworld") == 16
     assert eval_config(parallel_episodes=1).episodes_at_once("scienceworld") == 1

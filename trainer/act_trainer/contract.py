@@ -23,7 +23,7 @@ ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
 URI_SCHEMES = ("s3://", "file://")
 # Episodes eval plays at once when parallelEpisodes is unset: each needs its own simulator
 # instance, and the Java-backed ones start a JVM each (~150 MB), so they get a smaller pool.
-PARALLEL_EPISODES = {"scienceworld": 8, "textworld-express": 8, "alfworld": 16, "webshop": 16}
+PARALLEL_EPISODES = {"scienceworld": 4, "textworld-express": 4, "alfworld": 16, "webshop": 16}
 ENGINES = ("auto", "hf", "vllm")
 
 
@@ -332,7 +332,7 @@ class EvalSettings(Settings):
     batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
     parallel_episodes: int | None = Field(
         None, ge=1, le=1024, description="Episodes played at once, one environment instance each, with one "
-        "batched generate per step across them. Unset: 8 for the Java-backed environments (ScienceWorld, "
+        "batched generate per step across them. Unset: 4 for the Java-backed environments (ScienceWorld, "
         "TextWorldExpress: one JVM each), 16 otherwise. 1: one episode at a time.")
     engine: Literal[ENGINES] = Field("auto", description="Generator: auto (vLLM on GPUs, transformers "
                                                          "otherwise), hf (transformers) or vllm.")
