@@ -25,6 +25,7 @@ EVENTS = {  # action -> (reason, type)
     pipeline.StartStage: ("StageStarted", "Normal"), pipeline.CompleteStage: ("StageSucceeded", "Normal"),
     pipeline.SkipStage: ("StageSkipped", "Normal"), pipeline.ReuseStage: ("StageReused", "Normal"),
     pipeline.RetryStage: ("StageRetrying", "Warning"), pipeline.FailStage: ("Failed", "Warning"),
+    pipeline.FailPreflight: ("PreflightFailed", "Warning"),
     pipeline.SucceedJob: ("Succeeded", "Normal"), pipeline.SuspendJob: ("Suspended", "Normal"),
     pipeline.ResumeJob: ("Resumed", "Normal"),
 }
@@ -91,18 +92,18 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     if job.status.phase in pipeline.TERMINAL:
         return None
     t = now()
-    pipeline.set_condition(job.status, "Valid", True, "SpecValid", "the spec passed validation", t,
-                           job.metadata.generation)
-    uri = tracking_uri(job)
-    if uri and not job.status.mlflow.run_id:
-        job.status.mlflow = tracking.start_parent(uri, job)
-
     before = job.status.model_dump(mode="json", by_alias=True)
+    if not any(c.type == "Valid" for c in job.status.conditions):
+        pipeline.set_condition(job.status, "Valid", True, "SpecValid", "the spec passed validation", t,
+                               job.metadata.generation)
+    uri = tracking_uri(job)
+    _open_parent_run(job, uri)
     observed = {stage: kube.observe(namespace, st.job_name) for stage, st in job.status.stages.items()
                 if st.phase == "Running"}
     wait = None
     for action in pipeline.plan(job, observed, t):
         job.status = pipeline.apply(job, action, t)
+        _open_parent_run(job, uri)  # before the first stage's config is rendered: it names the parent run
         wait = _perform(job, body, action, uri) or wait
     if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id:
         _finish_tracking(job, uri)
@@ -111,6 +112,12 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
         kube.patch_status(namespace, name, after, rv)
     metrics.observe_phase(namespace, name, job.status.phase)
     return wait
+
+
+def _open_parent_run(job: A.ACTJob, uri: str | None) -> None:
+    """The ACTJob's MLflow parent run, once its preflight passed (an ACTJob that never ran has none)."""
+    if uri and not job.status.mlflow.run_id and pipeline.preflight_passed(job.status):
+        job.status.mlflow = tracking.start_parent(uri, job)
 
 
 def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None:
@@ -130,7 +137,8 @@ def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None
         return max(0.5, (action.until - now()).total_seconds())
     reason, type_ = EVENTS.get(type(action), (None, None))
     if reason:
-        post_event(body, reason, describe(action), type_)
+        message = job.status.message if isinstance(action, pipeline.FailPreflight) else describe(action)
+        post_event(body, reason, message, type_)
     return None
 
 

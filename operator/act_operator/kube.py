@@ -153,8 +153,11 @@ def observe(namespace: str, job_name: str | None) -> Observed:
         c = conditions["Failed"]
         # the exit-code contract: the stage container's exit code 2 is a permanent failure
         permanent = any(r["_exit_code"] == EXIT_PERMANENT for r in results)
-        return Observed("failed", reason="; ".join(errors[:2]) or f"{c.reason}: {c.message}", permanent=permanent)
+        problems = [p for r in results for p in r.get("problems") or []]  # what a preflight found
+        return Observed("failed", reason="; ".join(errors[:2]) or f"{c.reason}: {c.message}", permanent=permanent,
+                        result={"problems": problems} if problems else {})
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        results = [r for r in _results(namespace, job_name) if "manifest" in r]
+        # a stage reports its manifest; the preflight, that its checks passed
+        results = [r for r in _results(namespace, job_name) if "manifest" in r or "preflight" in r]
         return Observed("succeeded", result=merge_results(results))
     return Observed("running")

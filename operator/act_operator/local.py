@@ -25,7 +25,7 @@ from rich.table import Table
 from act_operator import launch, pipeline, stages, tracking
 from act_operator.api import ACTJob, ACTJobStatus
 from act_operator.pipeline import now
-from act_trainer.contract import STAGES, TrainSettings
+from act_trainer.contract import TrainSettings
 from act_trainer.errors import EXIT_PERMANENT
 
 KEY_METRICS = {
@@ -33,6 +33,7 @@ KEY_METRICS = {
     "judge": ("reward_first", "reward_last", "steps"),
     "policy": ("train_loss", "reward_last", "steps"),
     "eval": ("success_rate", "next_action_accuracy", "judge_accuracy"),
+    "preflight": ("seconds",),
 }
 
 
@@ -115,11 +116,8 @@ class LocalExecutor:
         if job.status.phase == "Succeeded":
             self.console.print(summary_table(job))
             return job
-        if not job.status.mlflow.run_id:
-            job.status.mlflow = tracking.start_parent(self.tracking_uri, job)
         self.console.print(f"[bold]ACTJob[/] {job.metadata.name}  uid={job.metadata.uid}\n"
-                           f"  artifacts: {stages.job_root(job)}\n  mlflow:    {self.tracking_uri} "
-                           f"(run {job.status.mlflow.run_id})")
+                           f"  artifacts: {stages.job_root(job)}\n  mlflow:    {self.tracking_uri}")
         # a stage that was Running when we were stopped has no live process: treat it as lost
         for stage, st in job.status.stages.items():
             if st.phase == "Running":
@@ -132,12 +130,20 @@ class LocalExecutor:
                 break
             for action in actions:
                 job.status = pipeline.apply(job, action, now())
+                self._open_parent_run()  # before the first stage's config: it names the parent run
                 self._save()
                 self._perform(action)
             if job.status.phase in pipeline.TERMINAL:
                 break
         self._finish()
         return job
+
+    def _open_parent_run(self) -> None:
+        """The parent run, once the preflight passed (which checked that MLflow answers)."""
+        job = self.job
+        if not job.status.mlflow.run_id and pipeline.preflight_passed(job.status):
+            job.status.mlflow = tracking.start_parent(self.tracking_uri, job)
+            self.console.print(f"  mlflow run {job.status.mlflow.run_id}")
 
     def _perform(self, action) -> None:
         job, c = self.job, self.console
@@ -157,6 +163,10 @@ class LocalExecutor:
             time.sleep(max(0.0, (action.until - now()).total_seconds()))
         elif isinstance(action, pipeline.FailStage):
             c.print(f"[red]✗ {action.stage}: {action.reason}[/]")
+        elif isinstance(action, pipeline.FailPreflight):
+            c.print(f"[red]✗ preflight found {len(action.problems)} problem(s); no stage started:[/]")
+            for p in action.problems:
+                c.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
 
     def _run_stage(self, stage: str, attempt: int) -> pipeline.Observed:
         run = launch.plan(self.job, stage, attempt, tracking_uri=self.tracking_uri)
@@ -203,7 +213,8 @@ class LocalExecutor:
         if code != 0:
             reason = (observed.reason if observed else "") or f"exit code {code}"
             return pipeline.Observed("failed", reason=f"{reason} (log: {log_path})",
-                                     permanent=code == EXIT_PERMANENT)  # the exit-code contract
+                                     permanent=code == EXIT_PERMANENT,  # the exit-code contract
+                                     result=observed.result if observed else {})
         return observed or pipeline.Observed("succeeded", result={})
 
     def _read_results(self, name: str | None, shards: int) -> pipeline.Observed | None:
@@ -227,7 +238,8 @@ class LocalExecutor:
         except json.JSONDecodeError:
             return None
         if "error" in result:
-            return pipeline.Observed("failed", reason=result["error"], permanent=bool(result.get("permanent")))
+            return pipeline.Observed("failed", reason=result["error"], permanent=bool(result.get("permanent")),
+                                     result=result)
         return pipeline.Observed("succeeded", result=result)
 
     def _finish(self) -> None:
@@ -235,8 +247,9 @@ class LocalExecutor:
         outcome = job.status.phase
         if outcome == "Succeeded":
             job.status.registered_model = tracking.register_model(self.tracking_uri, job)
-        eval_metrics = job.status.stages["eval"].metrics
-        tracking.finish_parent(self.tracking_uri, job.status.mlflow.run_id, outcome, eval_metrics)
+        if job.status.mlflow.run_id:  # none when the preflight failed
+            eval_metrics = job.status.stages["eval"].metrics
+            tracking.finish_parent(self.tracking_uri, job.status.mlflow.run_id, outcome, eval_metrics)
         self._save()
         self.console.print(summary_table(job, self.durations))
         color = "green" if outcome == "Succeeded" else "red"
@@ -250,7 +263,7 @@ def summary_table(job: ACTJob, durations: dict[str, float] | None = None) -> Tab
     table = Table(title=f"ACTJob {job.metadata.name}: {job.status.phase}", caption=f"artifacts under {root}")
     for col in ("stage", "status", "tries", "time", "key metrics", "artifacts", "mlflow run"):
         table.add_column(col, overflow="fold")
-    for stage in STAGES:
+    for stage in pipeline.steps(job.status):
         st = job.status.stages[stage]
         secs = (durations or {}).get(stage)
         if secs is None and st.start_time and st.completion_time:

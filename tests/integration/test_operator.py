@@ -44,10 +44,15 @@ class Cluster:
         self.ns = namespace
         self.core, self.batch, self.custom = client.CoreV1Api(), client.BatchV1Api(), client.CustomObjectsApi()
 
-    def apply(self, name: str, spec: dict) -> dict:
+    def apply(self, name: str, spec: dict, *, pass_preflight: bool = True) -> dict:
+        """Create an ACTJob; unless told otherwise, play its preflight pod passing every check."""
         body = {"apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": name}, "spec": spec}
-        return self.custom.create_namespaced_custom_object(A.GROUP, A.VERSION, self.ns, A.PLURAL, body,
-                                                           field_validation="Strict")
+        created = self.custom.create_namespaced_custom_object(A.GROUP, A.VERSION, self.ns, A.PLURAL, body,
+                                                              field_validation="Strict")
+        if pass_preflight:
+            self.job(f"{name}-preflight-1")
+            self.finish(f"{name}-preflight-1", result=PREFLIGHT_OK)
+        return created
 
     def actjob(self, name: str) -> dict:
         return self.custom.get_namespaced_custom_object(A.GROUP, A.VERSION, self.ns, A.PLURAL, name)
@@ -85,6 +90,10 @@ class Cluster:
         self.batch.patch_namespaced_job_status(job_name, self.ns, {"status": {
             "conditions": [{"type": cond, "status": "True", "reason": "Test", "message": error or "done"}],
             "failed" if error else "succeeded": pods}})
+
+
+PREFLIGHT_OK = {"stage": "preflight", "preflight": {"checks": ["storage", "model", "tracking"]},
+                "metrics": {"seconds": 2.0}}
 
 
 def result(stage: str, root: str = "s3://bucket/act") -> dict:
@@ -178,7 +187,8 @@ def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
     assert {"StageStarted", "StageSucceeded", "Succeeded"} <= reasons
     # one Job per stage, no duplicates
     assert sorted(j.metadata.name for j in c.jobs("happy")) == [
-        "happy-collect-1", "happy-eval-1", "happy-judge-1", "happy-policy-1"]
+        "happy-collect-1", "happy-eval-1", "happy-judge-1", "happy-policy-1", "happy-preflight-1"]
+    assert status["stages"]["preflight"]["phase"] == "Succeeded"
     from mlflow import MlflowClient
 
     assert MlflowClient(mlflow_server).get_run(status["mlflow"]["runId"]).info.status == "FINISHED"
@@ -202,11 +212,42 @@ def test_failed_stage_is_retried_then_fails_the_actjob(cluster, operator):
     c.finish("flaky-collect-2", error="RuntimeError: CUDA out of memory again")
     status = wait_for(lambda: c.status("flaky").get("phase") == "Failed" and c.status("flaky"), "Failed")
     assert "collect failed after 2 attempt(s)" in status["message"]
-    assert {j.metadata.name for j in c.jobs("flaky")} == {"flaky-collect-1", "flaky-collect-2"}
+    assert {j.metadata.name for j in c.jobs("flaky")} == {"flaky-preflight-1", "flaky-collect-1", "flaky-collect-2"}
     # terminal stays terminal: a deleted Job does not restart it
     c.batch.delete_namespaced_job("flaky-collect-2", c.ns)
     time.sleep(1.5)
-    assert c.status("flaky")["phase"] == "Failed" and len(c.jobs("flaky")) == 1
+    assert c.status("flaky")["phase"] == "Failed" and len(c.jobs("flaky")) == 2
+
+
+def test_preflight_problems_fail_the_actjob_in_seconds_with_no_stage_job(cluster, operator):
+    from act_trainer.preflight import failure
+
+    c = cluster
+    c.apply("mistaken", SPEC, pass_preflight=False)
+    pre = c.job("mistaken-preflight-1")
+    container = pre.spec.template.spec.containers[0]
+    assert container.command == ["act-trainer", "preflight", "--config", "/etc/act/stage.json"]
+    assert "nvidia.com/gpu" not in (container.resources.limits or {})
+    assert {e.name for e in container.env} >= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
+    assert c.status("mistaken")["currentStage"] == "preflight"
+    problems = ["spec.model.uri: nothing at s3://bucket/models/base; point it at a saved Hugging Face model",
+                "spec.stages.collect.reuse: nothing at s3://bucket/old/pairs",
+                "spec.tracking.uri: MLflow at http://mlflow:5000 does not answer (ConnectionError)"]
+    t0 = time.monotonic()
+    c.finish("mistaken-preflight-1", error="preflight found 3 problem(s)", result=failure(problems))
+    status = wait_for(lambda: c.status("mistaken").get("phase") == "Failed" and c.status("mistaken"), "Failed")
+    failed_s = time.monotonic() - t0
+    valid = next(cond for cond in status["conditions"] if cond["type"] == "Valid")
+    assert (valid["status"], valid["reason"]) == ("False", "PreflightFailed")
+    assert all(p in valid["message"] and p in status["message"] for p in problems)
+    assert status["stages"]["preflight"]["phase"] == "Failed" and status["stages"]["preflight"]["attempts"] == 1
+    wait_for(lambda: any(e.reason == "PreflightFailed" and "spec.model.uri" in e.message
+                         for e in c.core.list_namespaced_event(c.ns).items if e.involved_object.name == "mistaken"),
+             "PreflightFailed event")
+    time.sleep(1.0)  # no stage Job follows, and the preflight is not retried
+    assert [j.metadata.name for j in c.jobs("mistaken")] == ["mistaken-preflight-1"]
+    assert not status.get("mlflow", {}).get("runId")  # no parent run for an ACTJob that never ran
+    print(f"Failed {failed_s:.2f}s after the preflight pod ended")
 
 
 def test_permanent_exit_code_fails_the_actjob_without_a_retry(cluster, operator):
@@ -231,20 +272,23 @@ def test_suspend_and_resume(cluster, operator):
     c = cluster
     c.apply("pausable", SPEC)
     c.job("pausable-collect-1")
+    # the hand-off from the preflight is recorded before the spec changes (a suspend racing a
+    # hand-off can leave the new stage's Job running until the resume: see the README)
+    wait_for(lambda: c.status("pausable")["stages"]["collect"]["phase"] == "Running", "collect Running")
     c.patch_spec("pausable", {"suspend": True})
     wait_for(lambda: c.status("pausable").get("phase") == "Suspended", "Suspended")
     wait_for(lambda: c.batch.read_namespaced_job("pausable-collect-1", c.ns).spec.suspend, "Job suspended")
     c.patch_spec("pausable", {"suspend": False})
     wait_for(lambda: c.status("pausable").get("phase") == "Running", "Running again")
     wait_for(lambda: c.batch.read_namespaced_job("pausable-collect-1", c.ns).spec.suspend is False, "Job resumed")
-    assert len(c.jobs("pausable")) == 1
+    assert len(c.jobs("pausable")) == 2  # the preflight's and collect's
 
 
 def test_spec_the_schema_cannot_check_is_failed_with_valid_false(cluster, operator):
     c = cluster
     spec = dict(SPEC, model={"uri": "hf://Qwen/Qwen3-8B"})  # the scheme is checked by the pydantic model
     try:
-        c.apply("badscheme", spec)
+        c.apply("badscheme", spec, pass_preflight=False)
     except ApiException as e:  # the CRD schema may already reject it: that is the better place
         assert e.status == 422 and "model.uri" in e.body
         return
@@ -272,7 +316,8 @@ def test_operator_restart_mid_pipeline_creates_no_duplicates(cluster, kube_api, 
         wait_for(lambda: c.status("restart")["stages"]["judge"]["phase"] == "Running", "judge Running")
         time.sleep(1.0)  # let any duplicate attempt show itself
     assert second.exception is None
-    assert sorted(j.metadata.name for j in c.jobs("restart")) == ["restart-collect-1", "restart-judge-1"]
+    assert sorted(j.metadata.name for j in c.jobs("restart")) == ["restart-collect-1", "restart-judge-1",
+                                                                  "restart-preflight-1"]
     status = c.status("restart")
     assert status["stages"]["collect"]["attempts"] == 1 and status["mlflow"]["runId"] == run_id
 

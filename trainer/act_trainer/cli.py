@@ -1,10 +1,11 @@
-"""`act-trainer collect|judge|policy|eval --config FILE`: the programs stage pods run.
+"""`act-trainer collect|judge|policy|eval|preflight --config FILE`: the programs stage pods run.
 
 Exit codes (the contract both executors honour; see act_trainer.errors):
 0 done (manifest written); 2 permanent: the config is invalid, or an input no retry can fix
 (unknown split or task, a missing or ill-formed expert file or pairs, a model URI without
 config.json, an environment that is not installed): the ACTJob fails at once; 1 anything else,
 transient: retried per maxRetries. The termination message says which ("permanent").
+The preflight (`act-trainer preflight`) exits 2 when it found problems, every one reported.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     for stage in STAGES:
         p = sub.add_parser(stage, help=f"run the {stage} stage")
         p.add_argument("--config", required=True, help="stage config (JSON), e.g. /etc/act/stage.json")
+    pre = sub.add_parser("preflight", help="check every input of an ACTJob that needs I/O, before any stage")
+    pre.add_argument("--config", required=True, help="preflight config (JSON), e.g. /etc/act/stage.json")
     tiny = sub.add_parser("tiny-model", help="build a tiny random-weight Qwen3 model + tokenizer (offline)")
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--preset", default="qwen3-tiny")
@@ -67,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_stage_config(args.config, expected=args.command)
     except ConfigError as e:
         return _failed(args.command, f"invalid config: {e}", EXIT_PERMANENT)
+    if args.command == "preflight":
+        from act_trainer import preflight
+
+        return preflight.run(cfg)
     index = os.environ.get("JOB_COMPLETION_INDEX")
     if index is not None and cfg.shard.count > 1:  # a pod of an Indexed Job takes its own shard
         cfg.shard.index = int(index)
