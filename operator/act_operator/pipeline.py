@@ -227,6 +227,43 @@ def set_condition(status: ACTJobStatus, type_: str, value: bool, reason: str, me
                                        last_transition_time=now, observed_generation=generation))
 
 
+# --- waits the executor observed ---------------------------------------------------------------
+
+WAITING = "Waiting"  # condition: True while the ACTJob waits on something outside it, with why
+NOT_WAITING = "Progressing"
+
+
+def retry_waits(status: ACTJobStatus) -> list[tuple[str, str]]:
+    """Waits the status itself explains: a stage backing off before its next attempt (an
+    unreachable S3 says so in the stage's message: StorageUnavailable)."""
+    out = []
+    for stage, st in status.stages.items():
+        if st.phase == "BackingOff":
+            msg = st.message or "failed"
+            reason = "StorageUnavailable" if "S3 endpoint" in msg and "unreachable" in msg else "RetryBackoff"
+            when = f"; attempt {st.attempts + 1} at {st.next_attempt_at:%H:%M:%S}Z" if st.next_attempt_at else ""
+            out.append((reason, f"{stage} attempt {st.attempts} failed: {msg}{when}"))
+    return out
+
+
+def set_waiting(status: ACTJobStatus, waits: list[tuple[str, str]], now: datetime,
+                generation: int | None) -> tuple[str, str, str] | None:
+    """The Waiting condition from what the executor found the ACTJob waiting on: True with the
+    first wait's reason and every wait in the message, or False (Progressing) once nothing waits.
+    Returns the Event (type, reason, message) to post when it changed, else None."""
+    current = next((c for c in status.conditions if c.type == WAITING), None)
+    if waits:
+        reason, message = waits[0][0], "; ".join(m for _, m in waits)
+        if current and (current.status, current.reason, current.message) == ("True", reason, message):
+            return None
+        set_condition(status, WAITING, True, reason, message, now, generation)
+        return "Warning", reason, message
+    if current is None or current.status != "True":
+        return None
+    set_condition(status, WAITING, False, NOT_WAITING, f"no longer waiting ({current.reason})", now, generation)
+    return "Normal", "WaitOver", f"no longer waiting: {current.message}"
+
+
 def final_model_uri(job: ACTJob) -> str:
     """The model the ACTJob produced: the policy's, else the judge's (ACT only), else the base model."""
     for stage in ("policy", "judge"):

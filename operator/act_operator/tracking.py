@@ -14,6 +14,15 @@ log = logging.getLogger(__name__)
 RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Deleted": "KILLED"}
 
 
+def fail_fast(timeout_s: int = 5, retries: int = 1) -> None:
+    """For a control loop: an MLflow that does not answer fails a call in seconds (MLflow's client
+    otherwise retries for minutes); the executor reports it and tries again on its next pass."""
+    import os
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
+
+
 def _client(uri: str):
     from mlflow import MlflowClient
 

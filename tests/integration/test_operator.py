@@ -352,3 +352,88 @@ def test_many_actjobs_racing_for_one_mlflow_experiment(cluster, operator, mlflow
     for name in names:
         wait_for(lambda n=name: c.status(n).get("mlflow", {}).get("runId"), f"{name} parent run")
         c.job(f"{name}-collect-1")
+
+
+def waiting(c: Cluster, name: str) -> dict:
+    return next((cond for cond in c.status(name).get("conditions", []) if cond["type"] == "Waiting"), {})
+
+
+def events(c: Cluster, name: str) -> list:
+    return [e for e in c.core.list_namespaced_event(c.ns).items if e.involved_object.name == name]
+
+
+def test_pods_that_cannot_start_are_explained_within_30s_and_cleared(cluster, operator):
+    c = cluster
+    c.apply("stuck", SPEC)
+    c.job("stuck-collect-1")
+    pod = "stuck-collect-1-0-abcde"
+    c.core.create_namespaced_pod(c.ns, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod, "labels": {"batch.kubernetes.io/job-name": "stuck-collect-1"}},
+        "spec": {"containers": [{"name": "stage", "image": "x"}]}})
+    message = 'secret "team-s3" not found'
+    c.core.patch_namespaced_pod_status(pod, c.ns, {"status": {"phase": "Pending", "containerStatuses": [
+        {"name": "stage", "image": "x", "imageID": "", "ready": False, "restartCount": 0,
+         "state": {"waiting": {"reason": "CreateContainerConfigError", "message": message}}}]}})
+    t0 = time.monotonic()
+    cond = wait_for(lambda: waiting(c, "stuck").get("status") == "True" and waiting(c, "stuck"), "Waiting")
+    explained_s = time.monotonic() - t0
+    assert cond["reason"] == "CreateContainerConfigError" and message in cond["message"] and pod in cond["message"]
+    wait_for(lambda: any(e.reason == "CreateContainerConfigError" and message in e.message
+                         for e in events(c, "stuck")), "Warning event")
+    assert c.status("stuck")["phase"] == "Running"
+    # the Secret appeared: the container runs
+    c.core.patch_namespaced_pod_status(pod, c.ns, {"status": {"phase": "Running", "containerStatuses": [
+        {"name": "stage", "image": "x", "imageID": "", "ready": True, "restartCount": 0,
+         "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}})
+    t1 = time.monotonic()
+    cond = wait_for(lambda: waiting(c, "stuck").get("status") == "False" and waiting(c, "stuck"), "cleared")
+    cleared_s = time.monotonic() - t1
+    assert cond["reason"] == "Progressing"
+    assert any(e.reason == "WaitOver" for e in events(c, "stuck"))
+    assert explained_s < 30 and cleared_s < 30, (explained_s, cleared_s)
+    print(f"explained after {explained_s:.1f}s, cleared after {cleared_s:.1f}s")
+
+
+def test_unschedulable_pods_and_kueue_admission_are_explained(cluster, operator):
+    c = cluster
+    c.apply("queued", dict(SPEC, scheduling={"queueName": "gpu-queue"}))
+    collect = c.job("queued-collect-1")
+    assert collect.spec.suspend is True  # Kueue admits it by unsuspending it
+    cond = wait_for(lambda: waiting(c, "queued").get("status") == "True" and waiting(c, "queued"), "NotAdmitted")
+    assert cond["reason"] == "NotAdmitted" and "gpu-queue" in cond["message"]
+    c.batch.patch_namespaced_job("queued-collect-1", c.ns, {"spec": {"suspend": False}})  # admitted
+    pod = "queued-collect-1-0-fghij"
+    c.core.create_namespaced_pod(c.ns, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod, "labels": {"batch.kubernetes.io/job-name": "queued-collect-1"}},
+        "spec": {"containers": [{"name": "stage", "image": "x"}]}})
+    c.core.patch_namespaced_pod_status(pod, c.ns, {"status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}})
+    cond = wait_for(lambda: waiting(c, "queued").get("reason") == "Unschedulable" and waiting(c, "queued"),
+                    "Unschedulable")
+    assert "Insufficient nvidia.com/gpu" in cond["message"]
+    c.finish("queued-collect-1", result=result("pairs"))
+    c.job("queued-judge-1")
+
+
+def test_mlflow_unreachable_is_explained_and_holds_no_stage_back(cluster, operator, mlflow_server):
+    from services import free_ports
+
+    c = cluster
+    dead = f"http://127.0.0.1:{free_ports(1)[0]}"
+    spec = dict(SPEC, tracking={"uri": dead, "experiment": "outage"})
+    t0 = time.monotonic()
+    c.apply("offline", spec)
+    c.job("offline-collect-1")  # the stage starts without the parent run
+    cond = wait_for(lambda: waiting(c, "offline").get("status") == "True" and waiting(c, "offline"),
+                    "MLflowUnavailable")
+    assert time.monotonic() - t0 < 30
+    assert cond["reason"] == "MLflowUnavailable" and dead in cond["message"]
+    wait_for(lambda: any(e.reason == "MLflowUnavailable" for e in events(c, "offline")), "Warning event")
+    assert not c.status("offline").get("mlflow", {}).get("runId")
+    c.patch_spec("offline", {"tracking": {"uri": mlflow_server, "experiment": "outage"}})  # MLflow answers
+    run_id = wait_for(lambda: c.status("offline").get("mlflow", {}).get("runId"), "parent run opened")
+    cond = wait_for(lambda: waiting(c, "offline").get("status") == "False" and waiting(c, "offline"), "cleared")
+    assert run_id and cond["reason"] == "Progressing"

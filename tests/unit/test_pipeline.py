@@ -302,3 +302,44 @@ def test_conditions_carry_generation():
     job = make_job()
     run_to_end(job)
     assert all(c.observed_generation == 1 for c in job.status.conditions)
+
+
+# --- the Waiting condition -------------------------------------------------------------------
+
+def test_waiting_is_set_with_every_wait_then_cleared_with_an_event_each_time():
+    job = make_job()
+    step(job, {})
+    waits = [("CreateContainerConfigError", 'pod demo-collect-1-x: CreateContainerConfigError: secret "act-s3" '
+                                            'not found'),
+             ("MLflowUnavailable", "MLflow at http://mlflow:5000 does not answer")]
+    event = P.set_waiting(job.status, waits, T0, 1)
+    assert event == ("Warning", "CreateContainerConfigError", "; ".join(m for _, m in waits))
+    cond = next(c for c in job.status.conditions if c.type == P.WAITING)
+    assert (cond.status, cond.reason) == ("True", "CreateContainerConfigError") and 'secret "act-s3"' in cond.message
+    assert P.set_waiting(job.status, waits, T0 + timedelta(seconds=10), 1) is None  # unchanged: no new event
+    assert cond.last_transition_time == T0
+    event = P.set_waiting(job.status, [], T0 + timedelta(seconds=20), 1)
+    assert event[0:2] == ("Normal", "WaitOver") and 'secret "act-s3"' in event[2]
+    cond = next(c for c in job.status.conditions if c.type == P.WAITING)
+    assert (cond.status, cond.reason) == ("False", P.NOT_WAITING)
+    assert P.set_waiting(job.status, [], T0 + timedelta(seconds=30), 1) is None
+
+
+def test_nothing_waiting_adds_no_condition():
+    job = make_job()
+    assert P.set_waiting(job.status, [], T0, 1) is None
+    assert not any(c.type == P.WAITING for c in job.status.conditions)
+
+
+def test_a_stage_backing_off_explains_its_wait_and_names_an_unreachable_s3():
+    job = make_job()
+    step(job, {})
+    reason = ("cannot check write access to s3://b/act: S3 endpoint http://minio:9000 is unreachable (...); "
+              "check the storage endpoint")
+    step(job, {"collect": P.Observed("failed", reason=reason)})
+    [(why, message)] = P.retry_waits(job.status)
+    assert why == "StorageUnavailable" and "collect attempt 1 failed" in message and "attempt 2 at" in message
+    job2 = make_job()
+    step(job2, {})
+    step(job2, {"collect": P.Observed("failed", reason="CUDA out of memory")})
+    assert P.retry_waits(job2.status)[0][0] == "RetryBackoff"
