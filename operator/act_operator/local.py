@@ -113,7 +113,10 @@ class LocalExecutor:
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> ACTJob:
         job = self.job
+        tracking.fail_fast()  # this process and its stages: an MLflow outage costs seconds, not minutes
         if job.status.phase == "Succeeded":
+            if self.complete_lineage():  # a lineage left pending by an MLflow outage
+                self._save()
             self.console.print(summary_table(job))
             return job
         self.console.print(f"[bold]ACTJob[/] {job.metadata.name}  uid={job.metadata.uid}\n"
@@ -138,12 +141,63 @@ class LocalExecutor:
         self._finish()
         return job
 
-    def _open_parent_run(self) -> None:
-        """The parent run, once the preflight passed (which checked that MLflow answers)."""
+    def _open_parent_run(self, strict: bool = False) -> None:
+        """The parent run, once the preflight passed (which checked that MLflow answers). MLflow
+        going away later holds no stage back: the Waiting condition says so, stages record their
+        tracking in storage, and the lineage is completed once MLflow answers (`strict` raises)."""
         job = self.job
-        if not job.status.mlflow.run_id and pipeline.preflight_passed(job.status):
+        if job.status.mlflow.run_id or not pipeline.preflight_passed(job.status):
+            return
+        try:
             job.status.mlflow = tracking.start_parent(self.tracking_uri, job)
-            self.console.print(f"  mlflow run {job.status.mlflow.run_id}")
+        except Exception as e:  # noqa: BLE001 - any failure of MLflow's client is an outage
+            self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer "
+                                                 f"({type(e).__name__}); stages go on, the lineage is completed "
+                                                 "once it answers")])
+            if strict:
+                raise
+            return
+        self.console.print(f"  mlflow run {job.status.mlflow.run_id}")
+
+    def _waiting(self, waits: list[tuple[str, str]]) -> None:
+        event = pipeline.set_waiting(self.job.status, waits, now(), self.job.metadata.generation)
+        if event:
+            color = "yellow" if event[0] == "Warning" else "dim"
+            self.console.print(f"[{color}]{event[1]}: {event[2]}[/]", highlight=False)
+
+    def complete_lineage(self) -> bool:
+        """Parent run, every stage's child run (replayed from the `_TRACKING.json` a stage wrote
+        when MLflow did not answer; idempotent), the registered model, the parent closed. False,
+        with the Waiting condition set, while MLflow does not answer."""
+        job = self.job
+        if not pipeline.preflight_passed(job.status):
+            return True  # nothing ran: no lineage
+        try:
+            from act_trainer.tracking import records, replay
+
+            self._open_parent_run(strict=True)
+            mlflow = job.status.mlflow
+            for stage, st in job.status.stages.items():
+                if stage == pipeline.PREFLIGHT or st.phase != "Succeeded" or not st.outputs.uri:
+                    continue
+                ids = [replay(self.tracking_uri, rec, mlflow.run_id, mlflow.experiment_id)
+                       for rec in records(st.outputs.uri)]
+                if ids:
+                    st.mlflow_run_id = ids[0]
+            if job.status.phase == "Succeeded" and not job.status.registered_model:
+                job.status.registered_model = tracking.register_model(self.tracking_uri, job)
+            if job.status.phase in pipeline.TERMINAL:
+                tracking.finish_parent(self.tracking_uri, mlflow.run_id, job.status.phase,
+                                       job.status.stages["eval"].metrics)
+        except Exception as e:  # noqa: BLE001
+            self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer "
+                                                 f"({type(e).__name__}: {str(e)[:200]}); the lineage is pending")])
+            self.console.print("[yellow]lineage pending: run the same `actjob run` again once MLflow answers; it "
+                               "completes the lineage (parent run, stage runs, registered model) and runs no "
+                               "stage again[/]")
+            return False
+        self._waiting([])
+        return True
 
     def _perform(self, action) -> None:
         job, c = self.job, self.console
@@ -245,11 +299,7 @@ class LocalExecutor:
     def _finish(self) -> None:
         job = self.job
         outcome = job.status.phase
-        if outcome == "Succeeded":
-            job.status.registered_model = tracking.register_model(self.tracking_uri, job)
-        if job.status.mlflow.run_id:  # none when the preflight failed
-            eval_metrics = job.status.stages["eval"].metrics
-            tracking.finish_parent(self.tracking_uri, job.status.mlflow.run_id, outcome, eval_metrics)
+        self.complete_lineage()
         self._save()
         self.console.print(summary_table(job, self.durations))
         color = "green" if outcome == "Succeeded" else "red"

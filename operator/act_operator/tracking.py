@@ -72,7 +72,10 @@ def start_parent(uri: str, job: ACTJob) -> MlflowStatus:
 
 
 def finish_parent(uri: str, run_id: str, outcome: str, metrics: dict | None = None) -> None:
+    """Close the parent run with the outcome and the final metrics, once (a closed run is left alone)."""
     client = _client(uri)
+    if client.get_run(run_id).info.status != "RUNNING":
+        return
     for key, value in (metrics or {}).items():
         client.log_metric(run_id, key, value)
     client.set_terminated(run_id, status=RUN_STATUS.get(outcome, "FINISHED"))

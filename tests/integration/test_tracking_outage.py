@@ -1,0 +1,76 @@
+"""MLflow outages hold no training back: a stage whose MLflow does not answer records what it
+would have logged in `<output>/_TRACKING.json` and succeeds; the executor replays the record into
+a child run under the parent run once MLflow answers, once (nothing lost, nothing duplicated)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from act_trainer.config import PreflightConfig
+from act_trainer.tracking import TRACKING_FILE, records, replay, stage_run
+
+pytestmark = pytest.mark.integration
+
+
+def dead_url() -> str:
+    from services import free_ports
+
+    return f"http://127.0.0.1:{free_ports(1)[0]}"
+
+
+def offline_stage(tmp_path, uid: str):
+    cfg = PreflightConfig(job={"name": "outage", "uid": uid}, output=(tmp_path / "out").as_uri(),
+                          model="tiny://qwen3-tiny", tracking={"uri": dead_url(), "experiment": "outage"})
+    t0 = time.monotonic()
+    with stage_run(cfg) as run:
+        assert run.offline and "start_run" in run.offline
+        run.log_metrics({"loss": 1.0, "reward": 0.25}, step=1)
+        run.log_metrics({"loss": 0.5, "reward": 0.75}, step=2)
+        run.log_dataset("s3://bucket/act/pairs", "contrast_pairs", "sha256:" + "ab" * 32, "training",
+                        rows=[{"pair_id": "p1", "expert_action": "look"}])
+        run.set_tags({"act.digest": "sha256:feed"})
+        run.log_dict({"kept": 3}, "filter_report.json")
+    return cfg, time.monotonic() - t0
+
+
+def test_a_stage_records_its_tracking_when_mlflow_does_not_answer(tmp_path):
+    cfg, seconds = offline_stage(tmp_path, "u-" + uuid.uuid4().hex[:6])
+    assert seconds < 30, seconds  # the client's retries are cut short: MLflow down costs seconds
+    [rec] = records(cfg.output)
+    assert rec["source"] == f"{cfg.output}/{TRACKING_FILE}" and rec["run_id"] is None
+    assert rec["params"]["model"] == "tiny://qwen3-tiny" and rec["tags"]["act.stage"] == "preflight"
+    assert [(m["key"], m["value"], m["step"]) for m in rec["metrics"]] == [
+        ("loss", 1.0, 1), ("reward", 0.25, 1), ("loss", 0.5, 2), ("reward", 0.75, 2)]
+    assert rec["inputs"][0]["name"] == "contrast_pairs" and rec["dicts"] == {"filter_report.json": {"kept": 3}}
+    assert rec["tags"]["act.digest"] == "sha256:feed"
+
+
+def test_the_replay_completes_the_lineage_once(tmp_path, mlflow_server):
+    from mlflow import MlflowClient
+
+    uid = "u-" + uuid.uuid4().hex[:6]
+    cfg, _ = offline_stage(tmp_path, uid)
+    [rec] = records(cfg.output)
+    client = MlflowClient(mlflow_server)
+    exp = client.create_experiment(f"replay-{uid}")
+    parent = client.create_run(exp, tags={"act.actjob.uid": uid}).info.run_id
+    # an earlier replay cut short (no act.replay=complete): redone, not kept beside the new one
+    client.create_run(exp, tags={"act.replay_of": rec["source"]})
+
+    first = replay(mlflow_server, rec, parent, exp)
+    again = replay(mlflow_server, rec, parent, exp)
+    assert first == again
+    runs = client.search_runs([exp], filter_string=f"tags.`act.replay_of` = '{rec['source']}'")
+    assert [r.info.run_id for r in runs] == [first]
+    run = client.get_run(first)
+    assert run.data.tags["mlflow.parentRunId"] == parent and run.data.tags["act.stage"] == "preflight"
+    assert run.data.tags["act.actjob.uid"] == uid and run.data.tags["act.replay"] == "complete"
+    assert run.data.params["model"] == "tiny://qwen3-tiny" and run.info.status == "FINISHED"
+    assert [(m.step, m.value) for m in client.get_metric_history(first, "loss")] == [(1, 1.0), (2, 0.5)]
+    [inp] = run.inputs.dataset_inputs
+    assert inp.dataset.name == "contrast_pairs" and inp.dataset.digest.startswith("abab")
+    assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "training"
+    assert "filter_report.json" in {a.path for a in client.list_artifacts(first)}
