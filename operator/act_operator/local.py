@@ -159,6 +159,20 @@ class LocalExecutor:
             return
         self.console.print(f"  mlflow run {job.status.mlflow.run_id}")
 
+    def _tracking_recorded(self, stage: str) -> None:
+        """A stage that found MLflow down recorded its tracking in storage: say so (Waiting)."""
+        uri = self.job.status.stages[stage].outputs.uri
+        if stage == pipeline.PREFLIGHT or not uri:
+            return
+        from act_trainer.tracking import records
+
+        offline = [r.get("offline") for r in records(uri)]
+        if offline:
+            self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} did not answer {stage} "
+                                                 f"({offline[0]}); its tracking is recorded in storage and "
+                                                 "replayed once MLflow answers")])
+            self._save()
+
     def _waiting(self, waits: list[tuple[str, str]]) -> None:
         event = pipeline.set_waiting(self.job.status, waits, now(), self.job.metadata.generation)
         if event:
@@ -210,6 +224,7 @@ class LocalExecutor:
         elif isinstance(action, pipeline.CompleteStage):
             shown = key_metrics(action.stage, job.status.stages[action.stage].metrics)
             c.print(f"[green]✓ {action.stage}[/] {self.durations.get(action.stage, 0):.1f}s {shown}")
+            self._tracking_recorded(action.stage)
         elif isinstance(action, pipeline.RetryStage):
             c.print(f"[yellow]! {action.stage} failed: {action.reason}; retrying after "
                     f"{(action.not_before - now()).total_seconds():.0f}s[/]")

@@ -74,3 +74,82 @@ def test_the_replay_completes_the_lineage_once(tmp_path, mlflow_server):
     assert inp.dataset.name == "contrast_pairs" and inp.dataset.digest.startswith("abab")
     assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "training"
     assert "filter_report.json" in {a.path for a in client.list_artifacts(first)}
+
+
+@pytest.mark.slow
+def test_actjob_run_trains_through_an_mlflow_outage_and_completes_the_lineage_after(tmp_path):
+    """The real MLflow server stops once the preflight passed and the parent run is open; every
+    stage still runs; the status says MLflow is unavailable; after MLflow comes back (same port,
+    same store) `actjob run` again completes the lineage; a third run duplicates nothing."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+    from mlflow import MlflowClient
+    from services import free_ports, mlflow_server
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    (port,) = free_ports(1)
+    store_dir = tmp_path / "mlflow"
+    doc = yaml.safe_load((root / "examples" / "quickstart.yaml").read_text())
+    uri = f"http://127.0.0.1:{port}"
+    doc["spec"]["tracking"] = {"uri": uri, "experiment": "outage-e2e"}
+    doc["spec"]["storage"]["root"] = (tmp_path / "storage").as_uri()
+    job_file = tmp_path / "actjob.yaml"
+    job_file.write_text(yaml.safe_dump(doc))
+    cmd = [sys.executable, "-m", "act_operator.cli", "run", str(job_file), "--workdir", str(tmp_path / "work")]
+    state_file = tmp_path / "work" / "runs" / "quickstart" / "state.json"
+
+    with mlflow_server(store_dir, port=port):
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        for line in proc.stdout:  # the parent run is open once the first stage starts
+            lines.append(line)
+            if "▶ collect" in line:
+                break
+    outage_started = time.monotonic()  # MLflow is down from here on
+    explained_s = None
+    for line in proc.stdout:
+        lines.append(line)
+        if explained_s is None and "MLflowUnavailable" in line:
+            explained_s = time.monotonic() - outage_started
+    out = "".join(lines)
+    assert proc.wait(timeout=900) == 0, out[-5000:]
+    for stage in ("collect", "judge", "policy", "eval"):
+        assert f"✓ {stage}" in out
+    assert "lineage pending" in out and explained_s is not None
+    status = json.loads(state_file.read_text())["status"]
+    waiting = next(c for c in status["conditions"] if c["type"] == "Waiting")
+    assert (status["phase"], waiting["status"], waiting["reason"]) == ("Succeeded", "True", "MLflowUnavailable")
+    assert not status.get("registeredModel")
+
+    with mlflow_server(store_dir, port=port):  # MLflow answers again: the lineage is completed
+        again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+        assert "▶" not in again.stdout + again.stderr  # no stage runs again
+        third = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert third.returncode == 0
+        status = json.loads(state_file.read_text())["status"]
+        client = MlflowClient(uri)
+        parent = client.get_run(status["mlflow"]["runId"])
+        assert parent.info.status == "FINISHED"
+        children = client.search_runs([parent.info.experiment_id],
+                                      filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+        by_stage = {}
+        for run in children:
+            by_stage.setdefault(run.data.tags["act.stage"], []).append(run)
+        assert sorted(by_stage) == ["collect", "eval", "judge", "policy"]
+        assert all(len(runs) == 1 for runs in by_stage.values()), {k: len(v) for k, v in by_stage.items()}
+        for stage, [run] in by_stage.items():
+            assert run.data.params and run.data.metrics, stage
+            assert status["stages"][stage]["mlflowRunId"] == run.info.run_id
+        assert {i.dataset.name for i in by_stage["judge"][0].inputs.dataset_inputs} == {"contrast_pairs"}
+        assert len(client.get_metric_history(by_stage["judge"][0].info.run_id, "loss")) >= 2  # with their steps
+        name, version = status["registeredModel"].split("/")
+        mv = client.get_model_version(name, version)
+        assert mv.run_id == parent.info.run_id and mv.tags["act.actjob.uid"]
+        assert len(client.search_model_versions(f"name = '{name}'")) == 1  # registered once
+        waiting = next(c for c in status["conditions"] if c["type"] == "Waiting")
+        assert waiting["status"] == "False"
+    print(f"outage explained after {explained_s:.1f}s")
