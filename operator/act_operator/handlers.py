@@ -91,7 +91,7 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
         return _invalid(body, e, rv)
     metrics.observe_phase(namespace, name, job.status.phase)
     if job.status.phase in pipeline.TERMINAL:
-        return None
+        return _complete_lineage(job, body, rv)
     t = now()
     before = job.status.model_dump(mode="json", by_alias=True)
     if not any(c.type == "Valid" for c in job.status.conditions):
@@ -131,6 +131,30 @@ def _open_parent_run(job: A.ACTJob, uri: str | None) -> str | None:
             job.status.mlflow = tracking.start_parent(uri, job)
         except Exception as e:  # noqa: BLE001 - any failure of MLflow's client is an outage to report
             return _mlflow_unavailable(uri, e)
+    return None
+
+
+def lineage_pending(status: A.ACTJobStatus) -> bool:
+    """A finished ACTJob whose lineage MLflow could not take yet (Waiting=True, MLflowUnavailable)."""
+    return status.phase in pipeline.TERMINAL and any(
+        c.type == pipeline.WAITING and c.status == "True" and c.reason == "MLflowUnavailable"
+        for c in status.conditions)
+
+
+def _complete_lineage(job: A.ACTJob, body: dict, rv: str) -> None:
+    """A terminal ACTJob stays terminal; only its lineage may still be owed to MLflow: the parent
+    run (if MLflow was down all along), the registered model, the parent closed."""
+    uri = tracking_uri(job)
+    if not uri or not lineage_pending(job.status):
+        return None
+    before = job.status.model_dump(mode="json", by_alias=True)
+    down = _open_parent_run(job, uri)
+    if not down and job.status.mlflow.run_id:
+        down = _finish_tracking(job, uri)
+    _explain_waits(job, body, [("MLflowUnavailable", down)] if down else [], now())
+    after = job.status.model_dump(mode="json", by_alias=True)
+    if after != before:
+        kube.patch_status(job.metadata.namespace, job.metadata.name, after, rv)
     return None
 
 
@@ -255,6 +279,19 @@ def watch_timer(namespace, name, **_):
 @kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=2.0, initial_delay=1.0, when=_backing_off)
 def backoff_timer(namespace, name, **_):
     """Starts the next attempt of a stage once its retry backoff has passed."""
+    reconcile(namespace, name)
+
+
+def _lineage_pending(status, **_) -> bool:
+    status = status or {}
+    return status.get("phase") in pipeline.TERMINAL and any(
+        c.get("type") == pipeline.WAITING and c.get("status") == "True" and c.get("reason") == "MLflowUnavailable"
+        for c in status.get("conditions") or [])
+
+
+@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=15.0, initial_delay=15.0, when=_lineage_pending)
+def lineage_timer(namespace, name, **_):
+    """A finished ACTJob whose lineage waits for MLflow: try again every 15 s until it answers."""
     reconcile(namespace, name)
 
 

@@ -21,7 +21,7 @@ def checkpoint(tmp_path: Path, step: int) -> Path:
     d.mkdir(parents=True)
     (d / "model.safetensors").write_bytes(b"w" * 1000)
     (d / "optimizer.pt").write_bytes(b"o" * 1000)
-    (d / "trainer_state.json").write_text('{"global_step": %d}' % step)
+    (d / "trainer_state.json").write_text(f'{{"global_step": {step}}}')
     return d
 
 

@@ -437,3 +437,39 @@ def test_mlflow_unreachable_is_explained_and_holds_no_stage_back(cluster, operat
     run_id = wait_for(lambda: c.status("offline").get("mlflow", {}).get("runId"), "parent run opened")
     cond = wait_for(lambda: waiting(c, "offline").get("status") == "False" and waiting(c, "offline"), "cleared")
     assert run_id and cond["reason"] == "Progressing"
+
+
+def test_mlflow_stopped_and_restarted_the_lineage_completes_after(cluster, operator, tmp_path):
+    """The real MLflow server stops mid-run: the stages go on, the finished ACTJob says
+    MLflowUnavailable; once the same server (port, store) answers again, the operator registers
+    the model and closes the parent run by itself (its lineage timer), once."""
+    from mlflow import MlflowClient
+    from services import free_ports, mlflow_server
+
+    c = cluster
+    (port,) = free_ports(1)
+    uri = f"http://127.0.0.1:{port}"
+    spec = dict(SPEC, tracking={"uri": uri, "experiment": "restart"})
+    with mlflow_server(tmp_path / "mlflow", port=port):
+        c.apply("outage", spec)
+        c.job("outage-collect-1")
+        run_id = wait_for(lambda: c.status("outage").get("mlflow", {}).get("runId"), "parent run")
+    t0 = time.monotonic()  # MLflow is down from here on; the stages go on
+    for stage, out in (("collect", "pairs"), ("judge", "models/judge"), ("policy", "models/policy"),
+                       ("eval", "eval")):
+        c.job(f"outage-{stage}-1")
+        c.finish(f"outage-{stage}-1", result=result(out), pods=2 if stage == "judge" else 1)
+    status = wait_for(lambda: c.status("outage").get("phase") == "Succeeded" and waiting(c, "outage").get(
+        "reason") == "MLflowUnavailable" and c.status("outage"), "Succeeded, lineage pending")
+    assert time.monotonic() - t0 < 60 and not status.get("registeredModel")
+    with mlflow_server(tmp_path / "mlflow", port=port):
+        status = wait_for(lambda: c.status("outage").get("registeredModel") and c.status("outage"),
+                          "model registered", timeout=60)
+        cond = wait_for(lambda: waiting(c, "outage").get("status") == "False" and waiting(c, "outage"), "cleared")
+        client = MlflowClient(uri)
+        parent = client.get_run(run_id)
+        assert parent.info.status == "FINISHED" and status["mlflow"]["runId"] == run_id
+        name, version = status["registeredModel"].split("/")
+        assert version == "1" and len(client.search_model_versions(f"name = '{name}'")) == 1
+        assert client.get_model_version(name, version).run_id == run_id
+        assert cond["reason"] == "Progressing"
