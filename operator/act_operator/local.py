@@ -206,9 +206,9 @@ class LocalExecutor:
         except Exception as e:  # noqa: BLE001
             self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer "
                                                  f"({type(e).__name__}: {str(e)[:200]}); the lineage is pending")])
-            self.console.print("[yellow]lineage pending: run the same `actjob run` again once MLflow answers; it "
-                               "completes the lineage (parent run, stage runs, registered model) and runs no "
-                               "stage again[/]")
+            self.console.print(f"[yellow]lineage pending ({type(e).__name__}: {str(e)[:300]}): run the same "
+                               "`actjob run` again once MLflow answers; it completes the lineage (parent run, stage "
+                               "runs, registered model) and runs no stage again[/]", highlight=False)
             return False
         self._waiting([])
         return True

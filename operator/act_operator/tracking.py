@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Deleted": "KILLED"}
 
 
-def fail_fast(timeout_s: int = 5, retries: int = 1) -> None:
+def fail_fast(timeout_s: int = 15, retries: int = 2) -> None:
     """For a control loop: an MLflow that does not answer fails a call in seconds (MLflow's client
     otherwise retries for minutes); the executor reports it and tries again on its next pass."""
     import os

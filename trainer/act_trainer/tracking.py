@@ -36,7 +36,7 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def fail_fast(timeout_s: int = 10, retries: int = 2) -> None:
+def fail_fast(timeout_s: int = 15, retries: int = 2) -> None:
     """MLflow's client retries a call that gets no answer for minutes; a stage (or an executor)
     that goes on without MLflow should know in seconds. Leaves values someone set alone."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
