@@ -109,7 +109,7 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
         wait = _perform(job, body, action, uri) or wait
     if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id and not mlflow_down:
         mlflow_down = _finish_tracking(job, uri)
-    _explain_waits(job, body, [("MLflowUnavailable", mlflow_down)] if mlflow_down else [], t)
+    _explain_waits(job, body, [mlflow_down] if mlflow_down else [], t)
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:  # an unchanged status is not written: every write wakes every watcher
         kube.patch_status(namespace, name, after, rv)
@@ -117,13 +117,17 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     return wait
 
 
-def _mlflow_unavailable(uri: str, e: Exception) -> str:
+def _mlflow_unavailable(uri: str, e: Exception) -> tuple[str, str]:
+    """(reason, message) for the Waiting condition: MLflowUnavailable (an outage: the stages run on,
+    the lineage is completed once it answers) or MLflowRejected (it answered with an error)."""
     log.warning("MLflow at %s: %s", uri, e)
-    return (f"MLflow at {uri} does not answer ({type(e).__name__}: {str(e)[:200]}); the stages run on, "
-            "and the lineage is completed once it answers")
+    reason, message = tracking.problem(uri, e)
+    if reason == "MLflowUnavailable":
+        message += "; the stages run on, and the lineage is completed once it answers"
+    return reason, message
 
 
-def _open_parent_run(job: A.ACTJob, uri: str | None) -> str | None:
+def _open_parent_run(job: A.ACTJob, uri: str | None) -> tuple[str, str] | None:
     """The ACTJob's MLflow parent run, once its preflight passed (an ACTJob that never ran has none).
     MLflow not answering holds nothing back: returns why, for the Waiting condition."""
     if uri and not job.status.mlflow.run_id and pipeline.preflight_passed(job.status):
@@ -151,7 +155,7 @@ def _complete_lineage(job: A.ACTJob, body: dict, rv: str) -> None:
     down = _open_parent_run(job, uri)
     if not down and job.status.mlflow.run_id:
         down = _finish_tracking(job, uri)
-    _explain_waits(job, body, [("MLflowUnavailable", down)] if down else [], now())
+    _explain_waits(job, body, [down] if down else [], now())
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:
         kube.patch_status(job.metadata.namespace, job.metadata.name, after, rv)
@@ -203,7 +207,7 @@ def running_jobs(job: A.ACTJob) -> list[str]:
     return [st.job_name for st in job.status.stages.values() if st.phase == "Running" and st.job_name]
 
 
-def _finish_tracking(job: A.ACTJob, uri: str) -> str | None:
+def _finish_tracking(job: A.ACTJob, uri: str) -> tuple[str, str] | None:
     try:
         if job.status.phase == "Succeeded" and not job.status.registered_model:
             job.status.registered_model = tracking.register_model(uri, job)

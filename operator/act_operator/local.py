@@ -204,8 +204,8 @@ class LocalExecutor:
                 tracking.finish_parent(self.tracking_uri, mlflow.run_id, job.status.phase,
                                        job.status.stages["eval"].metrics)
         except Exception as e:  # noqa: BLE001
-            self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer "
-                                                 f"({type(e).__name__}: {str(e)[:200]}); the lineage is pending")])
+            reason, message = tracking.problem(self.tracking_uri, e)
+            self._waiting([(reason, f"{message}; the lineage is pending")])
             self.console.print(f"[yellow]lineage pending ({type(e).__name__}: {str(e)[:300]}): run the same "
                                "`actjob run` again once MLflow answers; it completes the lineage (parent run, stage "
                                "runs, registered model) and runs no stage again[/]", highlight=False)

@@ -23,6 +23,17 @@ def fail_fast(timeout_s: int = 15, retries: int = 2) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
 
 
+def problem(uri: str, e: Exception) -> tuple[str, str]:
+    """(reason, message) for a failed MLflow call: MLflowUnavailable when the server did not
+    answer (an outage: try again later), MLflowRejected when it answered with an error."""
+    from mlflow.exceptions import RestException
+
+    text = f"{type(e).__name__}: {str(e)[:300]}"
+    if isinstance(e, RestException):
+        return "MLflowRejected", f"MLflow at {uri} rejected a lineage call ({text})"
+    return "MLflowUnavailable", f"MLflow at {uri} does not answer ({text})"
+
+
 def _client(uri: str):
     from mlflow import MlflowClient
 

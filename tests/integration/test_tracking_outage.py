@@ -77,7 +77,7 @@ def test_the_replay_completes_the_lineage_once(tmp_path, mlflow_server):
 
 
 @pytest.mark.slow
-def test_actjob_run_trains_through_an_mlflow_outage_and_completes_the_lineage_after(tmp_path):
+def test_actjob_run_trains_through_an_mlflow_outage_and_completes_the_lineage_after(s3_root, tmp_path):
     """The real MLflow server stops once the preflight passed and the parent run is open; every
     stage still runs; the status says MLflow is unavailable; after MLflow comes back (same port,
     same store) `actjob run` again completes the lineage; a third run duplicates nothing."""
@@ -95,7 +95,7 @@ def test_actjob_run_trains_through_an_mlflow_outage_and_completes_the_lineage_af
     doc = yaml.safe_load((root / "examples" / "quickstart.yaml").read_text())
     uri = f"http://127.0.0.1:{port}"
     doc["spec"]["tracking"] = {"uri": uri, "experiment": "outage-e2e"}
-    doc["spec"]["storage"]["root"] = (tmp_path / "storage").as_uri()
+    doc["spec"]["storage"]["root"] = s3_root  # (an http MLflow registers no local-path model source)
     job_file = tmp_path / "actjob.yaml"
     job_file.write_text(yaml.safe_dump(doc))
     cmd = [sys.executable, "-m", "act_operator.cli", "run", str(job_file), "--workdir", str(tmp_path / "work")]
