@@ -271,6 +271,11 @@ class LocalExecutor:
                                     bufsize=1)
             for line in proc.stdout:
                 logf.write(line)
+                if "MLflow does not answer" in line:  # act_trainer.tracking: the stage goes on, recording
+                    self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer {stage}; "
+                                                         "it goes on and records its tracking in storage, replayed "
+                                                         "once MLflow answers")])
+                    self._save()
                 progress = "it/s]" in line or "s/it]" in line
                 if progress and time.monotonic() - last_progress < 2.0 and "100%" not in line:
                     continue  # the log has every tqdm line; the terminal one every 2 s
