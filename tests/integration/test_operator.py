@@ -229,7 +229,7 @@ def test_preflight_problems_fail_the_actjob_in_seconds_with_no_stage_job(cluster
     assert container.command == ["act-trainer", "preflight", "--config", "/etc/act/stage.json"]
     assert "nvidia.com/gpu" not in (container.resources.limits or {})
     assert {e.name for e in container.env} >= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
-    assert c.status("mistaken")["currentStage"] == "preflight"
+    wait_for(lambda: c.status("mistaken").get("currentStage") == "preflight", "preflight recorded")  # Job first
     problems = ["spec.model.uri: nothing at s3://bucket/models/base; point it at a saved Hugging Face model",
                 "spec.stages.collect.reuse: nothing at s3://bucket/old/pairs",
                 "spec.tracking.uri: MLflow at http://mlflow:5000 does not answer (ConnectionError)"]
