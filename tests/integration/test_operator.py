@@ -273,7 +273,7 @@ def test_suspend_and_resume(cluster, operator):
     c.apply("pausable", SPEC)
     c.job("pausable-collect-1")
     # the hand-off from the preflight is recorded before the spec changes (a suspend racing a
-    # hand-off can leave the new stage's Job running until the resume: see the README)
+    # hand-off can leave the new stage's Job running until the resume: a known race)
     wait_for(lambda: c.status("pausable")["stages"]["collect"]["phase"] == "Running", "collect Running")
     c.patch_spec("pausable", {"suspend": True})
     wait_for(lambda: c.status("pausable").get("phase") == "Suspended", "Suspended")
