@@ -298,7 +298,7 @@ def seaweedfs(
 
 @contextlib.contextmanager
 def mlflow_server(workdir: str | os.PathLike | None = None, timeout_s: float = 120.0,
-                  host: str = LOOPBACK) -> Iterator[str]:
+                  host: str = LOOPBACK, port: int | None = None) -> Iterator[str]:
     """An MLflow tracking server (sqlite backend, local artifact root) on loopback (or ``host``).
 
     Yields the tracking URI. One uvicorn worker; MLflow's background job runner
@@ -309,7 +309,7 @@ def mlflow_server(workdir: str | os.PathLike | None = None, timeout_s: float = 1
     tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="act-mlflow-"))
     own_tmp = workdir is None
     (tmp / "artifacts").mkdir(parents=True, exist_ok=True)
-    (port,) = free_ports(1)
+    port = port or free_ports(1)[0]  # a given port and workdir: the same server again, e.g. after an outage
     cmd = [
         mlflow, "server",
         "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",

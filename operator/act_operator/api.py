@@ -304,7 +304,8 @@ class MlflowStatus(Model):
 class ACTJobStatus(Model):
     phase: JobPhase = "Pending"
     current_stage: str | None = None
-    stages: dict[str, StageStatus] = Field(default_factory=lambda: {s: StageStatus() for s in STAGES})
+    # "preflight" (the checks before any stage; absent in ACTJobs created before it existed), then the stages
+    stages: dict[str, StageStatus] = Field(default_factory=lambda: {s: StageStatus() for s in ("preflight", *STAGES)})
     conditions: list[Condition] = Field(default_factory=list)
     mlflow: MlflowStatus = Field(default_factory=MlflowStatus)
     model_uri: str | None = None

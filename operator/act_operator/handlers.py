@@ -25,6 +25,7 @@ EVENTS = {  # action -> (reason, type)
     pipeline.StartStage: ("StageStarted", "Normal"), pipeline.CompleteStage: ("StageSucceeded", "Normal"),
     pipeline.SkipStage: ("StageSkipped", "Normal"), pipeline.ReuseStage: ("StageReused", "Normal"),
     pipeline.RetryStage: ("StageRetrying", "Warning"), pipeline.FailStage: ("Failed", "Warning"),
+    pipeline.FailPreflight: ("PreflightFailed", "Warning"),
     pipeline.SucceedJob: ("Succeeded", "Normal"), pipeline.SuspendJob: ("Suspended", "Normal"),
     pipeline.ResumeJob: ("Resumed", "Normal"),
 }
@@ -50,6 +51,7 @@ def configure(settings: kopf.OperatorSettings, **_):
     # shorter keeps the hand-off between stages quick
     settings.batching.batch_window = 0.01
     settings.execution.max_workers = SETTINGS.max_concurrent_reconciles
+    tracking.fail_fast()  # an MLflow outage is reported in seconds, not after minutes of client retries
     metrics.serve(SETTINGS.port)
 
 
@@ -89,28 +91,88 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
         return _invalid(body, e, rv)
     metrics.observe_phase(namespace, name, job.status.phase)
     if job.status.phase in pipeline.TERMINAL:
-        return None
+        return _complete_lineage(job, body, rv)
     t = now()
-    pipeline.set_condition(job.status, "Valid", True, "SpecValid", "the spec passed validation", t,
-                           job.metadata.generation)
-    uri = tracking_uri(job)
-    if uri and not job.status.mlflow.run_id:
-        job.status.mlflow = tracking.start_parent(uri, job)
-
     before = job.status.model_dump(mode="json", by_alias=True)
+    if not any(c.type == "Valid" for c in job.status.conditions):
+        pipeline.set_condition(job.status, "Valid", True, "SpecValid", "the spec passed validation", t,
+                               job.metadata.generation)
+    uri = tracking_uri(job)
+    mlflow_down = _open_parent_run(job, uri)
     observed = {stage: kube.observe(namespace, st.job_name) for stage, st in job.status.stages.items()
                 if st.phase == "Running"}
     wait = None
     for action in pipeline.plan(job, observed, t):
         job.status = pipeline.apply(job, action, t)
+        if not mlflow_down:  # before the first stage's config is rendered: it names the parent run
+            mlflow_down = _open_parent_run(job, uri)
         wait = _perform(job, body, action, uri) or wait
-    if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id:
-        _finish_tracking(job, uri)
+    if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id and not mlflow_down:
+        mlflow_down = _finish_tracking(job, uri)
+    _explain_waits(job, body, [mlflow_down] if mlflow_down else [], t)
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:  # an unchanged status is not written: every write wakes every watcher
         kube.patch_status(namespace, name, after, rv)
     metrics.observe_phase(namespace, name, job.status.phase)
     return wait
+
+
+def _mlflow_unavailable(uri: str, e: Exception) -> tuple[str, str]:
+    """(reason, message) for the Waiting condition: MLflowUnavailable (an outage: the stages run on,
+    the lineage is completed once it answers) or MLflowRejected (it answered with an error)."""
+    log.warning("MLflow at %s: %s", uri, e)
+    reason, message = tracking.problem(uri, e)
+    if reason == "MLflowUnavailable":
+        message += "; the stages run on, and the lineage is completed once it answers"
+    return reason, message
+
+
+def _open_parent_run(job: A.ACTJob, uri: str | None) -> tuple[str, str] | None:
+    """The ACTJob's MLflow parent run, once its preflight passed (an ACTJob that never ran has none).
+    MLflow not answering holds nothing back: returns why, for the Waiting condition."""
+    if uri and not job.status.mlflow.run_id and pipeline.preflight_passed(job.status):
+        try:
+            job.status.mlflow = tracking.start_parent(uri, job)
+        except Exception as e:  # noqa: BLE001 - any failure of MLflow's client is an outage to report
+            return _mlflow_unavailable(uri, e)
+    return None
+
+
+def lineage_pending(status: A.ACTJobStatus) -> bool:
+    """A finished ACTJob whose lineage MLflow could not take yet (Waiting=True, MLflowUnavailable)."""
+    return status.phase in pipeline.TERMINAL and any(
+        c.type == pipeline.WAITING and c.status == "True" and c.reason == "MLflowUnavailable"
+        for c in status.conditions)
+
+
+def _complete_lineage(job: A.ACTJob, body: dict, rv: str) -> None:
+    """A terminal ACTJob stays terminal; only its lineage may still be owed to MLflow: the parent
+    run (if MLflow was down all along), the registered model, the parent closed."""
+    uri = tracking_uri(job)
+    if not uri or not lineage_pending(job.status):
+        return None
+    before = job.status.model_dump(mode="json", by_alias=True)
+    down = _open_parent_run(job, uri)
+    if not down and job.status.mlflow.run_id:
+        down = _finish_tracking(job, uri)
+    _explain_waits(job, body, [down] if down else [], now())
+    after = job.status.model_dump(mode="json", by_alias=True)
+    if after != before:
+        kube.patch_status(job.metadata.namespace, job.metadata.name, after, rv)
+    return None
+
+
+def _explain_waits(job: A.ACTJob, body: dict, waits: list[tuple[str, str]], t) -> None:
+    """The Waiting condition (and an Event when it changes): what the running stages' pods, Kueue,
+    a retry or MLflow hold the ACTJob up on; cleared once nothing does."""
+    if job.status.phase not in pipeline.TERMINAL:
+        queued = bool(job.spec.scheduling.queue_name) and not job.spec.suspend
+        waits = waits + [w for st in job.status.stages.values() if st.phase == "Running"
+                         for w in kube.stalls(job.metadata.namespace, st.job_name, queued=queued)]
+        waits += pipeline.retry_waits(job.status)
+    event = pipeline.set_waiting(job.status, waits, t, job.metadata.generation)
+    if event:
+        post_event(body, event[1], event[2], event[0])
 
 
 def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None:
@@ -133,7 +195,8 @@ def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None
         return max(0.5, (action.until - now()).total_seconds())
     reason, type_ = EVENTS.get(type(action), (None, None))
     if reason:
-        post_event(body, reason, describe(action), type_)
+        message = job.status.message if isinstance(action, pipeline.FailPreflight) else describe(action)
+        post_event(body, reason, message, type_)
     return None
 
 
@@ -157,10 +220,14 @@ def running_jobs(job: A.ACTJob) -> list[str]:
     return [st.job_name for st in job.status.stages.values() if st.phase == "Running" and st.job_name]
 
 
-def _finish_tracking(job: A.ACTJob, uri: str) -> None:
-    if job.status.phase == "Succeeded" and not job.status.registered_model:
-        job.status.registered_model = tracking.register_model(uri, job)
-    tracking.finish_parent(uri, job.status.mlflow.run_id, job.status.phase, job.status.stages["eval"].metrics)
+def _finish_tracking(job: A.ACTJob, uri: str) -> tuple[str, str] | None:
+    try:
+        if job.status.phase == "Succeeded" and not job.status.registered_model:
+            job.status.registered_model = tracking.register_model(uri, job)
+        tracking.finish_parent(uri, job.status.mlflow.run_id, job.status.phase, job.status.stages["eval"].metrics)
+    except Exception as e:  # noqa: BLE001
+        return _mlflow_unavailable(uri, e)
+    return None
 
 
 def _invalid(body: dict, err: A.SpecError, rv: str) -> None:
@@ -212,9 +279,36 @@ def _backing_off(status, **_) -> bool:
     return any(st.get("phase") == "BackingOff" for st in ((status or {}).get("stages") or {}).values())
 
 
+def _running(status, **_) -> bool:
+    return any(st.get("phase") == "Running" for st in ((status or {}).get("stages") or {}).values())
+
+
+WATCH_S = 10.0  # how often a running stage is looked at for waits (a GET and a LIST per ACTJob)
+
+
+@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=WATCH_S, initial_delay=WATCH_S, when=_running)
+def watch_timer(namespace, name, **_):
+    """While a stage runs: explain what it waits on (pods that cannot start, Kueue, MLflow), and
+    clear it once it goes on. Only while a stage runs, so idle ACTJobs cost nothing."""
+    reconcile(namespace, name)
+
+
 @kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=2.0, initial_delay=1.0, when=_backing_off)
 def backoff_timer(namespace, name, **_):
     """Starts the next attempt of a stage once its retry backoff has passed."""
+    reconcile(namespace, name)
+
+
+def _lineage_pending(status, **_) -> bool:
+    status = status or {}
+    return status.get("phase") in pipeline.TERMINAL and any(
+        c.get("type") == pipeline.WAITING and c.get("status") == "True" and c.get("reason") == "MLflowUnavailable"
+        for c in status.get("conditions") or [])
+
+
+@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=15.0, initial_delay=15.0, when=_lineage_pending)
+def lineage_timer(namespace, name, **_):
+    """A finished ACTJob whose lineage waits for MLflow: try again every 15 s until it answers."""
     reconcile(namespace, name)
 
 

@@ -153,8 +153,54 @@ def observe(namespace: str, job_name: str | None) -> Observed:
         c = conditions["Failed"]
         # the exit-code contract: the stage container's exit code 2 is a permanent failure
         permanent = any(r["_exit_code"] == EXIT_PERMANENT for r in results)
-        return Observed("failed", reason="; ".join(errors[:2]) or f"{c.reason}: {c.message}", permanent=permanent)
+        problems = [p for r in results for p in r.get("problems") or []]  # what a preflight found
+        return Observed("failed", reason="; ".join(errors[:2]) or f"{c.reason}: {c.message}", permanent=permanent,
+                        result={"problems": problems} if problems else {})
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        results = [r for r in _results(namespace, job_name) if "manifest" in r]
+        # a stage reports its manifest; the preflight, that its checks passed
+        results = [r for r in _results(namespace, job_name) if "manifest" in r or "preflight" in r]
         return Observed("succeeded", result=merge_results(results))
     return Observed("running")
+
+
+# --- why a running stage makes no progress ------------------------------------------------------
+
+# container waiting reasons that need the user (a missing Secret or ConfigMap, a wrong image...);
+# ContainerCreating and PodInitializing are the normal way to start
+STUCK_REASONS = ("CreateContainerConfigError", "CreateContainerError", "ImagePullBackOff", "ErrImagePull",
+                 "InvalidImageName", "CrashLoopBackOff", "RunContainerError")
+
+
+def _pod_stall(pod) -> tuple[str, str] | None:
+    name = pod.metadata.name
+    for cs in (pod.status.container_statuses or []) if pod.status else []:
+        waiting = cs.state.waiting if cs.state else None
+        if waiting and waiting.reason in STUCK_REASONS:
+            return waiting.reason, f"pod {name}: {waiting.reason}: {waiting.message or 'see kubectl describe pod'}"
+    for c in (pod.status.conditions or []) if pod.status else []:
+        if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
+            return "Unschedulable", f"pod {name} cannot be scheduled: {c.message or c.reason}"
+    return None
+
+
+def stalls(namespace: str, job_name: str | None, *, queued: bool) -> list[tuple[str, str]]:
+    """(reason, message) for each way the Job of a running stage waits on something the user must
+    fix or a queue must grant: its pods cannot start (image, Secret, no node fits) or Kueue has not
+    admitted it (`queued`: the ACTJob names a queue, and Kueue unsuspends the Jobs it admits)."""
+    if not job_name:
+        return []
+    core, batch, custom = _apis()
+    try:
+        job = batch.read_namespaced_job(job_name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return []
+        raise
+    if job.spec.suspend:
+        if not queued:
+            return []  # suspended by spec.suspend: the ACTJob says so itself
+        queue = (job.metadata.labels or {}).get("kueue.x-k8s.io/queue-name", "?")
+        return [("NotAdmitted", f"Job {job_name} waits for Kueue to admit it (LocalQueue {queue}); "
+                                "see `kubectl get workloads` for why")]
+    pods = core.list_namespaced_pod(namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}").items
+    return [s for s in (_pod_stall(p) for p in pods) if s]

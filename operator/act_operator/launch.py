@@ -101,6 +101,8 @@ class Launch:
 
 def topology(job: ACTJob, stage: str) -> tuple[int, int, int]:
     """(nodes, processes per node, shards) of a stage."""
+    if stage == pipeline.PREFLIGHT:
+        return 1, 1, 1
     spec = getattr(job.spec.stages, stage)
     if isinstance(spec, TrainSettings):
         return spec.nodes, spec.processes_per_node, 1
@@ -109,7 +111,7 @@ def topology(job: ACTJob, stage: str) -> tuple[int, int, int]:
 
 def plan(job: ACTJob, stage: str, attempt: int, *, tracking_uri: str | None = None) -> Launch:
     """The launch of attempt `attempt` of `stage`: its topology and every shard's config."""
-    if stage not in STAGES:
+    if stage not in (pipeline.PREFLIGHT, *STAGES):
         raise ValueError(f"unknown stage '{stage}'")
     nodes, procs, shards = topology(job, stage)
     configs = tuple(stages.stage_config(job, stage, shard=i, tracking_uri=tracking_uri) for i in range(shards))

@@ -25,7 +25,7 @@ from rich.table import Table
 from act_operator import launch, pipeline, stages, tracking
 from act_operator.api import ACTJob, ACTJobStatus
 from act_operator.pipeline import now
-from act_trainer.contract import STAGES, TrainSettings
+from act_trainer.contract import TrainSettings
 from act_trainer.errors import EXIT_PERMANENT
 
 KEY_METRICS = {
@@ -33,6 +33,7 @@ KEY_METRICS = {
     "judge": ("reward_first", "reward_last", "steps"),
     "policy": ("train_loss", "reward_last", "steps"),
     "eval": ("success_rate", "next_action_accuracy", "judge_accuracy"),
+    "preflight": ("seconds",),
 }
 
 
@@ -112,14 +113,14 @@ class LocalExecutor:
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> ACTJob:
         job = self.job
+        tracking.fail_fast()  # this process and its stages: an MLflow outage costs seconds, not minutes
         if job.status.phase == "Succeeded":
+            if self.complete_lineage():  # a lineage left pending by an MLflow outage
+                self._save()
             self.console.print(summary_table(job))
             return job
-        if not job.status.mlflow.run_id:
-            job.status.mlflow = tracking.start_parent(self.tracking_uri, job)
         self.console.print(f"[bold]ACTJob[/] {job.metadata.name}  uid={job.metadata.uid}\n"
-                           f"  artifacts: {stages.job_root(job)}\n  mlflow:    {self.tracking_uri} "
-                           f"(run {job.status.mlflow.run_id})")
+                           f"  artifacts: {stages.job_root(job)}\n  mlflow:    {self.tracking_uri}")
         # a stage that was Running when we were stopped has no live process: treat it as lost
         for stage, st in job.status.stages.items():
             if st.phase == "Running":
@@ -132,12 +133,85 @@ class LocalExecutor:
                 break
             for action in actions:
                 job.status = pipeline.apply(job, action, now())
+                self._open_parent_run()  # before the first stage's config: it names the parent run
                 self._save()
                 self._perform(action)
             if job.status.phase in pipeline.TERMINAL:
                 break
         self._finish()
         return job
+
+    def _open_parent_run(self, strict: bool = False) -> None:
+        """The parent run, once the preflight passed (which checked that MLflow answers). MLflow
+        going away later holds no stage back: the Waiting condition says so, stages record their
+        tracking in storage, and the lineage is completed once MLflow answers (`strict` raises)."""
+        job = self.job
+        if job.status.mlflow.run_id or not pipeline.preflight_passed(job.status):
+            return
+        try:
+            job.status.mlflow = tracking.start_parent(self.tracking_uri, job)
+        except Exception as e:  # noqa: BLE001 - any failure of MLflow's client is an outage
+            self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer "
+                                                 f"({type(e).__name__}); stages go on, the lineage is completed "
+                                                 "once it answers")])
+            if strict:
+                raise
+            return
+        self.console.print(f"  mlflow run {job.status.mlflow.run_id}")
+
+    def _tracking_recorded(self, stage: str) -> None:
+        """A stage that found MLflow down recorded its tracking in storage: say so (Waiting)."""
+        uri = self.job.status.stages[stage].outputs.uri
+        if stage == pipeline.PREFLIGHT or not uri:
+            return
+        from act_trainer.tracking import records
+
+        offline = [r.get("offline") for r in records(uri)]
+        if offline:
+            self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} did not answer {stage} "
+                                                 f"({offline[0]}); its tracking is recorded in storage and "
+                                                 "replayed once MLflow answers")])
+            self._save()
+
+    def _waiting(self, waits: list[tuple[str, str]]) -> None:
+        event = pipeline.set_waiting(self.job.status, waits, now(), self.job.metadata.generation)
+        if event:
+            color = "yellow" if event[0] == "Warning" else "dim"
+            self.console.print(f"[{color}]{event[1]}: {event[2]}[/]", highlight=False)
+
+    def complete_lineage(self) -> bool:
+        """Parent run, every stage's child run (replayed from the `_TRACKING.json` a stage wrote
+        when MLflow did not answer; idempotent), the registered model, the parent closed. False,
+        with the Waiting condition set, while MLflow does not answer."""
+        job = self.job
+        if not pipeline.preflight_passed(job.status):
+            return True  # nothing ran: no lineage
+        try:
+            from act_trainer.tracking import records, replay
+
+            self._open_parent_run(strict=True)
+            mlflow = job.status.mlflow
+            for stage, st in job.status.stages.items():
+                if stage == pipeline.PREFLIGHT or st.phase != "Succeeded" or not st.outputs.uri:
+                    continue
+                ids = [replay(self.tracking_uri, rec, mlflow.run_id, mlflow.experiment_id)
+                       for rec in records(st.outputs.uri)]
+                if ids:
+                    st.mlflow_run_id = ids[0]
+            if job.status.phase == "Succeeded" and not job.status.registered_model:
+                job.status.registered_model = tracking.register_model(self.tracking_uri, job)
+            if job.status.phase in pipeline.TERMINAL:
+                tracking.finish_parent(self.tracking_uri, mlflow.run_id, job.status.phase,
+                                       job.status.stages["eval"].metrics)
+        except Exception as e:  # noqa: BLE001
+            reason, message = tracking.problem(self.tracking_uri, e)
+            self._waiting([(reason, f"{message}; the lineage is pending")])
+            self.console.print(f"[yellow]lineage pending ({type(e).__name__}: {str(e)[:300]}): run the same "
+                               "`actjob run` again once MLflow answers; it completes the lineage (parent run, stage "
+                               "runs, registered model) and runs no stage again[/]", highlight=False)
+            return False
+        self._waiting([])
+        return True
 
     def _perform(self, action) -> None:
         job, c = self.job, self.console
@@ -150,6 +224,7 @@ class LocalExecutor:
         elif isinstance(action, pipeline.CompleteStage):
             shown = key_metrics(action.stage, job.status.stages[action.stage].metrics)
             c.print(f"[green]✓ {action.stage}[/] {self.durations.get(action.stage, 0):.1f}s {shown}")
+            self._tracking_recorded(action.stage)
         elif isinstance(action, pipeline.RetryStage):
             c.print(f"[yellow]! {action.stage} failed: {action.reason}; retrying after "
                     f"{(action.not_before - now()).total_seconds():.0f}s[/]")
@@ -157,6 +232,10 @@ class LocalExecutor:
             time.sleep(max(0.0, (action.until - now()).total_seconds()))
         elif isinstance(action, pipeline.FailStage):
             c.print(f"[red]✗ {action.stage}: {action.reason}[/]")
+        elif isinstance(action, pipeline.FailPreflight):
+            c.print(f"[red]✗ preflight found {len(action.problems)} problem(s); no stage started:[/]")
+            for p in action.problems:
+                c.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
 
     def _run_stage(self, stage: str, attempt: int) -> pipeline.Observed:
         run = launch.plan(self.job, stage, attempt, tracking_uri=self.tracking_uri)
@@ -192,6 +271,11 @@ class LocalExecutor:
                                     bufsize=1)
             for line in proc.stdout:
                 logf.write(line)
+                if "MLflow does not answer" in line:  # act_trainer.tracking: the stage goes on, recording
+                    self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer {stage}; "
+                                                         "it goes on and records its tracking in storage, replayed "
+                                                         "once MLflow answers")])
+                    self._save()
                 progress = "it/s]" in line or "s/it]" in line
                 if progress and time.monotonic() - last_progress < 2.0 and "100%" not in line:
                     continue  # the log has every tqdm line; the terminal one every 2 s
@@ -203,7 +287,8 @@ class LocalExecutor:
         if code != 0:
             reason = (observed.reason if observed else "") or f"exit code {code}"
             return pipeline.Observed("failed", reason=f"{reason} (log: {log_path})",
-                                     permanent=code == EXIT_PERMANENT)  # the exit-code contract
+                                     permanent=code == EXIT_PERMANENT,  # the exit-code contract
+                                     result=observed.result if observed else {})
         return observed or pipeline.Observed("succeeded", result={})
 
     def _read_results(self, name: str | None, shards: int) -> pipeline.Observed | None:
@@ -227,16 +312,14 @@ class LocalExecutor:
         except json.JSONDecodeError:
             return None
         if "error" in result:
-            return pipeline.Observed("failed", reason=result["error"], permanent=bool(result.get("permanent")))
+            return pipeline.Observed("failed", reason=result["error"], permanent=bool(result.get("permanent")),
+                                     result=result)
         return pipeline.Observed("succeeded", result=result)
 
     def _finish(self) -> None:
         job = self.job
         outcome = job.status.phase
-        if outcome == "Succeeded":
-            job.status.registered_model = tracking.register_model(self.tracking_uri, job)
-        eval_metrics = job.status.stages["eval"].metrics
-        tracking.finish_parent(self.tracking_uri, job.status.mlflow.run_id, outcome, eval_metrics)
+        self.complete_lineage()
         self._save()
         self.console.print(summary_table(job, self.durations))
         color = "green" if outcome == "Succeeded" else "red"
@@ -250,7 +333,7 @@ def summary_table(job: ACTJob, durations: dict[str, float] | None = None) -> Tab
     table = Table(title=f"ACTJob {job.metadata.name}: {job.status.phase}", caption=f"artifacts under {root}")
     for col in ("stage", "status", "tries", "time", "key metrics", "artifacts", "mlflow run"):
         table.add_column(col, overflow="fold")
-    for stage in STAGES:
+    for stage in pipeline.steps(job.status):
         st = job.status.stages[stage]
         secs = (durations or {}).get(stage)
         if secs is None and st.start_time and st.completion_time:

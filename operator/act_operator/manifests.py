@@ -125,7 +125,7 @@ def _resources(stage: StageCommon, settings: OperatorSettings) -> dict:
 
 
 def _pod_spec(job: ACTJob, run: Launch, settings: OperatorSettings) -> dict:
-    spec, cfg = job.spec, getattr(job.spec.stages, run.stage)
+    spec, cfg = job.spec, pipeline.stage_spec(job, run.stage)
     node_selector = cfg.node_selector if cfg.node_selector is not None else spec.pod.node_selector
     tolerations = cfg.tolerations if cfg.tolerations is not None else spec.pod.tolerations
     container = {
@@ -208,7 +208,7 @@ def stage_objects(job: ACTJob, stage: str, attempt: int, settings: OperatorSetti
     }
     if run.indexed:
         job_spec.update(completionMode="Indexed", completions=run.completions, parallelism=run.completions)
-    cfg_stage = getattr(job.spec.stages, stage)
+    cfg_stage = pipeline.stage_spec(job, stage)
     if cfg_stage.timeout_seconds:
         job_spec["activeDeadlineSeconds"] = cfg_stage.timeout_seconds
     if job.spec.pod.ttl_seconds_after_finished is not None:
@@ -279,11 +279,11 @@ def vllm_server_objects(job: ACTJob, run: Launch, attempt: int, settings: Operat
 
 
 def all_stage_objects(job: ACTJob, settings: OperatorSettings) -> list[dict]:
-    """Every stage's objects for attempt 1, as `actjob render` shows them. Later stages read
+    """The preflight's and every stage's objects for attempt 1, as `actjob render` shows them. Later stages read
     the outputs the earlier ones will write; the input job is not changed."""
     job = job.model_copy(deep=True)
     job.metadata.uid = job.metadata.uid or PLACEHOLDER_UID
-    objects: list[dict] = []
+    objects = stage_objects(job, pipeline.PREFLIGHT, 1, settings)
     for stage in STAGES:
         st = job.status.stages[stage]
         decided = pipeline.skip_or_reuse(job, stage)

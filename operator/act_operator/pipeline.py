@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from act_operator.api import ACTJob, ACTJobStatus, Condition, StageOutputs, StageStatus
+from act_operator.api import ACTJob, ACTJobStatus, Condition, Resources, StageCommon, StageOutputs, StageStatus
 from act_trainer.contract import STAGES
 from act_trainer.errors import EXIT_PERMANENT
 from act_trainer.util import numeric_metrics
@@ -24,6 +24,11 @@ HAS_OUTPUTS = ("Succeeded", "Reused")  # later stages may read what such a stage
 STAGE_DONE = (*HAS_OUTPUTS, "Skipped")
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 300.0
+# The first step of every ACTJob: `act-trainer preflight` checks every input that needs I/O on a
+# small CPU pod, before any stage (and any GPU) starts. Its problems fail the ACTJob at once
+# (Valid=False, PreflightFailed); a preflight that crashed without a verdict is retried.
+PREFLIGHT = "preflight"
+PREFLIGHT_SETTINGS = StageCommon(max_retries=2, timeout_seconds=300, resources=Resources(cpu="500m", memory="1Gi"))
 
 
 def now() -> datetime:
@@ -83,6 +88,11 @@ class FailStage:
 
 
 @dataclass(frozen=True)
+class FailPreflight:
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Wait:
     until: datetime
 
@@ -102,8 +112,8 @@ class ResumeJob:
     pass
 
 
-Action = (StartStage | SkipStage | ReuseStage | CompleteStage | RetryStage | FailStage | Wait | SucceedJob
-          | SuspendJob | ResumeJob)
+Action = (StartStage | SkipStage | ReuseStage | CompleteStage | RetryStage | FailStage | FailPreflight | Wait
+          | SucceedJob | SuspendJob | ResumeJob)
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -136,8 +146,23 @@ def skip_or_reuse(job: ACTJob, stage: str) -> Action | None:
     return None
 
 
+def stage_spec(job: ACTJob, stage: str) -> StageCommon:
+    """What the spec says of how a step runs (retries, resources, deadline, placement)."""
+    return PREFLIGHT_SETTINGS if stage == PREFLIGHT else getattr(job.spec.stages, stage)
+
+
 def max_retries(job: ACTJob, stage: str) -> int:
-    return getattr(job.spec.stages, stage).max_retries
+    return stage_spec(job, stage).max_retries
+
+
+def steps(status: ACTJobStatus) -> tuple[str, ...]:
+    """The steps of an ACTJob in order: the preflight (unless its status predates it), then the stages."""
+    return (PREFLIGHT, *STAGES) if PREFLIGHT in status.stages else STAGES
+
+
+def preflight_passed(status: ACTJobStatus) -> bool:
+    st = status.stages.get(PREFLIGHT)
+    return st is None or st.phase == "Succeeded"
 
 
 def plan(job: ACTJob, observed: dict[str, Observed], now: datetime) -> list[Action]:
@@ -150,11 +175,11 @@ def plan(job: ACTJob, observed: dict[str, Observed], now: datetime) -> list[Acti
         return [ResumeJob()]
 
     actions: list[Action] = []
-    for stage in STAGES:
+    for stage in steps(status):
         st = status.stages[stage]
         if st.phase in STAGE_DONE:
             continue
-        decided = skip_or_reuse(job, stage)
+        decided = skip_or_reuse(job, stage) if stage != PREFLIGHT else None
         if decided:
             actions.append(decided)
             continue
@@ -168,9 +193,11 @@ def plan(job: ACTJob, observed: dict[str, Observed], now: datetime) -> list[Acti
         obs = observed.get(stage)
         if obs is None or obs.state == "running":
             return actions
-        if obs.state == "succeeded" and obs.result.get("manifest"):
+        if obs.state == "succeeded" and (obs.result.get("manifest") or stage == PREFLIGHT):
             actions.append(CompleteStage(stage, obs.result))
             continue
+        if stage == PREFLIGHT and obs.result.get("problems"):
+            return actions + [FailPreflight(tuple(obs.result["problems"]))]
         reason = {
             "succeeded": "exited 0 without reporting a manifest: a stage that wrote no outputs is a failure",
             "missing": f"its Job {st.job_name} disappeared before it finished",
@@ -198,6 +225,43 @@ def set_condition(status: ACTJobStatus, type_: str, value: bool, reason: str, me
             return
     status.conditions.append(Condition(type=type_, status=flag, reason=reason, message=message,
                                        last_transition_time=now, observed_generation=generation))
+
+
+# --- waits the executor observed ---------------------------------------------------------------
+
+WAITING = "Waiting"  # condition: True while the ACTJob waits on something outside it, with why
+NOT_WAITING = "Progressing"
+
+
+def retry_waits(status: ACTJobStatus) -> list[tuple[str, str]]:
+    """Waits the status itself explains: a stage backing off before its next attempt (an
+    unreachable S3 says so in the stage's message: StorageUnavailable)."""
+    out = []
+    for stage, st in status.stages.items():
+        if st.phase == "BackingOff":
+            msg = st.message or "failed"
+            reason = "StorageUnavailable" if "S3 endpoint" in msg and "unreachable" in msg else "RetryBackoff"
+            when = f"; attempt {st.attempts + 1} at {st.next_attempt_at:%H:%M:%S}Z" if st.next_attempt_at else ""
+            out.append((reason, f"{stage} attempt {st.attempts} failed: {msg}{when}"))
+    return out
+
+
+def set_waiting(status: ACTJobStatus, waits: list[tuple[str, str]], now: datetime,
+                generation: int | None) -> tuple[str, str, str] | None:
+    """The Waiting condition from what the executor found the ACTJob waiting on: True with the
+    first wait's reason and every wait in the message, or False (Progressing) once nothing waits.
+    Returns the Event (type, reason, message) to post when it changed, else None."""
+    current = next((c for c in status.conditions if c.type == WAITING), None)
+    if waits:
+        reason, message = waits[0][0], "; ".join(m for _, m in waits)
+        if current and (current.status, current.reason, current.message) == ("True", reason, message):
+            return None
+        set_condition(status, WAITING, True, reason, message, now, generation)
+        return "Warning", reason, message
+    if current is None or current.status != "True":
+        return None
+    set_condition(status, WAITING, False, NOT_WAITING, f"no longer waiting ({current.reason})", now, generation)
+    return "Normal", "WaitOver", f"no longer waiting: {current.message}"
 
 
 def final_model_uri(job: ACTJob) -> str:
@@ -228,6 +292,20 @@ def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
         st.phase, st.message = "Skipped", action.reason
     elif isinstance(action, ReuseStage):
         st.phase, st.outputs, st.message = "Reused", StageOutputs(uri=action.uri), f"reusing {action.uri}"
+    elif isinstance(action, CompleteStage) and action.stage == PREFLIGHT:
+        checks = (action.result.get("preflight") or {}).get("checks") or []
+        st.phase, st.completion_time, st.message = "Succeeded", now, f"{len(checks)} checks passed"
+        st.metrics = numeric_metrics(action.result.get("metrics") or {})
+        set_condition(status, "Valid", True, "PreflightPassed", "the spec passed validation and the preflight "
+                      f"checks ({', '.join(checks)})", now, gen)
+    elif isinstance(action, FailPreflight):
+        message = f"preflight found {len(action.problems)} problem(s): " + "; ".join(action.problems)
+        st = status.stages[PREFLIGHT]
+        st.phase, st.completion_time, st.message = "Failed", now, message
+        status.phase, status.message, status.completion_time, status.current_stage = "Failed", message, now, None
+        set_condition(status, "Valid", False, "PreflightFailed", message, now, gen)
+        set_condition(status, "Running", False, "PreflightFailed", message, now, gen)
+        set_condition(status, "Failed", True, "PreflightFailed", message, now, gen)
     elif isinstance(action, CompleteStage):
         res = action.result
         st.phase, st.completion_time, st.message = "Succeeded", now, None

@@ -1,5 +1,7 @@
-"""Checks that need this machine, run by `actjob run` before any stage starts: every problem
-at once, each naming the field and the fix, so that a run never fails minutes in for a reason
+"""What the preflight checks, decided from the spec (pure), and the checks `actjob run` makes of
+this machine before anything runs. The checks that need I/O run in `act-trainer preflight`
+(act_trainer.preflight), the first step of every ACTJob on both executors: every problem at
+once, each naming the field and the fix, so that a run never fails minutes in for a reason
 known at the start."""
 
 from __future__ import annotations
@@ -24,3 +26,16 @@ def local_problems(job: ACTJob) -> list[str]:
         except EnvError as e:
             problems.append(f"spec.environment.name: {e}")
     return problems
+
+
+def required_packages(job: ACTJob) -> dict[str, str]:
+    """The Python packages (import names) the spec asks the trainer image for, by the field that asks."""
+    st, out = job.spec.stages, {}
+    if st.collect.enabled and not st.collect.reuse and st.collect.engine == "vllm":
+        out["stages.collect.engine"] = "vllm"
+    for name in ("judge", "policy"):
+        stage = getattr(st, name)
+        runs = (stage.enabled and not stage.reuse) if name == "judge" else stage.method != "none"
+        if runs and stage.world_size > 1 and stage.zero_stage > 0:
+            out[f"stages.{name}.zeroStage"] = "deepspeed"
+    return out

@@ -9,7 +9,8 @@ output and shard.
 from __future__ import annotations
 
 from act_operator.api import ACTJob
-from act_operator.pipeline import HAS_OUTPUTS, final_model_uri
+from act_operator.pipeline import HAS_OUTPUTS, PREFLIGHT, final_model_uri
+from act_operator.preflight import required_packages, uses_environment
 from act_trainer import config as C
 from act_trainer import contract as K
 from act_trainer.contract import settings_of
@@ -28,7 +29,8 @@ def job_root(job: ACTJob) -> str:
 
 
 def stage_output(job: ACTJob, stage: str) -> str:
-    return join(job_root(job), OUTPUTS[stage])
+    """Where a stage writes; the preflight checks that the ACTJob's root can be written."""
+    return job_root(job) if stage == PREFLIGHT else join(job_root(job), OUTPUTS[stage])
 
 
 def checkpoints(job: ACTJob, stage: str) -> str:
@@ -75,6 +77,11 @@ def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str |
     """The validated act_trainer config for one pod (shard) of `stage`."""
     spec, st = job.spec, job.spec.stages
     common = _common(job, stage, tracking_uri)
+    if stage == PREFLIGHT:
+        plays = uses_environment(job)
+        return C.PreflightConfig(**common, model=spec.model.uri, pairs=st.collect.reuse, judge=st.judge.reuse,
+                                 expert=spec.environment.expert.uri, env=_env(job) if plays else None,
+                                 packages=required_packages(job))
     if stage == "collect":
         return C.CollectConfig(
             **common, **settings_of(st.collect, K.CollectSettings), model=spec.model.uri, env=_env(job),

@@ -14,6 +14,26 @@ log = logging.getLogger(__name__)
 RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Deleted": "KILLED"}
 
 
+def fail_fast(timeout_s: int = 15, retries: int = 2) -> None:
+    """For a control loop: an MLflow that does not answer fails a call in seconds (MLflow's client
+    otherwise retries for minutes); the executor reports it and tries again on its next pass."""
+    import os
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
+
+
+def problem(uri: str, e: Exception) -> tuple[str, str]:
+    """(reason, message) for a failed MLflow call: MLflowUnavailable when the server did not
+    answer (an outage: try again later), MLflowRejected when it answered with an error."""
+    from mlflow.exceptions import RestException
+
+    text = f"{type(e).__name__}: {str(e)[:300]}"
+    if isinstance(e, RestException):
+        return "MLflowRejected", f"MLflow at {uri} rejected a lineage call ({text})"
+    return "MLflowUnavailable", f"MLflow at {uri} does not answer ({text})"
+
+
 def _client(uri: str):
     from mlflow import MlflowClient
 
@@ -63,7 +83,10 @@ def start_parent(uri: str, job: ACTJob) -> MlflowStatus:
 
 
 def finish_parent(uri: str, run_id: str, outcome: str, metrics: dict | None = None) -> None:
+    """Close the parent run with the outcome and the final metrics, once (a closed run is left alone)."""
     client = _client(uri)
+    if client.get_run(run_id).info.status != "RUNNING":
+        return
     for key, value in (metrics or {}).items():
         client.log_metric(run_id, key, value)
     client.set_terminated(run_id, status=RUN_STATUS.get(outcome, "FINISHED"))

@@ -95,11 +95,13 @@ def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nod
         assert all(v[0] == "Succeeded" for v in stages.values()), stages
         pods = json.loads(kubectl("get", "pods", "-n", ns, "-o", "json"))["items"]
         assert sorted(p["metadata"]["labels"]["act-operator.io/stage"] for p in pods) == sorted(
-            ["collect", "policy", "eval"] + ["judge"] * judge_nodes)
+            ["preflight", "collect", "policy", "eval"] + ["judge"] * judge_nodes)
         for p in pods:
             term = p["status"]["containerStatuses"][0]["state"]["terminated"]
             assert term["exitCode"] == 0, term
-            if p["metadata"]["annotations"].get("batch.kubernetes.io/job-completion-index", "0") == "0":
+            if p["metadata"]["labels"]["act-operator.io/stage"] == "preflight":
+                assert json.loads(term["message"])["preflight"]["checks"]  # every check passed
+            elif p["metadata"]["annotations"].get("batch.kubernetes.io/job-completion-index", "0") == "0":
                 assert json.loads(term["message"])["manifest"].startswith("s3://")  # rank 0 reports
 
 

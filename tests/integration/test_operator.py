@@ -44,10 +44,15 @@ class Cluster:
         self.ns = namespace
         self.core, self.batch, self.custom = client.CoreV1Api(), client.BatchV1Api(), client.CustomObjectsApi()
 
-    def apply(self, name: str, spec: dict) -> dict:
+    def apply(self, name: str, spec: dict, *, pass_preflight: bool = True) -> dict:
+        """Create an ACTJob; unless told otherwise, play its preflight pod passing every check."""
         body = {"apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": name}, "spec": spec}
-        return self.custom.create_namespaced_custom_object(A.GROUP, A.VERSION, self.ns, A.PLURAL, body,
-                                                           field_validation="Strict")
+        created = self.custom.create_namespaced_custom_object(A.GROUP, A.VERSION, self.ns, A.PLURAL, body,
+                                                              field_validation="Strict")
+        if pass_preflight:
+            self.job(f"{name}-preflight-1")
+            self.finish(f"{name}-preflight-1", result=PREFLIGHT_OK)
+        return created
 
     def actjob(self, name: str) -> dict:
         return self.custom.get_namespaced_custom_object(A.GROUP, A.VERSION, self.ns, A.PLURAL, name)
@@ -85,6 +90,10 @@ class Cluster:
         self.batch.patch_namespaced_job_status(job_name, self.ns, {"status": {
             "conditions": [{"type": cond, "status": "True", "reason": "Test", "message": error or "done"}],
             "failed" if error else "succeeded": pods}})
+
+
+PREFLIGHT_OK = {"stage": "preflight", "preflight": {"checks": ["storage", "model", "tracking"]},
+                "metrics": {"seconds": 2.0}}
 
 
 def result(stage: str, root: str = "s3://bucket/act") -> dict:
@@ -178,7 +187,8 @@ def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
     assert {"StageStarted", "StageSucceeded", "Succeeded"} <= reasons
     # one Job per stage, no duplicates
     assert sorted(j.metadata.name for j in c.jobs("happy")) == [
-        "happy-collect-1", "happy-eval-1", "happy-judge-1", "happy-policy-1"]
+        "happy-collect-1", "happy-eval-1", "happy-judge-1", "happy-policy-1", "happy-preflight-1"]
+    assert status["stages"]["preflight"]["phase"] == "Succeeded"
     from mlflow import MlflowClient
 
     assert MlflowClient(mlflow_server).get_run(status["mlflow"]["runId"]).info.status == "FINISHED"
@@ -202,11 +212,42 @@ def test_failed_stage_is_retried_then_fails_the_actjob(cluster, operator):
     c.finish("flaky-collect-2", error="RuntimeError: CUDA out of memory again")
     status = wait_for(lambda: c.status("flaky").get("phase") == "Failed" and c.status("flaky"), "Failed")
     assert "collect failed after 2 attempt(s)" in status["message"]
-    assert {j.metadata.name for j in c.jobs("flaky")} == {"flaky-collect-1", "flaky-collect-2"}
+    assert {j.metadata.name for j in c.jobs("flaky")} == {"flaky-preflight-1", "flaky-collect-1", "flaky-collect-2"}
     # terminal stays terminal: a deleted Job does not restart it
     c.batch.delete_namespaced_job("flaky-collect-2", c.ns)
     time.sleep(1.5)
-    assert c.status("flaky")["phase"] == "Failed" and len(c.jobs("flaky")) == 1
+    assert c.status("flaky")["phase"] == "Failed" and len(c.jobs("flaky")) == 2
+
+
+def test_preflight_problems_fail_the_actjob_in_seconds_with_no_stage_job(cluster, operator):
+    from act_trainer.preflight import failure
+
+    c = cluster
+    c.apply("mistaken", SPEC, pass_preflight=False)
+    pre = c.job("mistaken-preflight-1")
+    container = pre.spec.template.spec.containers[0]
+    assert container.command == ["act-trainer", "preflight", "--config", "/etc/act/stage.json"]
+    assert "nvidia.com/gpu" not in (container.resources.limits or {})
+    assert {e.name for e in container.env} >= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
+    wait_for(lambda: c.status("mistaken").get("currentStage") == "preflight", "preflight recorded")  # Job first
+    problems = ["spec.model.uri: nothing at s3://bucket/models/base; point it at a saved Hugging Face model",
+                "spec.stages.collect.reuse: nothing at s3://bucket/old/pairs",
+                "spec.tracking.uri: MLflow at http://mlflow:5000 does not answer (ConnectionError)"]
+    t0 = time.monotonic()
+    c.finish("mistaken-preflight-1", error="preflight found 3 problem(s)", result=failure(problems))
+    status = wait_for(lambda: c.status("mistaken").get("phase") == "Failed" and c.status("mistaken"), "Failed")
+    failed_s = time.monotonic() - t0
+    valid = next(cond for cond in status["conditions"] if cond["type"] == "Valid")
+    assert (valid["status"], valid["reason"]) == ("False", "PreflightFailed")
+    assert all(p in valid["message"] and p in status["message"] for p in problems)
+    assert status["stages"]["preflight"]["phase"] == "Failed" and status["stages"]["preflight"]["attempts"] == 1
+    wait_for(lambda: any(e.reason == "PreflightFailed" and "spec.model.uri" in e.message
+                         for e in c.core.list_namespaced_event(c.ns).items if e.involved_object.name == "mistaken"),
+             "PreflightFailed event")
+    time.sleep(1.0)  # no stage Job follows, and the preflight is not retried
+    assert [j.metadata.name for j in c.jobs("mistaken")] == ["mistaken-preflight-1"]
+    assert not status.get("mlflow", {}).get("runId")  # no parent run for an ACTJob that never ran
+    print(f"Failed {failed_s:.2f}s after the preflight pod ended")
 
 
 def test_permanent_exit_code_fails_the_actjob_without_a_retry(cluster, operator):
@@ -224,27 +265,30 @@ def test_permanent_exit_code_fails_the_actjob_without_a_retry(cluster, operator)
     collect = status["stages"]["collect"]
     assert collect["phase"] == "Failed" and collect["attempts"] == 1
     time.sleep(1.5)  # nothing else comes: no backoff timer, no second Job
-    assert [j.metadata.name for j in c.jobs("badinput")] == ["badinput-collect-1"]
+    assert sorted(j.metadata.name for j in c.jobs("badinput")) == ["badinput-collect-1", "badinput-preflight-1"]
 
 
 def test_suspend_and_resume(cluster, operator):
     c = cluster
     c.apply("pausable", SPEC)
     c.job("pausable-collect-1")
+    # the hand-off from the preflight is recorded before the spec changes (a suspend racing a
+    # hand-off can leave the new stage's Job running until the resume: a known race)
+    wait_for(lambda: c.status("pausable")["stages"]["collect"]["phase"] == "Running", "collect Running")
     c.patch_spec("pausable", {"suspend": True})
     wait_for(lambda: c.status("pausable").get("phase") == "Suspended", "Suspended")
     wait_for(lambda: c.batch.read_namespaced_job("pausable-collect-1", c.ns).spec.suspend, "Job suspended")
     c.patch_spec("pausable", {"suspend": False})
     wait_for(lambda: c.status("pausable").get("phase") == "Running", "Running again")
     wait_for(lambda: c.batch.read_namespaced_job("pausable-collect-1", c.ns).spec.suspend is False, "Job resumed")
-    assert len(c.jobs("pausable")) == 1
+    assert len(c.jobs("pausable")) == 2  # the preflight's and collect's
 
 
 def test_spec_the_schema_cannot_check_is_failed_with_valid_false(cluster, operator):
     c = cluster
     spec = dict(SPEC, model={"uri": "hf://Qwen/Qwen3-8B"})  # the scheme is checked by the pydantic model
     try:
-        c.apply("badscheme", spec)
+        c.apply("badscheme", spec, pass_preflight=False)
     except ApiException as e:  # the CRD schema may already reject it: that is the better place
         assert e.status == 422 and "model.uri" in e.body
         return
@@ -272,7 +316,8 @@ def test_operator_restart_mid_pipeline_creates_no_duplicates(cluster, kube_api, 
         wait_for(lambda: c.status("restart")["stages"]["judge"]["phase"] == "Running", "judge Running")
         time.sleep(1.0)  # let any duplicate attempt show itself
     assert second.exception is None
-    assert sorted(j.metadata.name for j in c.jobs("restart")) == ["restart-collect-1", "restart-judge-1"]
+    assert sorted(j.metadata.name for j in c.jobs("restart")) == ["restart-collect-1", "restart-judge-1",
+                                                                  "restart-preflight-1"]
     status = c.status("restart")
     assert status["stages"]["collect"]["attempts"] == 1 and status["mlflow"]["runId"] == run_id
 
@@ -307,3 +352,124 @@ def test_many_actjobs_racing_for_one_mlflow_experiment(cluster, operator, mlflow
     for name in names:
         wait_for(lambda n=name: c.status(n).get("mlflow", {}).get("runId"), f"{name} parent run")
         c.job(f"{name}-collect-1")
+
+
+def waiting(c: Cluster, name: str) -> dict:
+    return next((cond for cond in c.status(name).get("conditions", []) if cond["type"] == "Waiting"), {})
+
+
+def events(c: Cluster, name: str) -> list:
+    return [e for e in c.core.list_namespaced_event(c.ns).items if e.involved_object.name == name]
+
+
+def test_pods_that_cannot_start_are_explained_within_30s_and_cleared(cluster, operator):
+    c = cluster
+    c.apply("stuck", SPEC)
+    c.job("stuck-collect-1")
+    pod = "stuck-collect-1-0-abcde"
+    c.core.create_namespaced_pod(c.ns, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod, "labels": {"batch.kubernetes.io/job-name": "stuck-collect-1"}},
+        "spec": {"containers": [{"name": "stage", "image": "x"}]}})
+    message = 'secret "team-s3" not found'
+    c.core.patch_namespaced_pod_status(pod, c.ns, {"status": {"phase": "Pending", "containerStatuses": [
+        {"name": "stage", "image": "x", "imageID": "", "ready": False, "restartCount": 0,
+         "state": {"waiting": {"reason": "CreateContainerConfigError", "message": message}}}]}})
+    t0 = time.monotonic()
+    cond = wait_for(lambda: waiting(c, "stuck").get("status") == "True" and waiting(c, "stuck"), "Waiting")
+    explained_s = time.monotonic() - t0
+    assert cond["reason"] == "CreateContainerConfigError" and message in cond["message"] and pod in cond["message"]
+    wait_for(lambda: any(e.reason == "CreateContainerConfigError" and message in e.message
+                         for e in events(c, "stuck")), "Warning event")
+    assert c.status("stuck")["phase"] == "Running"
+    # the Secret appeared: the container runs
+    c.core.patch_namespaced_pod_status(pod, c.ns, {"status": {"phase": "Running", "containerStatuses": [
+        {"name": "stage", "image": "x", "imageID": "", "ready": True, "restartCount": 0,
+         "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}})
+    t1 = time.monotonic()
+    cond = wait_for(lambda: waiting(c, "stuck").get("status") == "False" and waiting(c, "stuck"), "cleared")
+    cleared_s = time.monotonic() - t1
+    assert cond["reason"] == "Progressing"
+    assert any(e.reason == "WaitOver" for e in events(c, "stuck"))
+    assert explained_s < 30 and cleared_s < 30, (explained_s, cleared_s)
+    print(f"explained after {explained_s:.1f}s, cleared after {cleared_s:.1f}s")
+
+
+def test_unschedulable_pods_and_kueue_admission_are_explained(cluster, operator):
+    c = cluster
+    c.apply("queued", dict(SPEC, scheduling={"queueName": "gpu-queue"}))
+    collect = c.job("queued-collect-1")
+    assert collect.spec.suspend is True  # Kueue admits it by unsuspending it
+    cond = wait_for(lambda: waiting(c, "queued").get("status") == "True" and waiting(c, "queued"), "NotAdmitted")
+    assert cond["reason"] == "NotAdmitted" and "gpu-queue" in cond["message"]
+    c.batch.patch_namespaced_job("queued-collect-1", c.ns, {"spec": {"suspend": False}})  # admitted
+    pod = "queued-collect-1-0-fghij"
+    c.core.create_namespaced_pod(c.ns, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod, "labels": {"batch.kubernetes.io/job-name": "queued-collect-1"}},
+        "spec": {"containers": [{"name": "stage", "image": "x"}]}})
+    c.core.patch_namespaced_pod_status(pod, c.ns, {"status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}})
+    cond = wait_for(lambda: waiting(c, "queued").get("reason") == "Unschedulable" and waiting(c, "queued"),
+                    "Unschedulable")
+    assert "Insufficient nvidia.com/gpu" in cond["message"]
+    c.finish("queued-collect-1", result=result("pairs"))
+    c.job("queued-judge-1")
+
+
+def test_mlflow_unreachable_is_explained_and_holds_no_stage_back(cluster, operator, mlflow_server):
+    from services import free_ports
+
+    c = cluster
+    dead = f"http://127.0.0.1:{free_ports(1)[0]}"
+    spec = dict(SPEC, tracking={"uri": dead, "experiment": "outage"})
+    t0 = time.monotonic()
+    c.apply("offline", spec)
+    c.job("offline-collect-1")  # the stage starts without the parent run
+    cond = wait_for(lambda: waiting(c, "offline").get("status") == "True" and waiting(c, "offline"),
+                    "MLflowUnavailable")
+    assert time.monotonic() - t0 < 30
+    assert cond["reason"] == "MLflowUnavailable" and dead in cond["message"]
+    wait_for(lambda: any(e.reason == "MLflowUnavailable" for e in events(c, "offline")), "Warning event")
+    assert not c.status("offline").get("mlflow", {}).get("runId")
+    c.patch_spec("offline", {"tracking": {"uri": mlflow_server, "experiment": "outage"}})  # MLflow answers
+    run_id = wait_for(lambda: c.status("offline").get("mlflow", {}).get("runId"), "parent run opened")
+    cond = wait_for(lambda: waiting(c, "offline").get("status") == "False" and waiting(c, "offline"), "cleared")
+    assert run_id and cond["reason"] == "Progressing"
+
+
+def test_mlflow_stopped_and_restarted_the_lineage_completes_after(cluster, operator, tmp_path):
+    """The real MLflow server stops mid-run: the stages go on, the finished ACTJob says
+    MLflowUnavailable; once the same server (port, store) answers again, the operator registers
+    the model and closes the parent run by itself (its lineage timer), once."""
+    from mlflow import MlflowClient
+    from services import free_ports, mlflow_server
+
+    c = cluster
+    (port,) = free_ports(1)
+    uri = f"http://127.0.0.1:{port}"
+    spec = dict(SPEC, tracking={"uri": uri, "experiment": "restart"})
+    with mlflow_server(tmp_path / "mlflow", port=port):
+        c.apply("outage", spec)
+        c.job("outage-collect-1")
+        run_id = wait_for(lambda: c.status("outage").get("mlflow", {}).get("runId"), "parent run")
+    t0 = time.monotonic()  # MLflow is down from here on; the stages go on
+    for stage, out in (("collect", "pairs"), ("judge", "models/judge"), ("policy", "models/policy"),
+                       ("eval", "eval")):
+        c.job(f"outage-{stage}-1")
+        c.finish(f"outage-{stage}-1", result=result(out), pods=2 if stage == "judge" else 1)
+    status = wait_for(lambda: c.status("outage").get("phase") == "Succeeded" and waiting(c, "outage").get(
+        "reason") == "MLflowUnavailable" and c.status("outage"), "Succeeded, lineage pending")
+    assert time.monotonic() - t0 < 60 and not status.get("registeredModel")
+    with mlflow_server(tmp_path / "mlflow", port=port):
+        status = wait_for(lambda: c.status("outage").get("registeredModel") and c.status("outage"),
+                          "model registered", timeout=60)
+        cond = wait_for(lambda: waiting(c, "outage").get("status") == "False" and waiting(c, "outage"), "cleared")
+        client = MlflowClient(uri)
+        parent = client.get_run(run_id)
+        assert parent.info.status == "FINISHED" and status["mlflow"]["runId"] == run_id
+        name, version = status["registeredModel"].split("/")
+        assert version == "1" and len(client.search_model_versions(f"name = '{name}'")) == 1
+        assert client.get_model_version(name, version).run_id == run_id
+        assert cond["reason"] == "Progressing"

@@ -227,14 +227,40 @@ def test_all_stage_objects_fill_planned_inputs_without_mutating():
     objs = M.all_stage_objects(job, SETTINGS)
     assert job.model_dump() == before
     names = [o["metadata"]["name"] for o in objs if o["kind"] == "Job"]
-    assert names == ["demo-collect-1", "demo-policy-1", "demo-eval-1"]  # judge is reused: no Job
+    assert names == ["demo-preflight-1", "demo-collect-1", "demo-policy-1", "demo-eval-1"]  # judge reused: no Job
     configs = {o["metadata"]["labels"]["act-operator.io/stage"]: parse_stage_config(json.loads(o["data"]["stage.json"]))
                for o in objs if o["kind"] == "ConfigMap"}
     root = f"s3://bucket/act/team/demo/{M.PLACEHOLDER_UID}"
     assert configs["policy"].model == "s3://other/judge"
     assert configs["policy"].expert.startswith(f"{root}/pairs")
     assert configs["eval"].model == f"{root}/models/policy" and configs["eval"].pairs == f"{root}/pairs"
+    assert configs["preflight"].output == root and configs["preflight"].judge == "s3://other/judge"
     assert all(o["metadata"]["ownerReferences"][0]["uid"] == M.PLACEHOLDER_UID for o in objs)
+
+
+def test_the_preflight_is_a_small_cpu_pod_with_the_stage_credentials_and_image():
+    job = make_job(stages={"collect": {"engine": "vllm", "resources": {"gpus": 4}},
+                           "judge": {"nodes": 2, "processesPerNode": 8, "batchSize": 1, "resources": {"gpus": 8}}},
+                   storage={"root": "s3://bucket/act", "s3": {"credentialsSecret": "s3-creds"}},
+                   tracking={"uri": "http://mlflow:5000", "credentialsSecret": "mlflow-creds"},
+                   pod={"image": "trainer:1", "nodeSelector": {"pool": "any"}},
+                   environment={"name": "scienceworld", "expert": {"uri": "s3://bucket/expert.jsonl"}})
+    cm, pre = M.stage_objects(job, "preflight", 1, SETTINGS)
+    collect = M.stage_objects(job, "collect", 1, SETTINGS)[-1]
+    assert pre["metadata"]["name"] == "demo-preflight-1" and "completionMode" not in pre["spec"]
+    pod = pre["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["act-trainer", "preflight", "--config", "/etc/act/stage.json"]
+    assert container["image"] == "trainer:1" == collect["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                      "limits": {"cpu": "500m", "memory": "1Gi"}}  # no GPU
+    assert env_of(pre) == env_of(collect)  # the same S3/MLflow settings and Secret refs as the stages
+    assert env_of(pre)["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "s3-creds"
+    assert pod["nodeSelector"] == {"pool": "any"} and pre["spec"]["activeDeadlineSeconds"] == 300
+    cfg = parse_stage_config(json.loads(cm["data"]["stage.json"]))
+    assert cfg.stage == "preflight" and cfg.model == job.spec.model.uri and cfg.expert == "s3://bucket/expert.jsonl"
+    assert cfg.tracking.uri == "http://mlflow:5000" and cfg.env.name == "scienceworld"
+    assert cfg.packages == {"stages.collect.engine": "vllm", "stages.judge.zeroStage": "deepspeed"}
 
 
 def test_every_object_validates_against_the_kubernetes_schemas():
@@ -272,7 +298,7 @@ def test_settings_validation_messages(monkeypatch):
 def test_pod_env_reaches_every_stage_container():
     job = make_job(pod={"env": {"NCCL_SOCKET_IFNAME": "eth0", "NCCL_DEBUG": "INFO"}})
     jobs = [o for o in M.all_stage_objects(job, SETTINGS) if o["kind"] == "Job"]
-    assert len(jobs) == 4
+    assert len(jobs) == 5  # the preflight and the four stages
     for obj in jobs:
         env = env_of(obj)
         assert env["NCCL_SOCKET_IFNAME"]["value"] == "eth0" and env["NCCL_DEBUG"]["value"] == "INFO"

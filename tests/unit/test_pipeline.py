@@ -8,13 +8,17 @@ from act_operator.api import API_VERSION, parse_actjob
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def make_job(**stages):
-    return parse_actjob({
+def make_job(preflight_passed=True, **stages):
+    """An ACTJob whose preflight passed (unless told otherwise): the stages' tests start at collect."""
+    job = parse_actjob({
         "apiVersion": API_VERSION, "kind": "ACTJob",
         "metadata": {"name": "demo", "uid": "u-1", "generation": 1},
         "spec": {"model": {"uri": "tiny://qwen3-tiny"}, "environment": {"name": "scienceworld"},
                  "storage": {"root": "s3://bucket/act"}, "stages": stages},
     })
+    if preflight_passed:
+        job.status.stages[P.PREFLIGHT].phase = "Succeeded"
+    return job
 
 
 def ok(stage):
@@ -52,6 +56,79 @@ def run_to_end(job, outcomes=None):
 def test_first_plan_starts_collect():
     job = make_job()
     assert P.plan(job, {}, T0) == [P.StartStage("collect", 1)]
+
+
+# --- preflight -------------------------------------------------------------------------------
+
+PREFLIGHT_OK = P.Observed("succeeded", result={"stage": "preflight", "preflight": {"checks": ["storage", "model"]},
+                                               "metrics": {"seconds": 1.5}})
+
+
+def test_every_actjob_starts_with_the_preflight_and_no_stage_before_it_passes():
+    job = make_job(preflight_passed=False)
+    assert P.plan(job, {}, T0) == [P.StartStage(P.PREFLIGHT, 1)]
+    step(job, {})
+    st = job.status.stages[P.PREFLIGHT]
+    assert (st.phase, st.job_name, job.status.current_stage) == ("Running", "demo-preflight-1", P.PREFLIGHT)
+    assert P.plan(job, {}, T0) == [] and P.plan(job, {P.PREFLIGHT: P.Observed("running")}, T0) == []
+    assert all(job.status.stages[s].phase == "Pending" for s in ("collect", "judge", "policy", "eval"))
+
+
+def test_a_passed_preflight_hands_off_to_collect_in_the_same_plan():
+    job = make_job(preflight_passed=False)
+    step(job, {})
+    actions = step(job, {P.PREFLIGHT: PREFLIGHT_OK})
+    assert actions == [P.CompleteStage(P.PREFLIGHT, PREFLIGHT_OK.result), P.StartStage("collect", 1)]
+    st = job.status.stages[P.PREFLIGHT]
+    assert st.phase == "Succeeded" and st.message == "2 checks passed" and st.metrics == {"seconds": 1.5}
+    valid = next(c for c in job.status.conditions if c.type == "Valid")
+    assert (valid.status, valid.reason) == ("True", "PreflightPassed")
+    assert P.preflight_passed(job.status)
+
+
+def test_preflight_problems_fail_the_actjob_at_once_with_valid_false_and_every_problem():
+    job = make_job(preflight_passed=False)
+    step(job, {})
+    problems = ["spec.model.uri: nothing at s3://b/m", "spec.stages.collect.reuse: nothing at s3://b/p",
+                "spec.tracking.uri: MLflow at http://x does not answer"]
+    failed = P.Observed("failed", reason="preflight found 3 problem(s)", result={"problems": problems})
+    actions = step(job, {P.PREFLIGHT: failed})
+    assert actions == [P.FailPreflight(tuple(problems))]  # not retried: retrying cannot fix input
+    st = job.status
+    assert st.phase == "Failed" and all(p in st.message for p in problems)
+    conds = {c.type: c for c in st.conditions}
+    assert (conds["Valid"].status, conds["Valid"].reason) == ("False", "PreflightFailed")
+    assert all(p in conds["Valid"].message for p in problems)
+    assert conds["Failed"].status == "True" and conds["Running"].status == "False"
+    assert all(st.stages[s].phase == "Pending" and st.stages[s].attempts == 0
+               for s in ("collect", "judge", "policy", "eval"))
+    assert P.plan(job, {}, T0) == []  # terminal
+
+
+def test_a_preflight_that_crashed_without_a_verdict_is_retried_then_fails():
+    job = make_job(preflight_passed=False)
+    crash = P.Observed("failed", reason="OOMKilled")
+    trace = run_to_end(job, {P.PREFLIGHT: [crash] * 5})
+    starts = [a for a in trace if isinstance(a, P.StartStage)]
+    assert starts == [P.StartStage(P.PREFLIGHT, n) for n in (1, 2, 3)]  # PREFLIGHT_SETTINGS.max_retries = 2
+    assert job.status.phase == "Failed" and "preflight failed after 3 attempt(s): OOMKilled" in job.status.message
+
+
+def test_preflight_needs_no_manifest_but_a_stage_does():
+    job = make_job(preflight_passed=False)
+    trace = run_to_end(job, {P.PREFLIGHT: [PREFLIGHT_OK]})
+    assert [a.stage for a in trace if isinstance(a, P.StartStage)] == [P.PREFLIGHT, "collect", "judge", "policy",
+                                                                        "eval"]
+    assert job.status.phase == "Succeeded"
+
+
+def test_an_actjob_whose_status_predates_the_preflight_goes_on_without_one():
+    job = make_job(preflight_passed=False)
+    del job.status.stages[P.PREFLIGHT]
+    job.status.stages["collect"].phase = "Running"
+    job.status.stages["collect"].attempts = 1
+    assert P.plan(job, {}, T0) == [] and P.preflight_passed(job.status)
+    assert P.steps(job.status) == ("collect", "judge", "policy", "eval")
 
 
 def test_full_run_in_order_and_outputs_flow():
@@ -225,3 +302,44 @@ def test_conditions_carry_generation():
     job = make_job()
     run_to_end(job)
     assert all(c.observed_generation == 1 for c in job.status.conditions)
+
+
+# --- the Waiting condition -------------------------------------------------------------------
+
+def test_waiting_is_set_with_every_wait_then_cleared_with_an_event_each_time():
+    job = make_job()
+    step(job, {})
+    waits = [("CreateContainerConfigError", 'pod demo-collect-1-x: CreateContainerConfigError: secret "act-s3" '
+                                            'not found'),
+             ("MLflowUnavailable", "MLflow at http://mlflow:5000 does not answer")]
+    event = P.set_waiting(job.status, waits, T0, 1)
+    assert event == ("Warning", "CreateContainerConfigError", "; ".join(m for _, m in waits))
+    cond = next(c for c in job.status.conditions if c.type == P.WAITING)
+    assert (cond.status, cond.reason) == ("True", "CreateContainerConfigError") and 'secret "act-s3"' in cond.message
+    assert P.set_waiting(job.status, waits, T0 + timedelta(seconds=10), 1) is None  # unchanged: no new event
+    assert cond.last_transition_time == T0
+    event = P.set_waiting(job.status, [], T0 + timedelta(seconds=20), 1)
+    assert event[0:2] == ("Normal", "WaitOver") and 'secret "act-s3"' in event[2]
+    cond = next(c for c in job.status.conditions if c.type == P.WAITING)
+    assert (cond.status, cond.reason) == ("False", P.NOT_WAITING)
+    assert P.set_waiting(job.status, [], T0 + timedelta(seconds=30), 1) is None
+
+
+def test_nothing_waiting_adds_no_condition():
+    job = make_job()
+    assert P.set_waiting(job.status, [], T0, 1) is None
+    assert not any(c.type == P.WAITING for c in job.status.conditions)
+
+
+def test_a_stage_backing_off_explains_its_wait_and_names_an_unreachable_s3():
+    job = make_job()
+    step(job, {})
+    reason = ("cannot check write access to s3://b/act: S3 endpoint http://minio:9000 is unreachable (...); "
+              "check the storage endpoint")
+    step(job, {"collect": P.Observed("failed", reason=reason)})
+    [(why, message)] = P.retry_waits(job.status)
+    assert why == "StorageUnavailable" and "collect attempt 1 failed" in message and "attempt 2 at" in message
+    job2 = make_job()
+    step(job2, {})
+    step(job2, {"collect": P.Observed("failed", reason="CUDA out of memory")})
+    assert P.retry_waits(job2.status)[0][0] == "RetryBackoff"

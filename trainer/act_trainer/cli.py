@@ -1,10 +1,11 @@
-"""`act-trainer collect|judge|policy|eval --config FILE`: the programs stage pods run.
+"""`act-trainer collect|judge|policy|eval|preflight --config FILE`: the programs stage pods run.
 
 Exit codes (the contract both executors honour; see act_trainer.errors):
 0 done (manifest written); 2 permanent: the config is invalid, or an input no retry can fix
 (unknown split or task, a missing or ill-formed expert file or pairs, a model URI without
 config.json, an environment that is not installed): the ACTJob fails at once; 1 anything else,
 transient: retried per maxRetries. The termination message says which ("permanent").
+The preflight (`act-trainer preflight`) exits 2 when it found problems, every one reported.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("vllm-serve", help="the vLLM server of a GRPO stage in rollout.mode: server "
                                               "(`trl vllm-serve` on the stage's model)")
     serve.add_argument("--config", required=True, help="the stage's config (judge or policy)")
+    pre = sub.add_parser("preflight", help="check every input of an ACTJob that needs I/O, before any stage")
+    pre.add_argument("--config", required=True, help="preflight config (JSON), e.g. /etc/act/stage.json")
     tiny = sub.add_parser("tiny-model", help="build a tiny random-weight Qwen3 model + tokenizer (offline)")
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--preset", default="qwen3-tiny")
@@ -75,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         engines.check(cfg)  # vLLM asked for where it cannot run: bad input, before any data is read
     except (ConfigError, engines.EngineUnavailable) as e:
         return _failed(args.command, f"invalid config: {e}", EXIT_PERMANENT)
+    if args.command == "preflight":
+        from act_trainer import preflight
+
+        return preflight.run(cfg)
     index = os.environ.get("JOB_COMPLETION_INDEX")
     if index is not None and cfg.shard.count > 1:  # a pod of an Indexed Job takes its own shard
         cfg.shard.index = int(index)

@@ -122,8 +122,24 @@ class EvalConfig(StageBase, K.EvalSettings):
     expert_max_length: int = Field(40, ge=1, description="Skip held-out expert episodes longer than this.")
 
 
+class PreflightConfig(StageBase):
+    """The checks that need I/O, run before any stage (`act-trainer preflight`): every input of
+    the ACTJob is reachable and in the documented format. `output` is the ACTJob's storage root
+    (checked for writing); each other field is checked only when set."""
+
+    stage: Literal["preflight"] = "preflight"
+    model: str = Field(description="spec.model.uri: must be a loadable checkpoint (config and tokenizer).")
+    pairs: str | None = Field(None, description="spec.stages.collect.reuse: another run's collect output.")
+    judge: str | None = Field(None, description="spec.stages.judge.reuse: another run's judge model.")
+    expert: str | None = Field(None, description="spec.environment.expert.uri: a trajectories file.")
+    env: EnvironmentConfig | None = Field(None, description="The environment, when a stage plays it.")
+    packages: dict[str, str] = Field(default_factory=dict, description="Python packages the spec asks for "
+                                     "(import name), by the spec field that asks, e.g. vllm for "
+                                     "spec.stages.collect.engine.")
+
+
 StageConfig = Annotated[
-    CollectConfig | JudgeConfig | PolicyConfig | EvalConfig, Field(discriminator="stage")
+    CollectConfig | JudgeConfig | PolicyConfig | EvalConfig | PreflightConfig, Field(discriminator="stage")
 ]
 
 

@@ -4,63 +4,150 @@ Only the main process of a stage logs. Without a tracking URI every call is a no
 so stages run the same with and without MLflow. The run's params are every field of the
 stage config (act_trainer.util.mlflow_params: flattened, credentials scrubbed, cut to
 MLflow's limit).
+
+MLflow being down never fails a stage. Everything the stage logs is also kept in memory
+(params, tags, metrics with their steps and times, dataset inputs, dicts); when MLflow did
+not answer (at the start or at any call) the stage stops calling it and, once it succeeded,
+writes that record to ``<output>/_TRACKING.json``. The executor replays it later with
+:func:`replay` into a child run under the parent run, idempotently: a replayed run carries the
+record's URI as ``act.replay_of`` and is marked ``act.replay=complete`` last, so a replay that
+was interrupted is redone and a finished one is never repeated.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
+import time
 
 from act_trainer.config import StageBase
 from act_trainer.util import mlflow_params, numeric_metrics, scrub
+
+log = logging.getLogger("act_trainer.tracking")
+
+TRACKING_FILE = "_TRACKING.json"
+MAX_DATASET_ROWS = 1000  # rows of a dataset input MLflow profiles (the digest identifies the data)
+RECORDED_DATASET_ROWS = 50  # rows kept in the offline record for the replayed input's schema
 
 
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def fail_fast(timeout_s: int = 15, retries: int = 2) -> None:
+    """MLflow's client retries a call that gets no answer for minutes; a stage (or an executor)
+    that goes on without MLflow should know in seconds. Leaves values someone set alone."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
+
+
 class StageRun:
-    """What a stage logs. `active` is False when tracking is off or on non-main ranks."""
+    """What a stage logs. `active` is False when tracking is off or on non-main ranks; `offline`
+    says why MLflow is not called any more (it did not answer), while `record` keeps everything."""
 
     def __init__(self, cfg: StageBase):
         self.cfg = cfg
         self.active = bool(cfg.tracking.uri) and is_main_process()
         self.run_id: str | None = None
+        self.offline: str | None = None
+        self.record: dict = {"params": {}, "tags": {}, "metrics": [], "inputs": [], "dicts": {}}
+
+    def _call(self, what: str, fn) -> None:
+        """Call MLflow unless it already failed; the first failure switches the stage to the record."""
+        if not self.active or self.offline:
+            return
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - whatever the client raises, training goes on
+            self.offline = f"{what}: {type(e).__name__}: {str(e)[:300]}"
+            log.warning("MLflow does not answer (%s); the stage goes on and records its tracking in %s",
+                        self.offline, TRACKING_FILE)
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
-        if self.active:
+        if not self.active:
+            return
+        values = numeric_metrics(metrics)
+        ts = int(time.time() * 1000)
+        self.record["metrics"] += [{"key": k, "value": v, "step": step or 0, "timestamp": ts}
+                                   for k, v in values.items()]
+
+        def call():
             import mlflow
 
-            mlflow.log_metrics(numeric_metrics(metrics), step=step)
+            mlflow.log_metrics(values, step=step)
+
+        self._call("log_metrics", call)
 
     def log_dataset(self, uri: str, name: str, digest: str, context: str, rows: list[dict] | None = None) -> None:
         """Record a dataset input with its digest (the manifest's), so lineage can be followed."""
         if not self.active:
             return
-        import mlflow
-        import pandas as pd
-        from mlflow.data.dataset_source_registry import resolve_dataset_source
-        from mlflow.data.http_dataset_source import HTTPDatasetSource
+        self.record["inputs"].append({"uri": uri, "name": name, "digest": digest, "context": context,
+                                      "rows": json.loads(json.dumps((rows or [])[:RECORDED_DATASET_ROWS],
+                                                                    default=str))})
 
-        try:
-            source = resolve_dataset_source(uri)
-        except Exception:  # a URI MLflow has no resolver for (e.g. a plain name): keep it as text
-            source = HTTPDatasetSource(uri)
-        df = pd.DataFrame(rows[:1000] if rows else [{"uri": uri}])
-        ds = mlflow.data.from_pandas(df, source=source, name=name, digest=digest.removeprefix("sha256:")[:36])
-        mlflow.log_input(ds, context=context)
-
-    def set_tags(self, tags: dict) -> None:
-        if self.active:
+        def call():
             import mlflow
 
-            mlflow.set_tags({k: scrub(str(v)) for k, v in tags.items()})
+            mlflow.log_input(dataset(uri, name, digest, rows), context=context)
+
+        self._call("log_input", call)
+
+    def set_tags(self, tags: dict) -> None:
+        if not self.active:
+            return
+        clean = {k: scrub(str(v)) for k, v in tags.items()}
+        self.record["tags"].update(clean)
+
+        def call():
+            import mlflow
+
+            mlflow.set_tags(clean)
+
+        self._call("set_tags", call)
 
     def log_dict(self, data: dict, name: str) -> None:
-        if self.active:
+        if not self.active:
+            return
+        self.record["dicts"][name] = json.loads(json.dumps(data, default=str))
+
+        def call():
             import mlflow
 
             mlflow.log_dict(data, name)
+
+        self._call("log_dict", call)
+
+
+def dataset(uri: str, name: str, digest: str, rows: list[dict] | None):
+    """An MLflow dataset for a stage input: a sample of its rows, its source URI and digest."""
+    import mlflow
+    import pandas as pd
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    try:
+        source = resolve_dataset_source(uri)
+    except Exception:  # a URI MLflow has no resolver for (e.g. a plain name): keep it as text
+        source = HTTPDatasetSource(uri)
+    df = pd.DataFrame(rows[:MAX_DATASET_ROWS] if rows else [{"uri": uri}])
+    return mlflow.data.from_pandas(df, source=source, name=name, digest=digest.removeprefix("sha256:")[:36])
+
+
+def _start(run: StageRun, cfg: StageBase, tags: dict, params: dict):
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    parent = cfg.tracking.parent_run_id
+    if parent:
+        experiment_id = mlflow.MlflowClient().get_run(parent).info.experiment_id
+    else:
+        experiment_id = mlflow.set_experiment(cfg.tracking.experiment).experiment_id
+    active = mlflow.start_run(experiment_id=experiment_id, run_name=cfg.stage, parent_run_id=parent, tags=tags)
+    run.run_id = active.info.run_id
+    mlflow.log_params(params)
 
 
 @contextlib.contextmanager
@@ -71,17 +158,89 @@ def stage_run(cfg: StageBase):
         return
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.tracking.uri)
-    parent = cfg.tracking.parent_run_id
-    if parent:
-        experiment_id = mlflow.MlflowClient().get_run(parent).info.experiment_id
-    else:
-        experiment_id = mlflow.set_experiment(cfg.tracking.experiment).experiment_id
+    fail_fast()
     tags = {k: scrub(v) for k, v in {"act.stage": cfg.stage, "act.actjob": cfg.job.name,
                                      "act.actjob.uid": cfg.job.uid, "act.output": cfg.output}.items()}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.stage, parent_run_id=parent, tags=tags) as r:
-        run.run_id = r.info.run_id
-        # Every field of the config, tracking included: credentials never enter a config (they come
-        # from the environment), and mlflow_params scrubs any that would.
-        mlflow.log_params(mlflow_params(cfg.model_dump(mode="json")))
+    if cfg.shard.count > 1:
+        tags["act.shard"] = str(cfg.shard.index)
+    # Every field of the config, tracking included: credentials never enter a config (they come
+    # from the environment), and mlflow_params scrubs any that would.
+    params = mlflow_params(cfg.model_dump(mode="json"))
+    run.record.update(params=params, tags=dict(tags), run_name=cfg.stage, experiment=cfg.tracking.experiment,
+                      parent_run_id=cfg.tracking.parent_run_id)
+    run._call("start_run", lambda: _start(run, cfg, tags, params))
+    try:
         yield run
+    except BaseException:
+        if run.run_id and not run.offline:
+            with contextlib.suppress(Exception):
+                mlflow.end_run(status="FAILED")
+        raise
+    if run.run_id and not run.offline:
+        run._call("end_run", mlflow.end_run)
+    if run.offline:
+        if run.run_id:  # the partial run: off this process's run stack (the replay deletes it)
+            with contextlib.suppress(Exception):
+                mlflow.end_run(status="FAILED")
+        write_record(run)
+
+
+def write_record(run: StageRun) -> str:
+    """`<output>/_TRACKING.json`: what MLflow would have, for the executor to replay."""
+    from act_trainer import store
+
+    uri = store.join(run.cfg.output, TRACKING_FILE)
+    body = {**run.record, "offline": run.offline, "run_id": run.run_id, "source": uri,
+            "stage": run.cfg.stage, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    store.write_bytes(uri, json.dumps(body, indent=1).encode())
+    log.info("tracking recorded in %s (MLflow: %s)", uri, run.offline)
+    return uri
+
+
+# --- replay by the executor ------------------------------------------------------------------
+
+def replay(tracking_uri: str, record: dict, parent_run_id: str | None, experiment_id: str) -> str:
+    """The record's child run in MLflow, created once: found again by `act.replay_of` when it was
+    replayed before (and completed), redone when an earlier replay was cut short. A partial run the
+    stage opened before MLflow went away is deleted, so that the stage has one run. Returns its id."""
+    from mlflow import MlflowClient
+    from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+
+    client = MlflowClient(tracking_uri)
+    source = record["source"]
+    for found in client.search_runs([experiment_id], filter_string=f"tags.`act.replay_of` = '{source}'"):
+        if found.data.tags.get("act.replay") == "complete":
+            return found.info.run_id
+        client.delete_run(found.info.run_id)  # an interrupted replay: do it again, whole
+    if record.get("run_id"):
+        with contextlib.suppress(Exception):
+            client.delete_run(record["run_id"])
+    tags = {**record.get("tags", {}), "act.replay_of": source}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run_id = client.create_run(experiment_id, run_name=record.get("run_name") or record.get("stage"),
+                               tags=tags).info.run_id
+    params = [Param(k, str(v)) for k, v in record.get("params", {}).items()]
+    metrics = [Metric(m["key"], float(m["value"]), int(m["timestamp"]), int(m["step"]))
+               for m in record.get("metrics", [])]
+    for i in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[i:i + 100])
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+    for inp in record.get("inputs", []):
+        ds = dataset(inp["uri"], inp["name"], inp["digest"], inp.get("rows"))
+        client.log_inputs(run_id, [DatasetInput(ds._to_mlflow_entity(),
+                                                tags=[InputTag("mlflow.data.context", inp["context"])])])
+    for name, data in record.get("dicts", {}).items():
+        client.log_dict(run_id, data, name)
+    client.log_batch(run_id, tags=[RunTag("act.replay", "complete")])
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def records(output_uri: str) -> list[dict]:
+    """The tracking records a stage left under its output (one per shard), oldest layout first."""
+    from act_trainer import store
+
+    found = [u for u in store.list_uris(output_uri) if u.endswith("/" + TRACKING_FILE)]
+    return [json.loads(store.read_bytes(u)) for u in sorted(found)]

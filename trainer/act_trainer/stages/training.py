@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -21,6 +22,11 @@ from act_trainer.tracking import StageRun
 log = logging.getLogger("act_trainer.training")
 
 COMPLETE = "_COMPLETE"  # written after every file of a checkpoint is uploaded
+# a checkpoint upload that fails (e.g. S3 unreachable beyond botocore's retries) is tried again
+# whole, after 5, 10, 20, 40 s (capped at 60): an outage of about two minutes costs no training
+UPLOAD_ATTEMPTS = 5
+UPLOAD_BACKOFF_S = 5.0
+UPLOAD_BACKOFF_CAP_S = 60.0
 _CKPT = re.compile(r"checkpoint-(\d+)$")
 
 
@@ -193,10 +199,25 @@ class SyncCheckpoints(TrainerCallback):
         self.error: BaseException | None = None
 
     def _upload(self, local: Path, name: str) -> None:
-        try:
-            store.upload(str(local), store.join(self.uri, name))
-        except BaseException as e:  # noqa: BLE001 - re-raised in the training thread
-            self.error = e
+        """Upload the checkpoint's files, retrying the whole upload with backoff through an S3
+        outage (each object also has botocore's own retries); the marker is written by _finish,
+        only after this succeeded, so a checkpoint cut short is never taken for a complete one."""
+        dest = store.join(self.uri, name)
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            try:
+                store.upload(str(local), dest)
+                return
+            except store.StoreError as e:
+                if attempt == UPLOAD_ATTEMPTS:
+                    self.error = e
+                    return
+                delay = min(UPLOAD_BACKOFF_CAP_S, UPLOAD_BACKOFF_S * 2 ** (attempt - 1))
+                log.warning("checkpoint upload to %s failed (attempt %d/%d: %s); retrying in %.0fs",
+                            dest, attempt, UPLOAD_ATTEMPTS, e, delay)
+                time.sleep(delay)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the training thread
+                self.error = e
+                return
 
     def on_save(self, args, state, control, **kwargs):
         if not self.uri:
