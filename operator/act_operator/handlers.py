@@ -60,8 +60,28 @@ def tracking_uri(job: A.ACTJob) -> str | None:
 
 
 def describe(action) -> str:
-    fields = {k: v for k, v in vars(action).items() if k != "result"}
-    return f"{type(action).__name__} {fields}" if fields else type(action).__name__
+    """An action as the text of its Event (what `kubectl describe actjob` shows)."""
+    a = action
+    if isinstance(a, pipeline.StartStage):
+        return f"{a.stage}: attempt {a.attempt} started"
+    if isinstance(a, pipeline.CompleteStage):
+        return f"{a.stage}: succeeded" + (f", outputs at {a.result['manifest'].rsplit('/', 1)[0]}"
+                                          if a.result.get("manifest") else "")
+    if isinstance(a, pipeline.SkipStage):
+        return f"{a.stage}: skipped ({a.reason})"
+    if isinstance(a, pipeline.ReuseStage):
+        return f"{a.stage}: reusing {a.uri}"
+    if isinstance(a, pipeline.RetryStage):
+        return f"{a.stage}: attempt failed ({a.reason}); next attempt at {a.not_before:%Y-%m-%dT%H:%M:%SZ}"
+    if isinstance(a, pipeline.FailStage):
+        return a.reason
+    if isinstance(a, pipeline.SucceedJob):
+        return "all stages finished"
+    if isinstance(a, pipeline.SuspendJob):
+        return "suspended (spec.suspend is true): running stage Jobs suspended"
+    if isinstance(a, pipeline.ResumeJob):
+        return "resumed (spec.suspend is false)"
+    return type(a).__name__
 
 
 def reconcile(namespace: str, name: str, body: dict | None = None) -> float | None:

@@ -36,3 +36,21 @@ def test_deleted_actjobs_leave_the_phase_gauge_and_the_locks(monkeypatch):
     assert "unit/b" in handlers._locks and gauge("Running") == running + 1
     handlers.on_delete(body={**body("b"), "spec": {"bad": True}})  # an invalid ACTJob goes too
     assert gauge("Running") == running and "unit/b" not in handlers._locks
+
+
+def test_event_messages_are_human_text_not_python_reprs():
+    from datetime import UTC, datetime
+
+    from act_operator import pipeline as P
+
+    t = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    said = {type(a).__name__: handlers.describe(a) for a in [
+        P.StartStage("collect", 1), P.CompleteStage("judge", {"manifest": "s3://b/j/models/judge/_MANIFEST.json"}),
+        P.SkipStage("policy", "stages.policy.method is none"), P.ReuseStage("collect", "s3://b/pairs"),
+        P.RetryStage("eval", "exit code 1", t), P.FailStage("eval", "eval failed after 2 attempt(s): boom"),
+        P.SucceedJob(), P.SuspendJob(), P.ResumeJob()]}
+    assert said["StartStage"] == "collect: attempt 1 started"
+    assert said["CompleteStage"] == "judge: succeeded, outputs at s3://b/j/models/judge"
+    assert said["RetryStage"] == "eval: attempt failed (exit code 1); next attempt at 2026-01-02T03:04:05Z"
+    assert said["FailStage"] == "eval failed after 2 attempt(s): boom"
+    assert not any(c in m for m in said.values() for c in "{}'"), said

@@ -140,7 +140,7 @@ def test_full_run_in_order_and_outputs_flow():
     st = job.status
     assert st.phase == "Succeeded" and st.model_uri == "s3://b/policy"
     assert st.stages["collect"].outputs.digest == "sha256:collect"
-    assert st.stages["collect"].metrics == {"m": 1.0}  # booleans are not metrics
+    assert st.stages["collect"].metrics == {"m": 1.0, "flag": 1.0}  # a boolean is carried as 0/1
     assert {c.type: c.status for c in st.conditions} == {"Running": "False", "Succeeded": "True"}
 
 

@@ -13,9 +13,9 @@ def test_flatten_nested_dicts_to_dotted_keys():
     assert util.flatten(d) == {"a.b": 1, "a.c.d": [1, 2], "e": None, "f": {}}  # an empty dict is kept
 
 
-def test_numeric_metrics_keep_numbers_as_floats_and_drop_the_rest():
-    got = util.numeric_metrics({"n": 3, "rate": 0.5, "ok": True, "name": "x", "none": None})
-    assert got == {"n": 3.0, "rate": 0.5} and all(type(v) is float for v in got.values())
+def test_numeric_metrics_keep_numbers_and_bools_as_floats_and_drop_the_rest():
+    got = util.numeric_metrics({"n": 3, "rate": 0.5, "ok": True, "bad": False, "name": "x", "none": None})
+    assert got == {"n": 3.0, "rate": 0.5, "ok": 1.0, "bad": 0.0} and all(type(v) is float for v in got.values())
     assert util.is_number(2) and util.is_number(2.5) and not util.is_number(False) and not util.is_number("2")
 
 

@@ -26,8 +26,10 @@ def is_number(value: object) -> bool:
 
 
 def numeric_metrics(metrics: Mapping) -> dict[str, float]:
-    """The numeric entries of ``metrics`` as floats; anything else (text, bools, None) is left out."""
-    return {k: float(v) for k, v in metrics.items() if is_number(v)}
+    """The numeric entries of ``metrics`` as floats, bools as 0.0/1.0 (e.g. ``resumed``: whether an
+    attempt continued from a checkpoint, worth seeing in the ACTJob status and MLflow, which both
+    hold numbers only); anything else (text, None) is left out."""
+    return {k: float(v) for k, v in metrics.items() if is_number(v) or isinstance(v, bool)}
 
 
 def flatten(d: Mapping, prefix: str = "") -> dict[str, object]:
