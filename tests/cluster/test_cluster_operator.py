@@ -7,43 +7,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import textwrap
+import time
+from datetime import datetime
 
 import pytest
 import services
+from kubernetes.client import BatchV1Api
 
-from cluster.kubectl import kubectl, wait_for
+from act_operator.manifests import ACTJOB_LABEL, ATTEMPT_LABEL, STAGE_LABEL
+from cluster.chart import ChartOperator
+from cluster.kubectl import kubectl, pods_of, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+STAGES = ("collect", "judge", "policy", "eval")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@contextlib.contextmanager
-def operator(kubeconfig: str, log_path, namespace: str, **settings):
-    """`kopf run -m act_operator.handlers --namespace=NS --standalone` with ACT_* settings, as
-    the chart runs it with `watchNamespaces: [NS]` (one namespace: the session's kubelite is
-    shared with other tests)."""
-    env = dict(os.environ, KUBECONFIG=kubeconfig, PYTHONUNBUFFERED="1", ACT_NAMESPACES=namespace,
-               **{f"ACT_{k.upper()}": str(v) for k, v in settings.items()})
-    log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "kopf", "run", "-m", "act_operator.handlers",
-                             f"--namespace={namespace}", "--standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def actjob(name: str, s3_endpoint: str, bucket: str, mlflow: str, judge_nodes: int = 1, judge_steps: int = 2,
-           judge_only: bool = False) -> str:
+def actjob(name: str, s3_endpoint: str, bucket: str, mlflow: str | None, judge_nodes: int = 1, judge_steps: int = 2,
+           judge_only: bool = False, expert_max_length: int = 8, collect_retries: int = 2) -> str:
     later = ("policy: {method: none}\n    eval: {enabled: false}" if judge_only else
              "policy: {method: il, batchSize: 2, maxSteps: 2, saveSteps: 1, gradientCheckpointing: false}\n"
              "    eval: {splits: [dev], episodes: 1, actionStates: 4, judgePairs: 4, maxNewTokens: 8}")
@@ -58,44 +40,149 @@ def actjob(name: str, s3_endpoint: str, bucket: str, mlflow: str, judge_nodes: i
             tasks: [find-living-thing]
             maxSteps: 6
             history: 2
-            expert: {{split: train, episodes: 2, maxLength: 8}}
+            expert: {{split: train, episodes: 2, maxLength: {expert_max_length}}}
           storage:
             root: s3://{bucket}/e2e
             s3: {{endpoint: "{s3_endpoint}", credentialsSecret: act-s3}}
-          tracking: {{uri: "{mlflow}", experiment: e2e}}
+          {f'tracking: {{uri: "{mlflow}", experiment: e2e}}' if mlflow else "tracking: {experiment: e2e}"}
           stages:
-            collect: {{samples: 2, maxAlternatives: 1, maxNewTokens: 8, heldoutFraction: 0.5, batchSize: 4}}
+            collect: {{samples: 2, maxAlternatives: 1, maxNewTokens: 8, heldoutFraction: 0.5, batchSize: 4,
+                       maxRetries: {collect_retries}}}
             judge: {{groupSize: 2, batchSize: 2, maxSteps: {judge_steps}, saveSteps: 1, maxCompletionLength: 8,
                      gradientCheckpointing: false, nodes: {judge_nodes}, processesPerNode: 1}}
         """) + "    " + later + "\n"
 
 
-@pytest.mark.parametrize("judge_nodes", [1, 2], ids=["one-pod-judge", "two-node-judge"])
+def s3_secret(ns: str, s3) -> None:
+    kubectl("create", "secret", "generic", "act-s3", "-n", ns, f"--from-literal=AWS_ACCESS_KEY_ID={s3.access_key}",
+            f"--from-literal=AWS_SECRET_ACCESS_KEY={s3.secret_key}")
+
+
+def status_of(ns: str, name: str) -> dict:
+    return json.loads(kubectl("get", "actjob", name, "-n", ns, "-o", "json")).get("status") or {}
+
+
+def jobs_of(ns: str, name: str) -> list[dict]:
+    """The ACTJob's Jobs, listed by the label the operator puts on them."""
+    return BatchV1Api().list_namespaced_job(ns, label_selector=f"{ACTJOB_LABEL}={name}").items
+
+
+def events_of(ns: str, name: str) -> list[dict]:
+    """The ACTJob's events (kubelite knows no field selector on events)."""
+    events = json.loads(kubectl("get", "events", "-n", ns, "-o", "json"))["items"]
+    return [e for e in events if e["involvedObject"].get("kind") == "ACTJob" and e["involvedObject"]["name"] == name]
+
+
+def assert_one_job_per_attempt(ns: str, name: str, status: dict) -> None:
+    """Exactly one Job per attempt of every stage: <name>-<stage>-<n> for n = 1..attempts."""
+    jobs = sorted((j.metadata.labels[STAGE_LABEL], int(j.metadata.labels[ATTEMPT_LABEL]), j.metadata.name)
+                  for j in jobs_of(ns, name))
+    want = sorted((stage, n, f"{name}-{stage}-{n}") for stage, st in status["stages"].items()
+                  for n in range(1, st.get("attempts", 0) + 1))
+    assert [j for j in jobs if j[0] in status["stages"]] == want, jobs
+
+
+def assert_lineage(mlflow: str, status: dict, name: str, uid: str) -> None:
+    """Parent run FINISHED with four FINISHED child runs (one per stage), the final model
+    registered with the tags that trace it back to its inputs."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow)
+    parent = client.get_run(status["mlflow"]["runId"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["act.actjob.uid"] == uid, parent.info
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(r.info.run_id for r in children) == sorted(status["stages"][s]["mlflowRunId"] for s in STAGES)
+    assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children), \
+        [(r.info.run_name, r.info.status) for r in children]
+    model, version = status["registeredModel"].split("/")
+    assert model == f"act-{name}"
+    tags = client.get_model_version(model, version).tags
+    stages = status["stages"]
+    assert tags["act.base_model"] == "tiny://qwen3-tiny" and tags["act.actjob"] == name
+    assert tags["act.actjob.uid"] == uid
+    assert tags["act.judge_checkpoint"] == stages["judge"]["outputs"]["uri"]
+    assert tags["act.contrast_pairs"] == stages["collect"]["outputs"]["uri"]
+    assert tags["act.contrast_pairs_digest"] == stages["collect"]["outputs"]["digest"]
+
+
+def assert_artifacts(s3, status: dict) -> None:
+    """Every stage's outputs and its _MANIFEST.json (written last, listing every file) in SeaweedFS."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key,
+                          aws_secret_access_key=s3.secret_key, region_name=s3.region)
+    for stage in STAGES:
+        st = status["stages"][stage]
+        bucket, _, key = st["outputs"]["manifest"].removeprefix("s3://").partition("/")
+        manifest = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        prefix = key.rsplit("/", 1)[0] + "/"
+        sizes = {o["Key"][len(prefix):]: o["Size"]
+                 for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                 for o in page.get("Contents", [])}
+        files = manifest["files"]
+        listed = {f["path"]: f["size"] for f in files} if isinstance(files, list) else \
+            {k: v["size"] for k, v in files.items()}
+        assert listed and all(sizes.get(k) == v for k, v in listed.items()), (stage, listed, sizes)
+
+
+def wait_stage_job(ns: str, name: str, stage: str, done: bool = False, timeout: float = 600) -> None:
+    """Until the stage's first Job exists (polled every 50 ms: kill right after the operator
+    created it, likely before it wrote the status that says so), or has finished."""
+    def seen():
+        for j in jobs_of(ns, name):
+            if j.metadata.labels[STAGE_LABEL] == stage:
+                conds = {c.type for c in (j.status.conditions or []) if c.status == "True"}
+                return not done or bool(conds & {"Complete", "Failed"})
+        return False
+    wait_for(seen, timeout=timeout, interval=0.05)
+
+
+@pytest.mark.parametrize("judge_nodes", [1, 2], ids=["one-pod-judge", "operator-killed-two-node-judge"])
 def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nodes):
+    """`kubectl apply` of a tiny ACTJob (S3 with credentials in a Secret, MLflow) with the operator
+    run as the chart's Deployment runs it; all four stages as pods, `kubectl wait` for Succeeded,
+    the printer columns, artifacts and manifests in S3, the MLflow lineage. With the two-node
+    judge gang, the operator is also SIGKILLed at every stage boundary and restarted: it
+    completes, with exactly one Job per attempt."""
+    killing = judge_nodes == 2
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
-            operator(kube_api, tmp_path / "operator.log", ns, stage_service_account="act-stage",
-                     trainer_image="the-host"):
+            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
         kubectl("create", "serviceaccount", "act-stage", "-n", ns)
-        kubectl("create", "secret", "generic", "act-s3", "-n", ns, f"--from-literal=AWS_ACCESS_KEY_ID={s3.access_key}",
-                f"--from-literal=AWS_SECRET_ACCESS_KEY={s3.secret_key}")
-        kubectl("apply", "-n", ns, "-f", "-", stdin=actjob("smoke", s3.endpoint, s3.bucket, mlflow, judge_nodes))
-
-        def finished():
-            st = json.loads(kubectl("get", "actjob", "smoke", "-n", ns, "-o", "json")).get("status") or {}
-            return st if st.get("phase") in ("Succeeded", "Failed") else None
-
+        s3_secret(ns, s3)
+        (tmp_path / "smoke.yaml").write_text(actjob("smoke", s3.endpoint, s3.bucket, mlflow, judge_nodes))
+        kubectl("apply", "-n", ns, "-f", str(tmp_path / "smoke.yaml"))
+        columns = {}
         try:
-            status = wait_for(finished, timeout=900, interval=2)
+            if killing:
+                for i, stage in enumerate(("collect", "judge", "policy", "eval")):
+                    # right after the stage's Job appears (and, every other stage, once it finished
+                    # while the operator was down: the completion event is missed)
+                    wait_stage_job(ns, "smoke", stage)
+                    op.kill()
+                    columns[stage] = kubectl("get", "actjobs", "-n", ns, "--no-headers", check=False)
+                    if i % 2:
+                        wait_stage_job(ns, "smoke", stage, done=True)
+                    op.start()
+            else:
+                wait_stage_job(ns, "smoke", "judge")
+                columns["judge"] = kubectl("get", "actjobs", "-n", ns, "--no-headers")
+            kubectl("wait", "-n", ns, "--for=condition=Succeeded", "actjob/smoke", "--timeout=900s", timeout=910)
         finally:
             print(kubectl("get", "jobs,pods", "-n", ns, "-o", "wide", check=False))
-            print((tmp_path / "operator.log").read_text()[-5000:])
-        stages = {k: (v["phase"], v.get("message")) for k, v in status["stages"].items()}
+            print(op.log())
+        status = status_of(ns, "smoke")
+        uid = json.loads(kubectl("get", "actjob", "smoke", "-n", ns, "-o", "json"))["metadata"]["uid"]
+        stages = {k: (v["phase"], v.get("attempts"), v.get("message")) for k, v in status["stages"].items()
+                  if k in STAGES}  # (a preflight step, where there is one, is checked by its own tests)
         assert status["phase"] == "Succeeded", (stages, status.get("message"))
-        assert all(v[0] == "Succeeded" for v in stages.values()), stages
+        assert all(v[:2] == ("Succeeded", 1) for v in stages.values()), stages
+        assert_one_job_per_attempt(ns, "smoke", status)
         pods = json.loads(kubectl("get", "pods", "-n", ns, "-o", "json"))["items"]
-        assert sorted(p["metadata"]["labels"]["act-operator.io/stage"] for p in pods) == sorted(
-            ["preflight", "collect", "policy", "eval"] + ["judge"] * judge_nodes)
+        pods = [p for p in pods if p["metadata"]["labels"][STAGE_LABEL] in STAGES]
+        assert sorted(p["metadata"]["labels"][STAGE_LABEL] for p in pods) == sorted(
+            ["collect", "policy", "eval"] + ["judge"] * judge_nodes)
         for p in pods:
             term = p["status"]["containerStatuses"][0]["state"]["terminated"]
             assert term["exitCode"] == 0, term
@@ -104,17 +191,28 @@ def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nod
             elif p["metadata"]["annotations"].get("batch.kubernetes.io/job-completion-index", "0") == "0":
                 assert json.loads(term["message"])["manifest"].startswith("s3://")  # rank 0 reports
 
+        # kubectl get actjobs: NAME STAGE PHASE JUDGE-ACC SUCCESS AGE
+        name, phase, judge_acc, success, age = kubectl("get", "actjobs", "-n", ns, "--no-headers").split()
+        assert (name, phase) == ("smoke", "Succeeded") and age != "<none>"
+        assert float(judge_acc) == status["stages"]["eval"]["metrics"]["judge_accuracy"]
+        assert float(success) == status["stages"]["eval"]["metrics"]["dev/success_rate"]
+        assert columns["judge"].split()[1:3] == ["judge", "Running"], columns  # Stage and Phase while it runs
+        said = [e["message"] for e in events_of(ns, "smoke")]
+        assert "collect: attempt 1 started" in said and not any("{" in m for m in said), said
+        assert_artifacts(s3, status)
+        assert_lineage(mlflow, status, "smoke", uid)
+        if killing:
+            assert op.starts == 5, op.starts
+
 
 def test_node_failure_in_a_gang_retries_the_stage_from_its_checkpoint(kube_api, node, ns, tmp_path):
     """SIGKILL of one judge pod once a checkpoint has synced: the Job fails per its
     podFailurePolicy, the operator starts attempt 2, which resumes from the checkpoint."""
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
-            operator(kube_api, tmp_path / "operator.log", ns, stage_service_account="act-stage",
-                     trainer_image="the-host"):
+            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
         kubectl("create", "serviceaccount", "act-stage", "-n", ns)
-        kubectl("create", "secret", "generic", "act-s3", "-n", ns, f"--from-literal=AWS_ACCESS_KEY_ID={s3.access_key}",
-                f"--from-literal=AWS_SECRET_ACCESS_KEY={s3.secret_key}")
+        s3_secret(ns, s3)
         kubectl("apply", "-n", ns, "-f", "-", stdin=actjob("gang", s3.endpoint, s3.bucket, mlflow, judge_nodes=2,
                                                             judge_steps=40, judge_only=True))
 
@@ -139,15 +237,121 @@ def test_node_failure_in_a_gang_retries_the_stage_from_its_checkpoint(kube_api, 
             status = wait_for(finished, timeout=900, interval=2)
         finally:
             print(kubectl("get", "jobs,pods", "-n", ns, check=False))
-            print((tmp_path / "operator.log").read_text()[-3000:])
+            print(op.log(3000))
         judge = status["stages"]["judge"]
         assert status["phase"] == "Succeeded", (judge, status.get("message"))
         assert judge["attempts"] == 2 and judge["metrics"]["steps"] == 40, judge
         rank0 = json.loads(kubectl("get", "pods", "-n", ns, "-l", "batch.kubernetes.io/job-name=gang-judge-2,"
                                    "batch.kubernetes.io/job-completion-index=0", "-o", "json"))["items"][0]
         result = json.loads(rank0["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
-        assert result["metrics"]["resumed"] is True  # (the ACTJob status keeps numeric metrics only)
+        assert result["metrics"]["resumed"] is True and judge["metrics"]["resumed"] == 1.0  # a bool in status: 0/1
         first = json.loads(kubectl("get", "job", "gang-judge-1", "-n", ns, "-o", "json"))
         failed = {c["type"]: c for c in first["status"]["conditions"]}["Failed"]
         assert failed["reason"] == "PodFailurePolicy", failed
         assert json.loads(kubectl("get", "job", "gang-judge-2", "-n", ns, "-o", "json"))["status"]["succeeded"] == 2
+
+
+def exit_code_contract() -> bool:
+    """Whether the exit-code contract of issue 11 is on this branch: exit 2 = permanent (the
+    ACTJob fails at once), anything else transient (retried per maxRetries)."""
+    import importlib.util
+
+    return importlib.util.find_spec("act_trainer.errors") is not None
+
+
+def test_a_stage_that_fails_every_attempt_fails_the_actjob_with_its_message(kube_api, node, ns, tmp_path):
+    """collect fails at run time on every attempt (the expert cannot finish an episode in
+    expert.maxLength=1 step: no input check can know that before it plays). With maxRetries 1:
+    attempt 1 fails, the stage backs off (10 s), attempt 2 fails, the ACTJob is Failed with the
+    stage's termination message in its status and in a Warning event; deleting the Jobs
+    afterwards changes nothing. Under the exit-code contract (issue 11), a failure that exits 2
+    is permanent and tried once instead: the test follows the code the pod exited with."""
+    with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
+            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
+        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+        s3_secret(ns, s3)
+        kubectl("apply", "-n", ns, "-f", "-",
+                stdin=actjob("doomed", s3.endpoint, s3.bucket, None, expert_max_length=1, collect_retries=1))
+        try:
+            kubectl("wait", "-n", ns, "--for=condition=Failed", "actjob/doomed", "--timeout=600s", timeout=610)
+        finally:
+            print(kubectl("get", "jobs,pods", "-n", ns, check=False))
+            print(op.log())
+        status = status_of(ns, "doomed")
+        collect = status["stages"]["collect"]
+        (pod1,) = [p for p in json.loads(kubectl("get", "pods", "-n", ns, "-l", "batch.kubernetes.io/job-name="
+                                                  "doomed-collect-1", "-o", "json"))["items"]]
+        term = pod1["status"]["containerStatuses"][0]["state"]["terminated"]
+        permanent = exit_code_contract() and term["exitCode"] == 2
+        assert term["exitCode"] != 0 and "produced no successful episode" in json.loads(term["message"])["error"]
+        assert collect["phase"] == "Failed" and collect["attempts"] == (1 if permanent else 2), collect
+        assert "produced no successful episode" in collect["message"], collect
+        assert status["phase"] == "Failed" and status["message"] == collect["message"], status
+        assert all(status["stages"][s]["attempts"] == 0 for s in ("judge", "policy", "eval")), status
+        assert_one_job_per_attempt(ns, "doomed", status)
+        by_reason = {e["reason"]: e for e in events_of(ns, "doomed")}
+        assert by_reason["Failed"]["type"] == "Warning" and "produced no successful episode" in \
+            by_reason["Failed"]["message"], by_reason
+        if not permanent:  # the backoff: attempt 2 was created no sooner than 10 s after attempt 1 failed
+            assert "StageRetrying" in by_reason, by_reason
+            first, second = (json.loads(kubectl("get", "job", f"doomed-collect-{n}", "-n", ns, "-o", "json"))
+                             for n in (1, 2))
+            failed_at = {c["type"]: c for c in first["status"]["conditions"]}["Failed"]["lastTransitionTime"]
+            gap = (datetime.fromisoformat(second["metadata"]["creationTimestamp"])
+                   - datetime.fromisoformat(failed_at)).total_seconds()
+            assert gap >= 9, gap  # BACKOFF_BASE_S = 10 (timestamps have 1 s resolution)
+
+        kubectl("delete", "jobs", "-n", ns, "-l", f"{ACTJOB_LABEL}=doomed", "--wait=false")
+        wait_for(lambda: not jobs_of(ns, "doomed"), timeout=30)
+        time.sleep(5)  # a reconcile would follow the Jobs' DELETED events at once
+        assert status_of(ns, "doomed") == status
+        assert not jobs_of(ns, "doomed")
+
+
+def test_a_missing_credentials_secret_is_explained_and_creating_it_lets_the_stage_run(kube_api, node, ns, tmp_path):
+    """The ACTJob's credentials Secret does not exist: the collect pod stays Pending with the
+    kubelet's reason (CreateContainerConfigError: secret "act-s3" not found). The ACTJob says why
+    within 30 s (a condition naming the reason: issue 10 item 2 / issue 11 "no silent waits");
+    creating the Secret lets the pod run, and the condition clears."""
+    with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
+            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
+        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+        kubectl("apply", "-n", ns, "-f", "-", stdin=actjob("nosecret", s3.endpoint, s3.bucket, None))
+        try:
+            def waiting():
+                for p in pods_of("nosecret-collect-1", ns):
+                    for cs in p["status"].get("containerStatuses") or []:
+                        w = (cs.get("state") or {}).get("waiting") or {}
+                        if w.get("reason") == "CreateContainerConfigError":
+                            return w
+                return None
+
+            why = wait_for(waiting, timeout=120, interval=0.5)
+            assert why["message"] == 'secret "act-s3" not found', why
+            pending_at = time.monotonic()
+
+            def explained():
+                conds = status_of(ns, "nosecret").get("conditions") or []
+                return [c for c in conds if c["status"] == "True" and 'secret "act-s3" not found' in c.get("message", "")]
+
+            try:
+                said = wait_for(explained, timeout=max(1.0, 30 - (time.monotonic() - pending_at)), interval=1)
+            except TimeoutError:
+                said = None
+            s3_secret(ns, s3)
+
+            def started():
+                return any(p["status"].get("phase") in ("Running", "Succeeded", "Failed")
+                           for p in pods_of("nosecret-collect-1", ns))
+
+            wait_for(started, timeout=60, interval=0.5)
+            if said:
+                wait_for(lambda: not explained(), timeout=30, interval=1)
+        finally:
+            print(kubectl("get", "actjobs,jobs,pods", "-n", ns, check=False))
+            print(op.log())
+            # stop the stage (kubelite has no garbage collector: deleting the ACTJob leaves its pods)
+            kubectl("delete", "actjobs,jobs,pods", "--all", "-n", ns, "--wait=false", check=False)
+        if not said:
+            pytest.xfail("the ACTJob does not yet explain a Pending stage pod (issue 10 item 2, built in issue 11 "
+                         "'no silent waits'): the pod was Pending on the missing Secret and ran once it was created")
