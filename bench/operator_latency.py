@@ -5,8 +5,13 @@ Measures, for N ACTJobs applied at once:
   - collect Job completed (as a kubelet + Job controller would report it) -> the judge Job exists
 each as a ratio to the median round trip of a bare Job create on the same server, and the
 operator's peak RSS.   Targets: medians <= 5x the bare round trip, hand-off < 1 s, RSS <= 200 MB.
+Throughput, ROUNDS times: the time from the first of N ACTJobs applied at once (from THREADS
+threads) until all N first Jobs exist, against a bare client creating the same objects
+(ConfigMap + Job per ACTJob, what the operator creates) from the same number of threads on the
+same server (the operator reconciles THREADS ACTJobs at once: ACT_MAX_CONCURRENT_RECONCILES).
+Target: median ratio <= 2x.
 
-    OMP_NUM_THREADS=1 python bench/operator_latency.py [N]
+    OMP_NUM_THREADS=1 python bench/operator_latency.py [N] [ROUNDS] [THREADS]
 """
 
 from __future__ import annotations
@@ -85,7 +90,41 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def main(n: int = 100) -> None:
+def actjob_body(name: str) -> dict:
+    from act_operator import api as A
+
+    return {"apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": name}, "spec": SPEC}
+
+
+def stage_objects(ns: str, name: str) -> list[dict]:
+    """What the operator creates for an ACTJob's first stage (ConfigMap + Job), built as it builds them."""
+    from act_operator import api as A
+    from act_operator.manifests import stage_objects as build
+    from act_operator.settings import OperatorSettings
+
+    body = actjob_body(name)
+    body["metadata"].update(namespace=ns, uid=str(uuid.uuid4()), generation=1)
+    return build(A.parse_actjob(body), "collect", 1, OperatorSettings())
+
+
+def bare_burst(core, batch, ns: str, names: list[str], threads: int) -> float:
+    """Seconds for a bare client to create every name's ConfigMap + Job from `threads` threads."""
+    objects = {nm: stage_objects(ns, nm) for nm in names}  # built beforehand: only the API calls are timed
+
+    def create(nm):
+        for obj in objects[nm]:
+            if obj["kind"] == "ConfigMap":
+                core.create_namespaced_config_map(ns, obj)
+            else:
+                batch.create_namespaced_job(ns, obj)
+
+    t = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(create, names))
+    return time.monotonic() - t
+
+
+def main(n: int = 100, rounds: int = 3, threads: int = 8) -> None:
     from kubernetes import client, config
 
     from act_operator import api as A
@@ -111,10 +150,18 @@ def main(n: int = 100) -> None:
             rtts.append(time.perf_counter() - t)
         rtt = statistics.median(rtts)
 
-        env = {**os.environ, "KUBECONFIG": kubeconfig, "ACT_PORT": "0", "ACT_MLFLOW_TRACKING_URI": ""}
+        bare = []
+        for r in range(rounds):
+            core.create_namespace({"metadata": {"name": f"bare-{r}"}})
+            bare.append(bare_burst(core, batch, f"bare-{r}", [f"b{r}-{i:03d}" for i in range(n)], threads))
+
+        env = {**os.environ, "KUBECONFIG": kubeconfig, "ACT_PORT": "0", "ACT_MLFLOW_TRACKING_URI": "",
+               "ACT_MAX_CONCURRENT_RECONCILES": str(threads)}
+        # BENCH_OPERATOR_LOG=FILE BENCH_KOPF_ARGS=--verbose: keep kopf's log (its patches) to see where time goes
+        log = os.environ.get("BENCH_OPERATOR_LOG") or str(Path(tmp) / "operator.log")
         op = subprocess.Popen([sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", ns, "-m",
-                               "act_operator.handlers", "--quiet"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(Path(tmp) / "operator.log", "w"))
+                               "act_operator.handlers", *(os.environ.get("BENCH_KOPF_ARGS") or "--quiet").split()],
+                              env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
         try:
             time.sleep(4)  # let kopf start watching
             watcher = JobWatcher(batch, ns)
@@ -127,18 +174,30 @@ def main(n: int = 100) -> None:
                 custom.create_namespaced_custom_object(A.GROUP, A.VERSION, ns, A.PLURAL, {
                     "apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": nm}, "spec": SPEC})
                 alone.append(watcher.wait(f"{nm}-collect-1") - t)
-            names = [f"b{i:03d}" for i in range(n)]
-            created = {}
+            bursts, first = [], []
+            # BENCH_PYSPY=FILE: sample the operator during the bursts (py-spy, collapsed stacks)
+            spy = os.environ.get("BENCH_PYSPY") and subprocess.Popen(
+                ["py-spy", "record", "--format", "raw", "--threads", "-r", "200", "-o", os.environ["BENCH_PYSPY"],
+                 "-p", str(op.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for r in range(rounds):
+                names = [f"r{r}-{i:03d}" for i in range(n)]
+                created: dict[str, float] = {}
 
-            def apply(name):
-                custom.create_namespaced_custom_object(A.GROUP, A.VERSION, ns, A.PLURAL, {
-                    "apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": name}, "spec": SPEC})
-                created[name] = time.monotonic()
+                def apply(name, created=created):
+                    custom.create_namespaced_custom_object(A.GROUP, A.VERSION, ns, A.PLURAL, actjob_body(name))
+                    created[name] = time.monotonic()
 
-            with ThreadPoolExecutor(16) as pool:  # "at once"
-                list(pool.map(apply, names))
-            first = [watcher.wait(f"{nm}-collect-1") - created[nm] for nm in names]
-
+                t0 = time.monotonic()
+                with ThreadPoolExecutor(threads) as pool:  # "at once"
+                    list(pool.map(apply, names))
+                seen = [watcher.wait(f"{nm}-collect-1") for nm in names]
+                bursts.append(max(seen) - t0)
+                first += [s - created[nm] for s, nm in zip(seen, names, strict=True)]
+                time.sleep(2)  # let the round's own status events settle
+            if spy:
+                spy.send_signal(2)
+                spy.wait(30)
+            names = [f"r0-{i:03d}" for i in range(n)]
             handoff = []
             for nm in names:
                 complete(core, batch, ns, f"{nm}-collect-1", f"s3://bucket/act/{nm}/pairs")
@@ -158,7 +217,16 @@ def main(n: int = 100) -> None:
         print(f"  {label:36s} median {med * 1000:7.1f} ms ({med / rtt:5.1f}x)   p95 {p95 * 1000:7.1f} ms "
               f"({p95 / rtt:5.1f}x)")
     print(f"  operator peak RSS: {rss:.0f} MB   (targets: medians <= 5x, hand-off < 1 s, RSS <= 200 MB)")
+    ratios = [o / b for o, b in zip(bursts, bare, strict=True)]
+    print(f"throughput: {n} ACTJobs applied at once from {threads} threads, until all {n} first Jobs exist "
+          f"({rounds} rounds)")
+    print(f"  bare client, ConfigMap + Job each, {threads} threads: " + ", ".join(f"{b:.2f}" for b in bare)
+          + f" s (median {statistics.median(bare):.2f} s)")
+    print("  operator:                                 " + ", ".join(f"{o:.2f}" for o in bursts)
+          + f" s (median {statistics.median(bursts):.2f} s)")
+    print("  ratio operator / bare: " + ", ".join(f"{x:.2f}" for x in ratios)
+          + f"   median {statistics.median(ratios):.2f}x   (target <= 2x)")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100)
+    main(*(int(a) for a in sys.argv[1:4]))
