@@ -44,8 +44,11 @@ def configure(settings: kopf.OperatorSettings, **_):
         config.load_kube_config()
     kube.reset_clients()
     # progress in annotations: the ACTJob status schema is ours, kopf must not write into it
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="act-operator.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="act-operator.io")
+    settings.persistence.progress_storage = ProgressStorage(prefix="act-operator.io")
+    # the last handled spec in memory, not in an annotation: one patch (and one watch event) less per
+    # handled change. Every handler calls the same level-triggered reconcile, so what kopf loses on a
+    # restart (it sees every ACTJob as new: on.create instead of on.resume) changes nothing
+    settings.persistence.diffbase_storage = DIFFBASE
     settings.posting.level = logging.WARNING
     # kopf waits this long for more events of one object before handling them (0.1 s by default):
     # shorter keeps the hand-off between stages quick
@@ -53,6 +56,35 @@ def configure(settings: kopf.OperatorSettings, **_):
     settings.execution.max_workers = SETTINGS.max_concurrent_reconciles
     tracking.fail_fast()  # an MLflow outage is reported in seconds, not after minutes of client retries
     metrics.serve(SETTINGS.port)
+
+
+class ProgressStorage(kopf.AnnotationsProgressStorage):
+    """kopf's per-handler progress in annotations (written only while a handler is retried) without
+    the `<prefix>/kopf-managed` marker kopf adds to every object it handles: a patch per ACTJob that
+    only tells other kopf operators the prefix is taken."""
+
+    def _store_marker(self, prefix, patch, body) -> None:
+        pass
+
+
+class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
+    """kopf's "last handled configuration" of each ACTJob, kept in this process (by uid)."""
+
+    def __init__(self):
+        super().__init__()
+        self.essences: dict[str, dict] = {}
+
+    def fetch(self, *, body):
+        return self.essences.get(body.get("metadata", {}).get("uid"))
+
+    def store(self, *, body, patch, essence) -> None:
+        self.essences[body.get("metadata", {}).get("uid")] = essence
+
+    def forget(self, uid: str | None) -> None:
+        self.essences.pop(uid, None)
+
+
+DIFFBASE = MemoryDiffBaseStorage()
 
 
 def tracking_uri(job: A.ACTJob) -> str | None:
@@ -339,12 +371,21 @@ def _forget(namespace: str, name: str) -> None:
     _locks.pop(f"{namespace}/{name}", None)
 
 
-@kopf.on.delete(A.GROUP, A.VERSION, A.PLURAL)
+def _deleted(event, **_) -> bool:
+    return event["type"] == "DELETED"
+
+
+# A watch event, not @kopf.on.delete: that would need a finalizer on every ACTJob, one more patch
+# (and one more event to process) before its first reconcile, and a delete that waits for the
+# operator. What this does must not block a deletion: an ACTJob deleted while no operator runs
+# leaves its parent run RUNNING, as it would be after a crash.
+@kopf.on.event(A.GROUP, A.VERSION, A.PLURAL, when=_deleted)
 def on_delete(body, **_):
     """Children go with the owner references; the MLflow parent run ends as KILLED."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     with _locks[f"{namespace}/{name}"]:  # after a reconcile in flight, which would count it again
         _forget(namespace, name)
+    DIFFBASE.forget(body["metadata"].get("uid"))
     try:
         job = A.parse_actjob(body)
     except A.SpecError as e:

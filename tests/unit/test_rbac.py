@@ -22,8 +22,8 @@ CHART = ROOT / "charts" / "act-operator"
 
 # kopf's own needs on top of API_CALLS, as (apiGroup, resource) -> verbs:
 KOPF_NAMESPACED = {
-    # the ACTJob watch stream, and patches for kopf's finalizer (@kopf.on.delete) and its
-    # progress/diff-base annotations (handlers.py stores them in annotations, not in status)
+    # the ACTJob watch stream, and patches for kopf's finalizer (while a backoff timer runs) and
+    # its progress annotations while a handler is retried (handlers.py: never in status)
     ("act-operator.io", "actjobs"): {"list", "watch", "patch"},
     ("batch", "jobs"): {"list", "watch"},  # @kopf.on.event on stage Jobs
     ("", "events"): {"create"},  # kopf posts events about its handlers
