@@ -67,8 +67,10 @@ def start_parent(uri: str, job: ACTJob) -> MlflowStatus:
     client = _client(uri)
     experiment_id = ensure_experiment(client, job.spec.tracking.experiment)
     uid = job.metadata.uid or "local"
-    found = client.search_runs([experiment_id], filter_string=f"tags.`act.actjob.uid` = '{uid}'",
-                               max_results=1)
+    # the stages' child runs carry the uid too: an executor restarted after a stage opened its run
+    # (before the parent's id reached the status) must not take that child for the parent
+    found = [r for r in client.search_runs([experiment_id], filter_string=f"tags.`act.actjob.uid` = '{uid}'",
+                                           max_results=100) if "mlflow.parentRunId" not in r.data.tags]
     if found:
         run_id = found[0].info.run_id
     else:
