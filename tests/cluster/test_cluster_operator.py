@@ -257,60 +257,80 @@ def test_node_failure_in_a_gang_retries_the_stage_from_its_checkpoint(kube_api, 
 
 
 def exit_code_contract() -> bool:
-    """Whether the exit-code contract of issue 11 is on this branch: exit 2 = permanent (the
+    """Whether the exit-code contract (issue 11) is on this branch: exit 2 = permanent (the
     ACTJob fails at once), anything else transient (retried per maxRetries)."""
     import importlib.util
 
     return importlib.util.find_spec("act_trainer.errors") is not None
 
 
-def test_a_stage_that_fails_every_attempt_fails_the_actjob_with_its_message(kube_api, node, ns, tmp_path):
-    """collect fails at run time on every attempt (the expert cannot finish an episode in
-    expert.maxLength=1 step: no input check can know that before it plays). With maxRetries 1:
-    attempt 1 fails, the stage backs off (10 s), attempt 2 fails, the ACTJob is Failed with the
-    stage's termination message in its status and in a Warning event; deleting the Jobs
-    afterwards changes nothing. Under the exit-code contract (issue 11), a failure that exits 2
-    is permanent and tried once instead: the test follows the code the pod exited with."""
+def test_stages_that_fail_every_attempt_fail_the_actjob_with_their_message(kube_api, node, ns, tmp_path):
+    """Two ACTJobs side by side, maxRetries 1 on collect:
+    - `doomed`: collect fails at run time on every attempt (the expert cannot finish an episode in
+      expert.maxLength=1 step: no input check knows that before it plays). Under the exit-code
+      contract it exits 2 (permanent): one attempt, the ACTJob Failed at once; before it (exit 1):
+      retried like `flaky`.
+    - `flaky`: the collect pod is SIGKILLed on every attempt (exit 137, a crash: transient):
+      attempt 2 after the 10 s backoff, then Failed.
+    Both: the stage's termination message in the status and a Warning event; deleting the Jobs
+    afterwards changes nothing."""
+    contract = exit_code_contract()
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             ChartOperator(kube_api, tmp_path / "operator", ns) as op:
         kubectl("create", "serviceaccount", "act-stage", "-n", ns)
         s3_secret(ns, s3)
         kubectl("apply", "-n", ns, "-f", "-",
                 stdin=actjob("doomed", s3.endpoint, s3.bucket, None, expert_max_length=1, collect_retries=1))
+        kubectl("apply", "-n", ns, "-f", "-", stdin=actjob("flaky", s3.endpoint, s3.bucket, None, collect_retries=1))
         try:
-            kubectl("wait", "-n", ns, "--for=condition=Failed", "actjob/doomed", "--timeout=600s", timeout=610)
+            for attempt in (1, 2):  # crash flaky's collect pod as soon as its process runs
+                (pod,) = wait_for(lambda a=attempt: pods_of(f"flaky-collect-{a}", ns), timeout=300, interval=0.5)
+                os.kill(node.pid(ns, pod["metadata"]["name"], timeout=300), 9)
+            for name in ("doomed", "flaky"):
+                kubectl("wait", "-n", ns, "--for=condition=Failed", f"actjob/{name}", "--timeout=600s", timeout=610)
         finally:
-            print(kubectl("get", "jobs,pods", "-n", ns, check=False))
+            print(kubectl("get", "actjobs,jobs,pods", "-n", ns, check=False))
             print(op.log())
-        status = status_of(ns, "doomed")
-        collect = status["stages"]["collect"]
-        (pod1,) = [p for p in json.loads(kubectl("get", "pods", "-n", ns, "-l", "batch.kubernetes.io/job-name="
-                                                  "doomed-collect-1", "-o", "json"))["items"]]
-        term = pod1["status"]["containerStatuses"][0]["state"]["terminated"]
-        permanent = exit_code_contract() and term["exitCode"] == 2
-        assert term["exitCode"] != 0 and "produced no successful episode" in json.loads(term["message"])["error"]
-        assert collect["phase"] == "Failed" and collect["attempts"] == (1 if permanent else 2), collect
-        assert "produced no successful episode" in collect["message"], collect
-        assert status["phase"] == "Failed" and status["message"] == collect["message"], status
-        assert all(status["stages"][s]["attempts"] == 0 for s in ("judge", "policy", "eval")), status
-        assert_one_job_per_attempt(ns, "doomed", status)
-        by_reason = {e["reason"]: e for e in events_of(ns, "doomed")}
-        assert by_reason["Failed"]["type"] == "Warning" and "produced no successful episode" in \
-            by_reason["Failed"]["message"], by_reason
-        if not permanent:  # the backoff: attempt 2 was created no sooner than 10 s after attempt 1 failed
-            assert "StageRetrying" in by_reason, by_reason
-            first, second = (json.loads(kubectl("get", "job", f"doomed-collect-{n}", "-n", ns, "-o", "json"))
-                             for n in (1, 2))
-            failed_at = {c["type"]: c for c in first["status"]["conditions"]}["Failed"]["lastTransitionTime"]
-            gap = (datetime.fromisoformat(second["metadata"]["creationTimestamp"])
-                   - datetime.fromisoformat(failed_at)).total_seconds()
-            assert gap >= 9, gap  # BACKOFF_BASE_S = 10 (timestamps have 1 s resolution)
 
-        kubectl("delete", "jobs", "-n", ns, "-l", f"{ACTJOB_LABEL}=doomed", "--wait=false")
-        wait_for(lambda: not jobs_of(ns, "doomed"), timeout=30)
+        statuses = {}
+        for name in ("doomed", "flaky"):
+            status = statuses[name] = status_of(ns, name)
+            collect = status["stages"]["collect"]
+            (last,) = pods_of(f"{name}-collect-{collect['attempts']}", ns)  # the attempt that failed the stage
+            term = last["status"]["containerStatuses"][0]["state"]["terminated"]
+            permanent = contract and term["exitCode"] == 2
+            if name == "doomed":
+                assert term["exitCode"] == (2 if contract else 1), term
+                said = "produced no successful episode"
+                assert said in json.loads(term["message"])["error"], term
+            else:
+                assert term["exitCode"] == 137 and not permanent, term
+                # FallbackToLogsOnError: the log's tail (nothing if it died before writing a line)
+                said = (term.get("message") or "").strip().splitlines()[-1:] or ["exit code 137"]
+                said = said[0]
+            assert collect["phase"] == "Failed" and collect["attempts"] == (1 if permanent else 2), collect
+            assert said in collect["message"] and ("permanently" in collect["message"]) == permanent, collect
+            assert status["phase"] == "Failed" and status["message"] == collect["message"], status
+            assert all(status["stages"][s]["attempts"] == 0 for s in ("judge", "policy", "eval")), status
+            assert_one_job_per_attempt(ns, name, status)
+            by_reason = {e["reason"]: e for e in events_of(ns, name)}
+            assert by_reason["Failed"]["type"] == "Warning" and said in by_reason["Failed"]["message"], by_reason
+            assert ("StageRetrying" in by_reason) == (not permanent), by_reason
+            if not permanent:  # the backoff: attempt 2 was created no sooner than 10 s after attempt 1 failed
+                first, second = (json.loads(kubectl("get", "job", f"{name}-collect-{n}", "-n", ns, "-o", "json"))
+                                 for n in (1, 2))
+                failed_at = {c["type"]: c for c in first["status"]["conditions"]}["Failed"]["lastTransitionTime"]
+                gap = (datetime.fromisoformat(second["metadata"]["creationTimestamp"])
+                       - datetime.fromisoformat(failed_at)).total_seconds()
+                assert gap >= 9, gap  # BACKOFF_BASE_S = 10 (timestamps have 1 s resolution)
+        assert not contract or statuses["doomed"]["stages"]["collect"]["attempts"] == 1  # exit 2: tried once
+
+        kubectl("delete", "jobs", "-n", ns, "-l", ACTJOB_LABEL, "--wait=false")
+        wait_for(lambda: not jobs_of(ns, "doomed") and not jobs_of(ns, "flaky"), timeout=30)
         time.sleep(5)  # a reconcile would follow the Jobs' DELETED events at once
-        assert status_of(ns, "doomed") == status
-        assert not jobs_of(ns, "doomed")
+        for name in ("doomed", "flaky"):
+            assert status_of(ns, name) == statuses[name]
+            assert not jobs_of(ns, name)
 
 
 def test_a_missing_credentials_secret_is_explained_and_creating_it_lets_the_stage_run(kube_api, node, ns, tmp_path):
