@@ -343,8 +343,12 @@ def test_a_missing_credentials_secret_is_explained_and_creating_it_lets_the_stag
         kubectl("create", "serviceaccount", "act-stage", "-n", ns)
         kubectl("apply", "-n", ns, "-f", "-", stdin=actjob("nosecret", s3.endpoint, s3.bucket, None))
         try:
+            def actjob_pods():  # the first step's pod: the preflight's where there is one, else collect's
+                return json.loads(kubectl("get", "pods", "-n", ns, "-l", f"{ACTJOB_LABEL}=nosecret",
+                                          "-o", "json"))["items"]
+
             def waiting():
-                for p in pods_of("nosecret-collect-1", ns):
+                for p in actjob_pods():
                     for cs in p["status"].get("containerStatuses") or []:
                         w = (cs.get("state") or {}).get("waiting") or {}
                         if w.get("reason") == "CreateContainerConfigError":
@@ -366,8 +370,7 @@ def test_a_missing_credentials_secret_is_explained_and_creating_it_lets_the_stag
             s3_secret(ns, s3)
 
             def started():
-                return any(p["status"].get("phase") in ("Running", "Succeeded", "Failed")
-                           for p in pods_of("nosecret-collect-1", ns))
+                return any(p["status"].get("phase") in ("Running", "Succeeded", "Failed") for p in actjob_pods())
 
             wait_for(started, timeout=60, interval=0.5)
             if said:
