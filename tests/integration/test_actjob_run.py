@@ -94,23 +94,22 @@ def test_invalid_file_exits_before_doing_anything(tmp_path):
 
 
 def test_permanent_stage_failure_is_tried_once(tmp_path):
-    """The exit-code contract in `actjob run`: a stage exiting 2 (here collect, on an expert file whose
-    step has no action: no retry can fix it) fails the ACTJob at its first attempt with the stage's
+    """The exit-code contract in `actjob run`: a stage exiting 2 (here collect: the environment's
+    expert cannot finish an episode within expert.maxLength=1 step, which no input check knows
+    before it plays, and no retry can fix) fails the ACTJob at its first attempt with the stage's
     message, whatever maxRetries says."""
-    expert = tmp_path / "expert.jsonl"
-    expert.write_text(json.dumps({"env": "scienceworld", "task": "boil", "goal": "boil water",
-                                  "steps": [{"observation": "a kitchen"}]}) + "\n")
     job_file = quickstart(tmp_path, **{"storage.root": f"file://{tmp_path}/storage",
-                                       "environment.expert.uri": str(expert), "stages.collect.maxRetries": 3})
+                                       "environment.expert.maxLength": 1, "stages.collect.maxRetries": 3})
     proc = actjob("run", str(job_file), "--workdir", str(tmp_path / "work"), cwd=tmp_path, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-6000:]
     run_dir = tmp_path / "work" / "runs" / "quickstart"
     status = json.loads((run_dir / "state.json").read_text())["status"]
     collect = status["stages"]["collect"]
+    assert status["stages"]["preflight"]["phase"] == "Succeeded"  # the inputs were fine
     assert status["phase"] == "Failed" and collect["phase"] == "Failed" and collect["attempts"] == 1
     assert "failed permanently (exit code 2" in status["message"]
-    assert "expert.uri" in status["message"] and "lacks 'action'" in status["message"]
+    assert "no successful episode" in status["message"] and "max_length=1" in status["message"]
     assert not list(run_dir.glob("quickstart-collect-2*"))  # never retried
     result = json.loads((run_dir / "quickstart-collect-1.result").read_text())
     assert result["permanent"] is True and result["exit_code"] == 2
