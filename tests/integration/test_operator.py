@@ -307,8 +307,9 @@ def test_operator_restart_mid_pipeline_creates_no_duplicates(cluster, kube_api, 
     with run_operator(c.ns) as first:
         c.apply("restart", SPEC)
         c.job("restart-collect-1")
-        run_id = wait_for(lambda: c.status("restart").get("phase") == "Running" and c.status("restart")["mlflow"]
-                          ["runId"], "Running")
+        # Running starts with the preflight; the parent run is opened once it passed
+        run_id = wait_for(lambda: c.status("restart").get("phase") == "Running"
+                          and c.status("restart").get("mlflow", {}).get("runId"), "Running with a parent run")
     assert first.exception is None
     c.finish("restart-collect-1", result=result("pairs"))  # while no operator runs
     with run_operator(c.ns) as second:
