@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from actjob_files import quickstart_file as quickstart
 
 from act_trainer import store
 from act_trainer.manifest import MANIFEST
@@ -22,19 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def actjob(*args, cwd: Path, timeout: int = 1200):
     return subprocess.run([sys.executable, "-m", "act_operator.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def quickstart(tmp_path: Path, **spec_updates) -> Path:
-    doc = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
-    for dotted, value in spec_updates.items():
-        node = doc["spec"]
-        *path, last = dotted.split(".")
-        for key in path:
-            node = node.setdefault(key, {})
-        node[last] = value
-    path = tmp_path / "actjob.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_path):

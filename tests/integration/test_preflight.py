@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from actjob_files import quickstart_file as actjob_file
 
 from act_trainer import data, store
 from act_trainer.config import PreflightConfig
@@ -18,22 +18,8 @@ from act_trainer.preflight import TERMINATION_LIMIT, failure, problems
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 TRAJ = {"env": "scienceworld", "task": "boil", "goal": "Boil water.",
         "steps": [{"observation": "You are in the kitchen.", "action": "look around"}]}
-
-
-def actjob_file(tmp_path: Path, **spec_updates) -> Path:
-    doc = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
-    for dotted, value in spec_updates.items():
-        node = doc["spec"]
-        *path, last = dotted.split(".")
-        for key in path:
-            node = node.setdefault(key, {})
-        node[last] = value
-    path = tmp_path / "actjob.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 def run(job_file: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, float]:
