@@ -17,7 +17,6 @@ from act_trainer.manifest import MANIFEST
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def actjob(*args, cwd: Path, timeout: int = 1200):
