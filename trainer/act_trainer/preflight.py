@@ -60,20 +60,25 @@ def _tiny(field: str, uri: str) -> list[str]:
     return []
 
 
+def _listing(field: str, uri: str, fix: str) -> tuple[list[str], list[str]]:
+    """The files under `uri`, or the problem that there are none (or that storage refused)."""
+    try:
+        files = store.list_uris(uri)
+    except store.StoreError as e:
+        return [], [f"{field}: {e}"]
+    return files, ([] if files else [f"{field}: nothing at {uri}; {fix}"])
+
+
 def check_model(field: str, uri: str) -> list[str]:
     """A Hugging Face checkpoint: config.json, tokenizer files and weights listed; config and
     tokenizer loaded (downloaded first, without the weights, when the model is in S3)."""
     if uri.startswith("tiny://"):
         return _tiny(field, uri)
     fix = "point it at a saved Hugging Face model directory (save_pretrained: config.json, tokenizer, weights)"
-    try:
-        files = store.list_uris(uri)
-    except store.StoreError as e:
-        return [f"{field}: {e}"]
-    if not files:
-        return [f"{field}: nothing at {uri}; {fix}"]
+    files, problems = _listing(field, uri, fix)
+    if problems:
+        return problems
     names = {f[len(uri.rstrip("/")) + 1:]: f for f in files}
-    problems = []
     if "config.json" not in names:
         problems.append(f"{field}: {uri} has no config.json, so it is not a model checkpoint; {fix}")
     if not any(t in names for t in TOKENIZER_FILES):
@@ -126,12 +131,9 @@ def _load(field: str, uri: str, local: Path) -> list[str]:
 def check_pairs(field: str, uri: str) -> list[str]:
     """Another run's collect output: a manifest (per shard for a sharded collect) and train.parquet."""
     fix = "point it at the pairs of a finished collect stage (<root>/<namespace>/<name>/<uid>/pairs)"
-    try:
-        files = store.list_uris(uri)
-    except store.StoreError as e:
-        return [f"{field}: {e}"]
-    if not files:
-        return [f"{field}: nothing at {uri}; {fix}"]
+    files, problems = _listing(field, uri, fix)
+    if problems:
+        return problems
     if not any(f.endswith("/" + MANIFEST) for f in files):
         return [f"{field}: {uri} has no {MANIFEST}, so it is not the output of a finished collect stage; {fix}"]
     if not any(f.endswith("/train.parquet") for f in files):
