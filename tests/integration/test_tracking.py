@@ -83,7 +83,7 @@ def test_child_run_params_hold_every_config_field_and_no_credential(stage, paren
         run.log_dict({"sampled": 4, "kept": {"unparseable": 1}}, "filter_report.json")
     got = client.get_run(run.run_id)
     assert got.data.tags["mlflow.parentRunId"] == parent_id and got.data.tags["act.stage"] == stage
-    assert got.data.metrics == {"pairs_train": 3.0, "accuracy": 0.5}
+    assert got.data.metrics == {"pairs_train": 3.0, "accuracy": 0.5, "flag": 1.0}  # text is left out
 
     params = got.data.params
     expected = config_keys(cfg)
