@@ -12,39 +12,23 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from act_trainer import data  # noqa: E402
 from act_trainer.config import EnvironmentConfig, EvalConfig, JobRef  # noqa: E402
 from act_trainer.engines.hf import HFEngine  # noqa: E402
 from act_trainer.envs import make_env  # noqa: E402
 from act_trainer.models import resolve_model  # noqa: E402
-from act_trainer.prompts import action_prompt, parse_action  # noqa: E402
 from act_trainer.stages import evaluate  # noqa: E402
 
-
-def sequential_play(env, engine, episode: str, cfg: EvalConfig) -> dict:
-    """The baseline: eval's loop before parallel episodes, one generate call per turn."""
-    obs = env.reset(episode)
-    goal, history, malformed, steps = obs.goal, [], 0, 0
-    for steps in range(1, cfg.env.max_steps + 1):
-        state = data.State(episode, steps - 1, goal, obs.text, data.last_turns(history, cfg.env.history))
-        out = engine.generate([action_prompt(state)], n=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens)
-        action = parse_action(out[0][0])
-        if action is None:
-            malformed += 1
-            history.append(("(no action)", ""))
-            continue
-        obs = env.step(action)
-        history.append((action, obs.text))
-        if obs.done:
-            break
-    return {"episode": episode, "won": bool(obs.won), "score": obs.score, "steps": steps, "malformed": malformed}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_play import sequential_play  # noqa: E402
 
 
 def main() -> None:

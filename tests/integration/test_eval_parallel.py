@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("scienceworld")
 
-from act_trainer import data  # noqa: E402
+from reference_play import sequential_play  # noqa: E402
+
 from act_trainer.config import EnvironmentConfig, EvalConfig, JobRef  # noqa: E402
 from act_trainer.envs import make_env  # noqa: E402
-from act_trainer.prompts import action_prompt, parse_action  # noqa: E402
 from act_trainer.stages import evaluate  # noqa: E402
 
 pytestmark = [pytest.mark.integration,
@@ -24,25 +24,6 @@ ENV = EnvironmentConfig(name="scienceworld", tasks=["find-living-thing"], max_st
 # `focus on agent` fails the episode, so episodes end at different steps
 ACTIONS = ["look around", "open door to hallway", "go to hallway", "inventory", "focus on agent", "look at agent",
            "wait1", "teleport to kitchen"]
-
-
-def sequential_play(env, engine, episode: str, cfg: EvalConfig) -> dict:
-    """The loop eval ran before episodes were played in parallel, kept verbatim as the reference."""
-    obs = env.reset(episode)
-    goal, history, malformed, steps = obs.goal, [], 0, 0
-    for steps in range(1, cfg.env.max_steps + 1):
-        state = data.State(episode, steps - 1, goal, obs.text, data.last_turns(history, cfg.env.history))
-        outs = engine.generate([action_prompt(state)], n=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens)
-        action = parse_action(outs[0][0])
-        if action is None:
-            malformed += 1
-            history.append(("(no action)", ""))
-            continue
-        obs = env.step(action)
-        history.append((action, obs.text))
-        if obs.done:
-            break
-    return {"episode": episode, "won": bool(obs.won), "score": obs.score, "steps": steps, "malformed": malformed}
 
 
 class ScriptedEngine:
