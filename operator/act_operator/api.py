@@ -373,12 +373,15 @@ def parse_spec(spec: dict) -> ACTJobSpec:
         raise SpecError([f"spec.{p}" for p in problems(err)]) from None
 
 
-def load_actjob(path: str | Path) -> ACTJob:
+def read_yaml(path: str | Path):
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.safe_load(p.read_text())
     except FileNotFoundError:
         raise SpecError([f"{p}: no such file"]) from None
     except yaml.YAMLError as e:
         raise SpecError([f"{p}: not valid YAML ({e})"]) from None
-    return parse_actjob(data)
+
+
+def load_actjob(path: str | Path) -> ACTJob:
+    return parse_actjob(read_yaml(path))

@@ -1,9 +1,9 @@
-"""`actjob`: run an ACTJob on this machine, or check one.
+"""`actjob`: run an ACTJob (or an ACTExperiment: arms x seeds of ACTJobs) on this machine, or check one.
 
     actjob run examples/quickstart.yaml     # every stage, locally, with a summary at the end
     actjob validate examples/quickstart.yaml
     actjob render examples/quickstart.yaml  # the exact objects the operator would create
-    actjob crd > crds/actjob.yaml
+    actjob crd > crds/actjob.yaml            # (actjob crd ACTExperiment > crds/actexperiment.yaml)
     actjob status NAME -n NAMESPACE          # an ACTJob on the cluster, stage by stage
     actjob compare .act/runs/a .act/runs/b   # paper-style table of finished runs
 """
@@ -16,14 +16,22 @@ from pathlib import Path
 
 from rich.console import Console
 
-from act_operator.api import SpecError, load_actjob
+from act_operator.api import SpecError, parse_actjob, read_yaml
 
 
 def _load(path: str, console: Console):
+    """An ACTJob, or an ACTExperiment (arms x seeds of ACTJobs), from a file."""
+    kind = "ACTJob"
     try:
-        return load_actjob(path)
+        data = read_yaml(path)
+        if isinstance(data, dict) and data.get("kind") == "ACTExperiment":
+            from act_operator.experiment import parse_experiment
+
+            kind = "ACTExperiment"
+            return parse_experiment(data)
+        return parse_actjob(data)
     except SpecError as e:
-        console.print(f"[red]{path}: invalid ACTJob ({len(e.problems)} problem(s)):[/]")
+        console.print(f"[red]{path}: invalid {kind} ({len(e.problems)} problem(s)):[/]")
         for p in e.problems:
             console.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
         return None
@@ -40,9 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("file")
     ren = sub.add_parser("render", help="print the Kubernetes objects the operator would create (like helm template)")
     ren.add_argument("file")
-    sub.add_parser("crd", help="print the ACTJob CustomResourceDefinition generated from the API models")
+    crd_ = sub.add_parser("crd", help="print a CustomResourceDefinition generated from the API models")
+    crd_.add_argument("kind", nargs="?", default="ACTJob", choices=["ACTJob", "ACTExperiment"])
     cmp_ = sub.add_parser("compare", help="paper-style table of finished local runs (IL vs IL w/ ACT ...)")
-    cmp_.add_argument("runs", nargs="+", help="run directories (.act/runs/NAME) or their state.json")
+    cmp_.add_argument("runs", nargs="+", help="run directories (.act/runs/NAME) or their state.json; an "
+                                             "ACTExperiment's run directory prints its Table 1")
     cmp_.add_argument("--metrics", default="", help="comma-separated metrics (default: all eval metrics)")
     st = sub.add_parser("status", help="show an ACTJob's stages from the cluster")
     st.add_argument("name")
@@ -53,16 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "crd":
         from act_operator.crd import render_yaml
 
-        sys.stdout.write(render_yaml())
+        sys.stdout.write(render_yaml(args.kind))
         return 0
     if args.command == "status":
         return _status(args.namespace, args.name, console)
     if args.command == "compare":
+        from act_operator.local_experiment import arms_table, load_experiment_state
         from act_operator.report import load_run, table
 
-        runs = [load_run(Path(r)) for r in args.runs]
-        Console(width=None if sys.stdout.isatty() else 200).print(
-            table(runs, [m for m in args.metrics.split(",") if m] or None))
+        out = Console(width=None if sys.stdout.isatty() else 200)
+        metrics = [m for m in args.metrics.split(",") if m] or None
+        experiments = [e for r in args.runs if (e := load_experiment_state(Path(r)))]
+        for name, spec, status in experiments:  # an experiment's run directory: its Table 1
+            out.print(arms_table(name, spec, status, metrics))
+        if len(experiments) < len(args.runs):
+            out.print(table([load_run(Path(r)) for r in args.runs if not load_experiment_state(Path(r))], metrics))
         return 0
     job = _load(args.file, console)
     if job is None:
@@ -70,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         console.print(f"[green]{args.file}: valid[/]")
         return 0
+    if job.kind == "ACTExperiment":
+        return _experiment(args, job, console)
     if args.command == "render":
         import yaml
 
@@ -94,6 +111,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = LocalExecutor(job, Path(args.workdir), console, fresh=args.fresh).run()
     return 0 if result.status.phase == "Succeeded" else 1
+
+
+def _experiment(args, exp, console: Console) -> int:
+    """`actjob run|render` of an ACTExperiment: its children one after another here; on a cluster
+    the operator creates them (render prints the first wave: the children that depend on nothing)."""
+    from act_operator import experiment as E
+
+    if args.command == "render":
+        import yaml
+
+        first = [a for a in E.plan(exp.metadata.name, exp.spec, {}) if isinstance(a, E.CreateChild)]
+        sys.stdout.write(yaml.safe_dump_all([{"apiVersion": exp.api_version, "kind": "ACTJob", "metadata": {
+            "name": a.name, "namespace": exp.metadata.namespace, "labels": a.labels}, "spec": a.spec} for a in first],
+            sort_keys=False))
+        return 0
+    from act_operator.local_experiment import LocalExperiment
+    from act_operator.preflight import local_problems
+
+    template = E.child_spec(exp.spec, E.children(exp.spec)[0], {})
+    problems = local_problems(parse_actjob({"metadata": {"name": exp.metadata.name}, "spec": template}))
+    if problems:
+        console.print(f"[red]{args.file}: cannot run on this machine ({len(problems)} problem(s)); nothing started:[/]")
+        for p in problems:
+            console.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
+        return 2
+    st = LocalExperiment(exp, Path(args.workdir), console, fresh=args.fresh).run()
+    return 0 if st.phase == "Succeeded" else 1
 
 
 def _status(namespace: str, name: str, console: Console) -> int:

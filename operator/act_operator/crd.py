@@ -265,9 +265,11 @@ def _model_schema(model: type[BaseModel], *, defaults: bool) -> dict:
     return _structural(schema, schema.get("$defs", {}), model.__name__, defaults=defaults)
 
 
-def _metadata() -> dict:
-    """metadata.name limits of api.ObjectMeta, as CEL: a CRD may constrain only name and generateName."""
-    name = ACTJob.model_json_schema(by_alias=True)["$defs"]["ObjectMeta"]["properties"]["name"]
+def _metadata(model: type[BaseModel] = ACTJob) -> dict:
+    """metadata.name limits of the model's metadata, as CEL: a CRD may constrain only name and generateName."""
+    schema = model.model_json_schema(by_alias=True)
+    meta = schema["properties"]["metadata"]["$ref"].rsplit("/", 1)[1]
+    name = schema["$defs"][meta]["properties"]["name"]
     return {"type": "object", "properties": {"name": {"type": "string", "x-kubernetes-validations": [
         {"rule": f"self.size() <= {name['maxLength']}",
          "message": f"at most {name['maxLength']} characters, so that stage Job and pod names fit in 63; "
@@ -277,8 +279,7 @@ def _metadata() -> dict:
     ]}}}
 
 
-def crd() -> dict:
-    """The apiextensions.k8s.io/v1 CustomResourceDefinition of ACTJob."""
+def _actjob_spec() -> dict:
     spec = _model_schema(ACTJobSpec, defaults=True)
     # A cluster has no default storage root (api.py's default is relative, for `actjob run`): required here.
     storage = spec["properties"]["storage"]
@@ -290,44 +291,37 @@ def crd() -> dict:
                    "volume every stage pod mounts",
         "fieldPath": ".storage"})
     spec["description"] = "What to train and how: the ACT recipe's stages, their data, storage and pods."
+    return spec
+
+
+def _crd(model: type[BaseModel], kind: str, plural: str, short: str, spec: dict, status: type[BaseModel],
+         description: str, columns: list[dict]) -> dict:
     # Status is written by the operator alone; defaults there would hide what it has not written yet.
-    status = _model_schema(ACTJobStatus, defaults=False)
-    status["description"] = "Progress of the ACTJob, written by the operator."
-    root = {
-        "type": "object",
-        "description": "ACTJob runs the Agentic Critical Training recipe (collect, judge, policy, eval) "
-                       "for an LLM agent.",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": _metadata(),
-            "spec": spec,
-            "status": status,
-        },
-    }
-    metric = ".status.stages.eval.metrics"
+    status_schema = _model_schema(status, defaults=False)
+    status_schema["description"] = f"Progress of the {kind}, written by the operator."
+    root = {"type": "object", "description": description, "required": ["spec"], "properties": {
+        "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": _metadata(model),
+        "spec": spec, "status": status_schema}}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": ["actj"],
-                "categories": ["all", "act"],
-            },
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower(),
+                      "shortNames": [short], "categories": ["all", "act"]},
+            "versions": [{"name": VERSION, "served": True, "storage": True, "subresources": {"status": {}},
+                          "additionalPrinterColumns": columns, "schema": {"openAPIV3Schema": root}}],
+        },
+    }
+
+
+def crd() -> dict:
+    """The apiextensions.k8s.io/v1 CustomResourceDefinition of ACTJob."""
+    metric = ".status.stages.eval.metrics"
+    return _crd(ACTJob, KIND, PLURAL, "actj", _actjob_spec(), ACTJobStatus,
+                "ACTJob runs the Agentic Critical Training recipe (collect, judge, policy, eval) for an LLM agent.", [
                     {"name": "Stage", "type": "string", "jsonPath": ".status.currentStage"},
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                     {"name": "Judge-Acc", "type": "number", "jsonPath": f"{metric}.judge_accuracy",
@@ -335,16 +329,41 @@ def crd() -> dict:
                     {"name": "Success", "type": "number", "jsonPath": f"{metric}['dev/success_rate']",
                      "description": "Success rate on the dev split (eval stage)."},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
-                "schema": {"openAPIV3Schema": root},
-            }],
-        },
-    }
+                ])
 
 
-def render_yaml() -> str:
-    """The CRD as YAML, byte-for-byte what crds/actjob.yaml holds."""
-    return HEADER + yaml.safe_dump(crd(), sort_keys=True, width=100, allow_unicode=True)
+def experiment_crd() -> dict:
+    """The CustomResourceDefinition of ACTExperiment (experiment.py): arms x seeds over an ACTJob template."""
+    from act_operator import experiment as E
+
+    spec = _model_schema(E.ExperimentSpec, defaults=True)
+    spec["properties"]["template"] = _actjob_spec() | {"description": E.ExperimentSpec.model_fields[
+        "template"].description}
+    for field in ("arms", "seeds"):  # unique values, as the model's validator says
+        spec["properties"][field]["x-kubernetes-list-type"] = "set"
+    spec.setdefault("x-kubernetes-validations", []).extend([
+        {"rule": "!has(self.template.stages) || !has(self.template.stages.eval) || self.template.stages.eval.enabled",
+         "message": "template.stages.eval.enabled: the table is made of each arm's eval; enable it",
+         "fieldPath": ".template.stages.eval"},
+        {"rule": "!has(self.template.stages) || !has(self.template.stages.collect) || "
+                 "self.template.stages.collect.enabled || has(self.template.stages.collect.reuse)",
+         "message": "template.stages.collect: the arms share one collect (or stages.collect.reuse); do not disable it",
+         "fieldPath": ".template.stages.collect"}])
+    spec["description"] = "Arms and seeds of the ACT comparison (the paper's Table 1) over one ACTJob template."
+    return _crd(E.ACTExperiment, E.KIND, E.PLURAL, "actx", spec, E.ExperimentStatus,
+                "ACTExperiment runs arms (IL, IL w/ ACT, RL, RL w/ ACT, ACT only) and seeds as ACTJobs that share "
+                "one collect and one judge per seed.", [
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Best", "type": "string", "jsonPath": ".status.bestArm",
+                     "description": "The arm with the highest mean of spec.metric."},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ])
+
+
+def render_yaml(kind: str = KIND) -> str:
+    """A CRD as YAML, byte-for-byte what crds/<kind>.yaml holds."""
+    return HEADER + yaml.safe_dump(crd() if kind == KIND else experiment_crd(), sort_keys=True, width=100,
+                                   allow_unicode=True)
 
 
 def main() -> None:

@@ -395,3 +395,5 @@ def on_delete(body, **_):
     if uri and job.status.mlflow.run_id and job.status.phase not in pipeline.TERMINAL:
         tracking.finish_parent(uri, job.status.mlflow.run_id, "Deleted")
 
+
+from act_operator import experiment_handlers  # noqa: E402, F401  (registers the ACTExperiment handlers)

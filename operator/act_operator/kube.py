@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from act_operator import api as A
+from act_operator import experiment as E
 from act_operator.launch import merge_results
 from act_operator.manifests import COMPLETION_INDEX_ANNOTATION, JOB_NAME_LABEL
 from act_operator.pipeline import Observed
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 # verbs x resources this module calls (a test reads them off the code); the Helm chart's RBAC
 # is this plus kopf's own watches and patches, checked both ways by tests/unit/test_rbac.py
 API_CALLS = {
-    ("act-operator.io", "actjobs"): {"get"},
+    ("act-operator.io", "actjobs"): {"get", "list", "create", "patch"},  # list/create/patch: an experiment's children
     ("act-operator.io", "actjobs/status"): {"patch"},
+    ("act-operator.io", "actexperiments"): {"get"},
+    ("act-operator.io", "actexperiments/status"): {"patch"},
     ("batch", "jobs"): {"create", "get", "patch"},
     ("", "services"): {"create"},
     ("", "configmaps"): {"create"},
@@ -80,6 +83,48 @@ def patch_status(namespace: str, name: str, status: dict, resource_version: str)
         if e.status == 409:
             raise Conflict(f"{namespace}/{name} changed while it was reconciled") from None
         raise
+
+
+# --- ACTExperiments and their child ACTJobs ----------------------------------------------------
+
+def read_experiment(namespace: str, name: str) -> dict | None:
+    core, batch, custom = _apis()
+    try:
+        return custom.get_namespaced_custom_object(A.GROUP, A.VERSION, namespace, E.PLURAL, name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def patch_experiment_status(namespace: str, name: str, status: dict, resource_version: str) -> None:
+    core, batch, custom = _apis()
+    body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+    try:
+        custom.patch_namespaced_custom_object_status(A.GROUP, A.VERSION, namespace, E.PLURAL, name, body)
+    except ApiException as e:
+        if e.status == 409:
+            raise Conflict(f"{namespace}/{name} changed while it was reconciled") from None
+        raise
+
+
+def experiment_children(namespace: str, experiment: str) -> list[dict]:
+    core, batch, custom = _apis()
+    return custom.list_namespaced_custom_object(A.GROUP, A.VERSION, namespace, A.PLURAL,
+                                                label_selector=f"{E.LABEL}={experiment}")["items"]
+
+
+def create_actjob(namespace: str, body: dict) -> bool:
+    """Create an ACTJob; False if it exists already (an earlier reconcile made it)."""
+    core, batch, custom = _apis()
+    return _ignore_exists(custom.create_namespaced_custom_object, A.GROUP, A.VERSION, namespace, A.PLURAL, body,
+                          field_validation="Strict")
+
+
+def set_actjob_suspended(namespace: str, name: str, suspend: bool) -> None:
+    core, batch, custom = _apis()
+    custom.patch_namespaced_custom_object(A.GROUP, A.VERSION, namespace, A.PLURAL, name,
+                                          {"spec": {"suspend": suspend}})
 
 
 # --- stage objects ---------------------------------------------------------------------------

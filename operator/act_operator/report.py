@@ -75,13 +75,17 @@ def aggregate(runs: list[Run]) -> dict[str, dict[str, tuple[float, float, int]]]
 def table(runs: list[Run], metrics: list[str] | None = None, percent: bool = True):
     """A rich Table: one row per label, one column per metric (mean ± std), and the paper's
     number beside a metric where environment, split and metric match."""
+    return agg_table(aggregate(runs), runs[0].env if runs else "", metrics, percent)
+
+
+def agg_table(agg: dict[str, dict[str, tuple[float, float, int]]], env: str, metrics: list[str] | None = None,
+              percent: bool = True, title: str | None = None, caption: str | None = None):
+    """`table` of rows already aggregated: label -> metric -> (mean, std, seeds)."""
     from rich.table import Table
 
-    agg = aggregate(runs)
-    env = runs[0].env if runs else ""
-    metrics = metrics or sorted({m for r in runs for m in r.metrics if m.rpartition("/")[2] in HEADLINE})
+    metrics = metrics or sorted({m for values in agg.values() for m in values if m.rpartition("/")[2] in HEADLINE})
     scale = 100.0 if percent else 1.0
-    t = Table(title=f"{env}: mean ± std over seeds" + (" (%)" if percent else ""))
+    t = Table(title=title or f"{env}: mean ± std over seeds" + (" (%)" if percent else ""), caption=caption)
     t.add_column("method", no_wrap=True)
     t.add_column("seeds", justify="right")
     for m in metrics:
@@ -90,7 +94,7 @@ def table(runs: list[Run], metrics: list[str] | None = None, percent: bool = Tru
         if (env, split, name) in PAPER:
             t.add_column(f"paper {m}", justify="right", style="dim")
     for label, values in agg.items():
-        row = [label, str(max(n for _, _, n in values.values()))]
+        row = [label, str(max((n for _, _, n in values.values()), default=0))]
         for m in metrics:
             if m in values:
                 mean, std, _ = values[m]

@@ -61,6 +61,9 @@ def ensure_experiment(client, name: str) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
+PARENT_RUN_ANNOTATION = "act-operator.io/mlflow-parent-run"
+
+
 def start_parent(uri: str, job: ACTJob) -> MlflowStatus:
     """The ACTJob's parent run, found by its uid first so that a restarted executor never
     opens a second one."""
@@ -70,12 +73,18 @@ def start_parent(uri: str, job: ACTJob) -> MlflowStatus:
     # the stages' child runs carry the uid too: an executor restarted after a stage opened its run
     # (before the parent's id reached the status) must not take that child for the parent
     found = [r for r in client.search_runs([experiment_id], filter_string=f"tags.`act.actjob.uid` = '{uid}'",
-                                           max_results=100) if "mlflow.parentRunId" not in r.data.tags]
+                                           max_results=100) if "act.stage" not in r.data.tags]
     if found:
         run_id = found[0].info.run_id
     else:
         tags = {"act.actjob": job.metadata.name, "act.actjob.uid": uid, "act.namespace": job.metadata.namespace,
                 "act.base_model": job.spec.model.uri, "act.environment": job.spec.environment.name}
+        # a child of an ACTExperiment: its run nests under the experiment's (one run per arm and seed)
+        annotations = (job.metadata.model_extra or {}).get("annotations") or {}
+        if parent := annotations.get(PARENT_RUN_ANNOTATION):
+            tags |= {"mlflow.parentRunId": parent, **{f"act.{k.rpartition('/')[2]}": v for k, v in
+                                                       (job.metadata.model_extra or {}).get("labels", {}).items()
+                                                       if k.startswith("act-operator.io/")}}
         run = client.create_run(experiment_id, run_name=job.metadata.name, tags=tags)
         run_id = run.info.run_id
         spec = job.spec.model_dump(mode="json", by_alias=True, exclude={"suspend"})
@@ -123,3 +132,28 @@ def register_model(uri: str, job: ACTJob) -> str:
     version = client.create_model_version(name, source=job.status.model_uri, run_id=job.status.mlflow.run_id,
                                           tags=lineage_tags(job))
     return f"{name}/{version.version}"
+
+
+def start_experiment(uri: str, name: str, uid: str, experiment: str, tags: dict) -> str:
+    """An ACTExperiment's run, the parent of its children's runs; found by uid when it exists."""
+    client = _client(uri)
+    experiment_id = ensure_experiment(client, experiment)
+    found = client.search_runs([experiment_id], filter_string=f"tags.`act.experiment.uid` = '{uid}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=name,
+                            tags={"act.experiment": name, "act.experiment.uid": uid, **tags})
+    return run.info.run_id
+
+
+def finish_experiment(uri: str, run_id: str, outcome: str, table: dict) -> None:
+    """Close an experiment's run with its table: per arm, each metric's mean over seeds as a metric
+    (`<arm>.<metric>`) and the whole table (means, stds, seeds) as table.json."""
+    client = _client(uri)
+    if client.get_run(run_id).info.status != "RUNNING":
+        return
+    client.log_dict(run_id, table, "table.json")
+    for arm, row in table.items():
+        for metric, value in row["mean"].items():
+            client.log_metric(run_id, f"{arm.replace('+', '_')}.{metric}", value)
+    client.set_terminated(run_id, status=RUN_STATUS.get(outcome, "FINISHED"))

@@ -240,3 +240,54 @@ def test_server_accepts_the_facts_other_spellings(objects):
     for what, overrides in VALID:
         got = create(objects, _with_spec(overrides))
         assert parse_actjob(got).spec == parse_actjob(_with_spec(overrides)).spec, what
+
+
+# --- ACTExperiment ------------------------------------------------------------------------------
+
+def experiment(name: str | None = None, **spec) -> dict:
+    import yaml
+
+    from act_operator.experiment import KIND as EKIND
+
+    from pathlib import Path
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "table1-quickstart.yaml").read_text())
+    doc["metadata"] = {"name": name or f"x-{uuid.uuid4().hex[:8]}"}
+    doc["spec"]["template"]["storage"]["root"] = "s3://bucket/act"
+    doc["spec"].update(spec)
+    assert doc["kind"] == EKIND
+    return doc
+
+
+def create_experiment(objects, body: dict) -> dict:
+    from act_operator.experiment import PLURAL as EPLURAL
+
+    return objects.create_namespaced_custom_object(GROUP, VERSION, NS, EPLURAL, body, field_validation="Strict")
+
+
+def test_the_table1_example_is_accepted_with_the_models_defaults(objects):
+    from act_operator.experiment import parse_experiment
+
+    body = create_experiment(objects, experiment(arms=["il", "act+il"]))
+    assert body["spec"]["template"]["stages"]["judge"]["groupSize"] == 4
+    assert body["spec"]["suspend"] is False and body["spec"]["seeds"] == [0, 1]
+    parse_experiment(body)  # what the server stored is what the operator parses
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"arms": ["il", "il"]}, "Duplicate value"),
+    ({"arms": ["sft"]}, "Unsupported value"),
+    ({"seeds": []}, "should have at least 1"),
+])
+def test_bad_experiments_are_refused_by_the_server(objects, spec, words):
+    assert words in rejection(create_experiment, objects, experiment(**spec))
+
+
+def test_experiment_template_rules_hold_on_the_server(objects):
+    body = experiment()
+    body["spec"]["template"]["stages"]["eval"]["enabled"] = False
+    assert "template.stages.eval.enabled" in rejection(create_experiment, objects, body)
+    body = experiment()
+    del body["spec"]["template"]["storage"]
+    assert "storage.root is required on a cluster" in rejection(create_experiment, objects, body)
+    assert "at most 28 characters" in rejection(create_experiment, objects, experiment(name="x" * 29))

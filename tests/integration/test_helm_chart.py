@@ -66,14 +66,14 @@ def test_chart_versions_match_the_package():
     )
 
 
-def test_chart_crd_is_an_exact_copy_of_crds_actjob_yaml():
-    source, copy = ROOT / "crds" / "actjob.yaml", CHART / "crds" / "actjob.yaml"
-    assert source.is_file(), "crds/actjob.yaml is missing: run `make crds`"
+@pytest.mark.parametrize("name", ["actjob.yaml", "actexperiment.yaml"])
+def test_chart_crds_are_exact_copies_of_crds(name):
+    source, copy = ROOT / "crds" / name, CHART / "crds" / name
+    assert source.is_file(), f"crds/{name} is missing: run `make crds`"
     assert copy.read_bytes() == source.read_bytes(), (
-        "charts/act-operator/crds/actjob.yaml differs from crds/actjob.yaml: "
-        "cp crds/actjob.yaml charts/act-operator/crds/actjob.yaml (make crds)"
-    )
-    assert sorted(p.name for p in (CHART / "crds").iterdir()) == ["actjob.yaml", "kopf-peering.yaml"]
+        f"charts/act-operator/crds/{name} differs from crds/{name}: run `make crds`")
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == ["actexperiment.yaml", "actjob.yaml",
+                                                                  "kopf-peering.yaml"]
 
 
 @pytest.mark.parametrize("values", [(), CUSTOM], ids=["default", "custom"])

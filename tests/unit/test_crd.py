@@ -151,3 +151,9 @@ def test_immutable_fields():
         (rule,) = at(f"spec.{field}")["x-kubernetes-validations"][-1:]
         assert rule["rule"] == "self == oldSelf" and f"spec.{field} is immutable" in rule["message"]
     assert "x-kubernetes-validations" not in at("spec.suspend")
+
+
+def test_experiment_crd_file_is_up_to_date():
+    path = CRD_FILE.with_name("actexperiment.yaml")
+    assert path.exists() and path.read_text() == render_yaml("ACTExperiment"), \
+        "crds/actexperiment.yaml is out of date with act_operator/experiment.py: run `make crds`"

@@ -78,9 +78,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "act-operator.namespacedRules" -}}
 - apiGroups: ["act-operator.io"]
   resources: ["actjobs"]
+  verbs: ["create", "get", "list", "watch", "patch"]
+- apiGroups: ["act-operator.io"]
+  resources: ["actexperiments"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["act-operator.io"]
-  resources: ["actjobs/status"]
+  resources: ["actjobs/status", "actexperiments/status"]
   verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
