@@ -383,3 +383,44 @@ def test_a_missing_credentials_secret_is_explained_and_creating_it_lets_the_stag
         if not said:
             pytest.xfail("the ACTJob does not yet explain a Pending stage pod (issue 10 item 2, built in issue 11 "
                          "'no silent waits'): the pod was Pending on the missing Secret and ran once it was created")
+
+
+def test_an_experiment_runs_its_arms_concurrently_on_pods(kube_api, node, ns, tmp_path):
+    """`kubectl apply` of an ACTExperiment (arms il and act, one seed): the operator creates the
+    shared collect, then the judge arm and the IL arm at once; their stage Jobs overlap in time
+    on the node; the experiment ends Succeeded with a row per arm and a best arm."""
+    import yaml
+
+    with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
+            services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
+            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
+        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+        s3_secret(ns, s3)
+        template = yaml.safe_load(actjob("t", s3.endpoint, s3.bucket, mlflow))["spec"]
+        template["stages"]["policy"].pop("method")
+        kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump({
+            "apiVersion": "act-operator.io/v1alpha1", "kind": "ACTExperiment", "metadata": {"name": "arms"},
+            "spec": {"arms": ["il", "act"], "seeds": [0], "template": template}}))
+        try:
+            kubectl("wait", "-n", ns, "--for=jsonpath={.status.phase}=Succeeded", "actexperiment/arms",
+                    "--timeout=900s", timeout=910)
+        finally:
+            print(kubectl("get", "actexperiments,actjobs,jobs", "-n", ns, check=False))
+            print(op.log())
+        status = json.loads(kubectl("get", "actexperiment", "arms", "-n", ns, "-o", "json"))["status"]
+        assert {k: v["phase"] for k, v in status["children"].items()} == {
+            "pairs": "Succeeded", "act-s0": "Succeeded", "il-s0": "Succeeded"}
+        assert {r["arm"]: r["seeds"] for r in status["arms"]} == {"il": 1, "act": 1}
+        assert status["bestArm"] in ("IL", "ACT only")
+        # the two arms ran at once: each one's training Job started before the other's finished
+        judge, policy = (json.loads(kubectl("get", "job", j, "-n", ns, "-o", "json"))["status"]
+                         for j in ("arms-act-s0-judge-1", "arms-il-s0-policy-1"))
+        assert max(judge["startTime"], policy["startTime"]) < min(judge["completionTime"],
+                                                                   policy["completionTime"]), (judge, policy)
+        pairs = status_of(ns, "arms-pairs")["stages"]["collect"]["outputs"]["uri"]
+        for child in ("arms-act-s0", "arms-il-s0"):
+            assert status_of(ns, child)["stages"]["collect"] == {**status_of(ns, child)["stages"]["collect"],
+                                                                 "phase": "Reused"}
+            assert status_of(ns, child)["stages"]["collect"]["outputs"]["uri"] == pairs
+        row = kubectl("get", "actexperiments", "-n", ns, "--no-headers").split()
+        assert row[:3] == ["arms", "Succeeded", status["bestArm"].split()[0]], row
