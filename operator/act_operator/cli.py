@@ -5,7 +5,7 @@
     actjob render examples/quickstart.yaml  # the exact objects the operator would create
     actjob crd > crds/actjob.yaml
     actjob status NAME -n NAMESPACE          # an ACTJob on the cluster, stage by stage
-    actjob compare .act/runs/a .act/runs/b   # paper-style table of finished runs
+    actjob compare .act/runs/a .act/runs/b   # paper-style table of finished runs (--plot out.png)
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp_ = sub.add_parser("compare", help="paper-style table of finished local runs (IL vs IL w/ ACT ...)")
     cmp_.add_argument("runs", nargs="+", help="run directories (.act/runs/NAME) or their state.json")
     cmp_.add_argument("--metrics", default="", help="comma-separated metrics (default: all eval metrics)")
+    cmp_.add_argument("--plot", metavar="PNG", help="also draw the comparison (bars with std, the paper's numbers)")
     st = sub.add_parser("status", help="show an ACTJob's stages from the cluster")
     st.add_argument("name")
     st.add_argument("-n", "--namespace", default="default")
@@ -58,11 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return _status(args.namespace, args.name, console)
     if args.command == "compare":
-        from act_operator.report import load_run, table
+        from act_operator.report import load_run, plot, table
 
         runs = [load_run(Path(r)) for r in args.runs]
-        Console(width=None if sys.stdout.isatty() else 200).print(
-            table(runs, [m for m in args.metrics.split(",") if m] or None))
+        metrics = [m for m in args.metrics.split(",") if m] or None
+        Console(width=None if sys.stdout.isatty() else 200).print(table(runs, metrics))
+        if args.plot:
+            console.print(f"plot: {plot(runs, args.plot, metrics)}")
         return 0
     job = _load(args.file, console)
     if job is None:
