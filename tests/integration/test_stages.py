@@ -296,7 +296,8 @@ def assert_registered_model_loads(collected, cfg, report, manifest, method: str)
     predicted = mlflow.pyfunc.load_model(f"models:/{registered}").predict(["look around"],
                                                                           params={"max_new_tokens": 1})
     assert len(predicted) == 1 and predicted[0].startswith("look around")
-    print(f"MLmodel adds {sum(v for k, v in files.items() if k == 'MLmodel' or k.startswith('components/'))} "
+    added = ("MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt")
+    print(f"MLmodel adds {sum(v for k, v in files.items() if k in added or k.startswith('components/'))} "
           f"bytes beside {files['model.safetensors']} of weights; models:/ load {load_s:.1f}s")
 
 
