@@ -83,8 +83,9 @@ def _grouped(ax, triples: list[tuple[str, str, float]], title: str) -> None:
     width = 0.8 / len(series)
     for i, s in enumerate(series):
         xs = [j + i * width for j in range(len(groups))]
-        bars = ax.bar(xs, [values.get((g, s), 0.0) for g in groups], width, label=s)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        heights = [values.get((g, s)) for g in groups]  # None: not measured there (no bar, no 0.00)
+        bars = ax.bar(xs, [h or 0.0 for h in heights], width, label=s)
+        ax.bar_label(bars, labels=["" if h is None else f"{h:.2f}" for h in heights], fontsize=7)
     ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(groups))], groups, rotation=20)
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
