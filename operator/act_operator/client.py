@@ -28,8 +28,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
-from act_operator.api import ACTJob, ACTJobStatus, SpecError, parse_actjob
+from act_operator.api import ACTJob, JobPhase, SpecError, parse_actjob
 
 TERMINAL = {"Succeeded", "Failed"}
 
@@ -83,7 +84,7 @@ class ACTClient:
         Failed); each callback gets every polled ACTJob. A job that ends in a phase not asked for
         raises RuntimeError with its message; TimeoutError after `timeout` seconds."""
         wanted = set(status)
-        unknown = wanted - set(ACTJobStatus.model_fields["phase"].annotation.__args__)
+        unknown = wanted - set(get_args(JobPhase))
         if unknown:
             raise ValueError(f"status: {sorted(unknown)} are not ACTJob phases; choose from Pending, Running, "
                              "Suspended, Succeeded, Failed")
@@ -128,6 +129,8 @@ class _Kubernetes:
         try:
             kconfig.load_kube_config(config_file=config.config_file, context=config.context)
         except kconfig.ConfigException:
+            if config.config_file or config.context:  # asked for: its error is the one to see
+                raise
             kconfig.load_incluster_config()
         kube.reset_clients()
         self.kube = kube

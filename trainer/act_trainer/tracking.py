@@ -109,7 +109,8 @@ class StageRun:
         self._call("set_tags", call)
 
     def log_figure(self, figure, name: str) -> None:
-        """A matplotlib figure as a PNG artifact; kept in the record (base64) for a replay."""
+        """A matplotlib figure as the PNG artifact `name`, drawn once: the same bytes are kept in
+        the record (base64) for a replay."""
         if not self.active:
             return
         import base64
@@ -117,12 +118,12 @@ class StageRun:
 
         png = io.BytesIO()
         figure.savefig(png, format="png", dpi=100)
-        self.record["figures"][name] = base64.b64encode(png.getvalue()).decode()
+        b64 = self.record["figures"][name] = base64.b64encode(png.getvalue()).decode()
 
         def call():
-            import mlflow
+            from mlflow import MlflowClient
 
-            mlflow.log_figure(figure, name)
+            _log_png(MlflowClient(self.cfg.tracking.uri), self.run_id, name, b64)
 
         self._call("log_figure", call)
 
