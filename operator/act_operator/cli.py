@@ -5,7 +5,7 @@
     actjob render examples/quickstart.yaml  # the exact objects the operator would create
     actjob crd > crds/actjob.yaml            # (actjob crd ACTExperiment > crds/actexperiment.yaml)
     actjob status NAME -n NAMESPACE          # an ACTJob on the cluster, stage by stage
-    actjob compare .act/runs/a .act/runs/b   # paper-style table of finished runs
+    actjob compare .act/runs/a .act/runs/b   # paper-style table of finished runs (--plot out.png)
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("runs", nargs="+", help="run directories (.act/runs/NAME) or their state.json; an "
                                              "ACTExperiment's run directory prints its Table 1")
     cmp_.add_argument("--metrics", default="", help="comma-separated metrics (default: all eval metrics)")
+    cmp_.add_argument("--plot", metavar="PNG", help="also draw the comparison (bars with std, the paper's numbers)")
     st = sub.add_parser("status", help="show an ACTJob's stages from the cluster")
     st.add_argument("name")
     st.add_argument("-n", "--namespace", default="default")
@@ -69,15 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         return _status(args.namespace, args.name, console)
     if args.command == "compare":
         from act_operator.local_experiment import arms_table, load_experiment_state
-        from act_operator.report import load_run, table
+        from act_operator.report import load_run, plot, table
 
         out = Console(width=None if sys.stdout.isatty() else 200)
         metrics = [m for m in args.metrics.split(",") if m] or None
         experiments = [e for r in args.runs if (e := load_experiment_state(Path(r)))]
         for name, spec, status in experiments:  # an experiment's run directory: its Table 1
             out.print(arms_table(name, spec, status, metrics))
-        if len(experiments) < len(args.runs):
-            out.print(table([load_run(Path(r)) for r in args.runs if not load_experiment_state(Path(r))], metrics))
+        runs = [load_run(Path(r)) for r in args.runs if not load_experiment_state(Path(r))]
+        if runs:
+            out.print(table(runs, metrics))
+            if args.plot:
+                console.print(f"plot: {plot(runs, args.plot, metrics)}")
         return 0
     job = _load(args.file, console)
     if job is None:

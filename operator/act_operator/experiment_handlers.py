@@ -55,7 +55,7 @@ def _reconcile_once(namespace: str, name: str) -> None:
             annotations = {tracking.PARENT_RUN_ANNOTATION: run_id} if run_id else {}
             owner = {"apiVersion": exp.api_version, "kind": E.KIND, "name": name, "uid": exp.metadata.uid,
                      "controller": True, "blockOwnerDeletion": True}
-            if kube.create_actjob(namespace, {
+            if kube.create_child_actjob(namespace, {
                     "apiVersion": A.API_VERSION, "kind": A.KIND, "spec": action.spec, "metadata": {
                         "name": action.name, "namespace": namespace, "labels": action.labels,
                         "annotations": annotations, "ownerReferences": [owner]}}):

@@ -37,6 +37,13 @@ API_CALLS = {
     ("", "pods"): {"list"},
 }  # events are posted by kopf (kopf.event), with kopf's own grant
 
+# what the Python API (act_operator.client.ACTClient) calls on behalf of a user: the user's own
+# RBAC, not the operator's (tests/unit/test_rbac.py reads these functions' calls apart)
+CLIENT_CALLS = {
+    ("act-operator.io", "actjobs"): {"create", "get", "list", "delete"},
+}
+CLIENT_FUNCTIONS = ("create_actjob", "read_actjob", "list_actjobs", "delete_actjob")
+
 
 class Conflict(Exception):
     """The ACTJob changed since it was read."""
@@ -71,6 +78,31 @@ def read_actjob(namespace: str, name: str) -> dict | None:
     except ApiException as e:
         if e.status == 404:
             return None
+        raise
+
+
+def create_actjob(namespace: str, body: dict) -> dict:
+    """Create an ACTJob (the Python API's `train`); AlreadyExists is the caller's to handle."""
+    core, batch, custom = _apis()
+    return custom.create_namespaced_custom_object(A.GROUP, A.VERSION, namespace, A.PLURAL, body,
+                                                  field_validation="Strict")
+
+
+def list_actjobs(namespace: str) -> list[dict]:
+    core, batch, custom = _apis()
+    return custom.list_namespaced_custom_object(A.GROUP, A.VERSION, namespace, A.PLURAL)["items"]
+
+
+def delete_actjob(namespace: str, name: str) -> bool:
+    """Delete an ACTJob (its stage Jobs and ConfigMaps go with it: they are owned); False if absent."""
+    core, batch, custom = _apis()
+    try:
+        custom.delete_namespaced_custom_object(A.GROUP, A.VERSION, namespace, A.PLURAL, name,
+                                               propagation_policy="Background")
+        return True
+    except ApiException as e:
+        if e.status == 404:
+            return False
         raise
 
 
@@ -114,8 +146,8 @@ def experiment_children(namespace: str, experiment: str) -> list[dict]:
                                                 label_selector=f"{E.LABEL}={experiment}")["items"]
 
 
-def create_actjob(namespace: str, body: dict) -> bool:
-    """Create an ACTJob; False if it exists already (an earlier reconcile made it)."""
+def create_child_actjob(namespace: str, body: dict) -> bool:
+    """Create an experiment's child ACTJob; False if it exists already (an earlier reconcile made it)."""
     core, batch, custom = _apis()
     return _ignore_exists(custom.create_namespaced_custom_object, A.GROUP, A.VERSION, namespace, A.PLURAL, body,
                           field_validation="Strict")

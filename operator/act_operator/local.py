@@ -69,6 +69,16 @@ def shard_stem(name: str, index: int, shards: int) -> str:
     return name if shards == 1 else f"{name}.shard-{index:05d}"
 
 
+def resumable(state_file: Path, job: ACTJob) -> dict | None:
+    """The saved state a run of `job` (its storage root resolved) goes on from, or None: the same
+    spec goes on where it stopped, and a finished one is not run again (as an applied ACTJob is
+    not); a Failed run or a changed spec starts over."""
+    if not state_file.exists():
+        return None
+    saved = json.loads(state_file.read_text())
+    return saved if saved.get("spec_hash") == spec_hash(job) and saved["status"]["phase"] != "Failed" else None
+
+
 class LocalExecutor:
     def __init__(self, job: ACTJob, workdir: Path, console: Console | None = None, fresh: bool = False):
         self.console = console or Console(stderr=True)
@@ -85,16 +95,13 @@ class LocalExecutor:
 
     # --- state ---------------------------------------------------------------------------
     def _restore(self, job: ACTJob, fresh: bool) -> ACTJob:
-        if self.state_file.exists() and not fresh:
-            saved = json.loads(self.state_file.read_text())
-            # the same spec goes on where it stopped, and a finished one is not run again (as an
-            # applied ACTJob is not): a Failed run or a changed spec starts over
-            if saved.get("spec_hash") == spec_hash(job) and saved["status"]["phase"] != "Failed":
-                job.metadata.uid = saved["uid"]
-                job.status = ACTJobStatus.model_validate(saved["status"])
-                verb = "already succeeded" if job.status.phase == "Succeeded" else "resuming"
-                self.console.print(f"[bold]{verb}[/] {job.metadata.name} (uid {job.metadata.uid}; --fresh runs it again)")
-                return job
+        saved = None if fresh else resumable(self.state_file, job)
+        if saved:
+            job.metadata.uid = saved["uid"]
+            job.status = ACTJobStatus.model_validate(saved["status"])
+            verb = "already succeeded" if job.status.phase == "Succeeded" else "resuming"
+            self.console.print(f"[bold]{verb}[/] {job.metadata.name} (uid {job.metadata.uid}; --fresh runs it again)")
+            return job
         job.metadata.uid = str(uuid.uuid4())
         job.status = ACTJobStatus()
         (self.dir / "spec.json").unlink(missing_ok=True)

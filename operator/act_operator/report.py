@@ -107,3 +107,47 @@ def agg_table(agg: dict[str, dict[str, tuple[float, float, int]]], env: str, met
                 row.append(f"{ref:.1f}" if ref is not None else "-")
         t.add_row(*row)
     return t
+
+
+def plot(runs: list[Run], path: str | Path, metrics: list[str] | None = None, percent: bool = True) -> Path:
+    """The comparison as a PNG: one panel per metric, a bar per method (mean, with the std over
+    seeds as an error bar) and the paper's number as a marker where environment, split and metric
+    match. matplotlib is an extra of the control plane: a clear error names it when missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("actjob compare --plot needs matplotlib: pip install matplotlib "
+                         "(the trainer extra has it)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = aggregate(runs)
+    env = runs[0].env if runs else ""
+    metrics = metrics or sorted({m for r in runs for m in r.metrics if m.rpartition("/")[2] in HEADLINE})
+    if not metrics:
+        raise SystemExit("actjob compare --plot: the runs have no eval metrics to draw")
+    scale = 100.0 if percent else 1.0
+    labels = list(agg)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4.0, 1.2 * len(labels) + 1.5) * len(metrics), 3.8),
+                             squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=True):
+        means = [agg[lb].get(m, (0.0, 0.0, 0))[0] * scale for lb in labels]
+        stds = [agg[lb].get(m, (0.0, 0.0, 0))[1] * scale for lb in labels]
+        bars = ax.bar(labels, means, yerr=stds, capsize=4, color="tab:blue", label="ours")
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        split, _, name = m.rpartition("/")
+        paper = PAPER.get((env, split, name), {})
+        refs = [(i, paper[lb]) for i, lb in enumerate(labels) if lb in paper]
+        if refs:
+            ax.scatter(*zip(*refs, strict=True), marker="_", s=600, color="black", zorder=3, label="paper (Qwen3-8B)")
+        top = max([m + s for m, s in zip(means, stds, strict=True)] + [v for _, v in refs] + [1e-9])
+        ax.set_ylim(0, top * 1.25)  # room above the bars for the labels and the legend
+        ax.legend(fontsize=8, loc="upper center", ncols=2)
+        ax.set_title(m + (" (%)" if percent else ""))
+        ax.tick_params(axis="x", rotation=20)
+    fig.suptitle(f"{env}: mean ± std over seeds")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, format="png", dpi=100)
+    plt.close(fig)
+    return out

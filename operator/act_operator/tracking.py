@@ -118,6 +118,34 @@ def lineage_tags(job: ACTJob) -> dict:
     return tags
 
 
+def model_description(uri: str, job: ACTJob, name: str) -> str:
+    """The registered version's description (markdown): how to load it, where its weights are,
+    and links to the ACTJob, its parent and stage runs and its lineage."""
+    st, mlflow = job.status, job.status.mlflow
+
+    def run(run_id: str | None) -> str:
+        url = run_url(uri, mlflow.experiment_id, run_id) if run_id and mlflow.experiment_id else None
+        return f"[{run_id}]({url})" if url else (run_id or "-")
+
+    meta = job.metadata
+    lines = [
+        f"ACT model of ACTJob `{meta.namespace}/{meta.name}` (uid `{meta.uid or 'local'}`).",
+        "",
+        f'Load: `mlflow.transformers.load_model("models:/{name}/<version>")` (a text-generation pipeline; '
+        '`return_type="components"` gives the model and tokenizer) or `mlflow.pyfunc.load_model(...)`.',
+        f"Weights: `{st.model_uri}` (the stage's output, which is itself the MLflow model: stored once).",
+        f"Parent run: {run(mlflow.run_id)}",
+        "Stage runs: " + (", ".join(f"{stage} {run(s.mlflow_run_id)}" for stage, s in st.stages.items()
+                                    if s.mlflow_run_id) or "-"),
+        "",
+        "Lineage: " + ", ".join(f"`{k}={v}`" for k, v in lineage_tags(job).items()),
+    ]
+    evals = st.stages["eval"].metrics
+    if evals:
+        lines.append("Eval: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(evals.items())))
+    return "\n".join(lines)
+
+
 def register_model(uri: str, job: ACTJob) -> str:
     """Register the ACTJob's final model; returns '<name>/<version>'."""
     from mlflow.exceptions import MlflowException
@@ -130,7 +158,7 @@ def register_model(uri: str, job: ACTJob) -> str:
         if "already exists" not in str(e).lower() and getattr(e, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
             raise
     version = client.create_model_version(name, source=job.status.model_uri, run_id=job.status.mlflow.run_id,
-                                          tags=lineage_tags(job))
+                                          tags=lineage_tags(job), description=model_description(uri, job, name))
     return f"{name}/{version.version}"
 
 

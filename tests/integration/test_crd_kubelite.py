@@ -245,11 +245,11 @@ def test_server_accepts_the_facts_other_spellings(objects):
 # --- ACTExperiment ------------------------------------------------------------------------------
 
 def experiment(name: str | None = None, **spec) -> dict:
+    from pathlib import Path
+
     import yaml
 
     from act_operator.experiment import KIND as EKIND
-
-    from pathlib import Path
 
     doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "table1-quickstart.yaml").read_text())
     doc["metadata"] = {"name": name or f"x-{uuid.uuid4().hex[:8]}"}

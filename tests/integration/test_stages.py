@@ -126,6 +126,7 @@ def test_collect_logs_a_child_run_with_its_inputs(collected):
     assert run.data.tags["mlflow.parentRunId"] == collected["parent"]
     assert run.data.params["samples"] == "4" and float(run.data.metrics["pairs_train"]) > 0
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["expert"]
+    assert plot_names(collected["tracking"], run.info.run_id) == ["plots/filter_report.png"]
 
 
 def test_bad_config_exits_2_before_anything(tmp_path):
@@ -198,6 +199,7 @@ def test_judge_keeps_the_newest_complete_checkpoints_only(collected, tmp_path):
     proc, report = run_stage(cfg, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert checkpoints(cfg.checkpoints) == {4: True, 5: True}
+    assert plot_names(collected["tracking"], report["mlflow_run_id"]) == ["plots/judge_curves.png"]
     assert "deleted checkpoint(s) [1]" in proc.stderr + proc.stdout  # as each newer one completed
 
     cfg = judge_cfg(collected, "judge-drop", MODEL, max_steps=2, save_steps=1, keep_checkpoints=1,
@@ -233,9 +235,70 @@ def test_policy_trains_the_model_it_starts_from(collected, warmed, tmp_path, met
                        save_steps=2)
     proc, report = run_stage(cfg, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    metrics = read_manifest(cfg.output)["metrics"]
+    manifest = read_manifest(cfg.output)
+    metrics = manifest["metrics"]
     assert metrics["steps"] == 2 and metrics["examples"] > 0
     assert changed(weights(start), weights(cfg.output))
+    assert plot_names(collected["tracking"], report["mlflow_run_id"]) == ["plots/policy_curves.png"]
+    assert_registered_model_loads(collected, cfg, report, manifest, method)
+
+
+def plot_names(tracking_uri: str, run_id: str) -> list[str]:
+    """The PNGs a stage's child run carries under plots/ (each checked to be one)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    names = sorted(a.path for a in client.list_artifacts(run_id, "plots"))
+    for name in names:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, tracking_uri=tracking_uri)
+        assert Path(local).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
+    return names
+
+
+def assert_registered_model_loads(collected, cfg, report, manifest, method: str) -> None:
+    """The stage output is itself an MLflow model: registered as the executor registers a final
+    model, it loads through models:/ from S3 (transformers flavour: model and tokenizer, which
+    generate a token; pyfunc: predict) and its weights are stored once (the MLmodel adds no copy)."""
+    import uuid
+
+    import mlflow
+
+    from act_operator import tracking
+    from act_operator.api import API_VERSION, parse_actjob
+
+    files = {f["path"]: f["size"] for f in manifest["files"]}
+    assert {"MLmodel", "components/tokenizer/tokenizer.json"} <= files.keys()
+    assert [p for p in files if p.endswith(".safetensors")] == ["model.safetensors"]  # one copy of the weights
+    job = parse_actjob({"apiVersion": API_VERSION, "kind": "ACTJob",
+                        "metadata": {"name": f"itest-{method}-{uuid.uuid4().hex[:6]}", "uid": "u1"},
+                        "spec": {"model": {"uri": MODEL}, "environment": {"name": "scienceworld"},
+                                 "storage": {"root": collected["root"]}}})
+    st = job.status
+    st.phase, st.model_uri = "Succeeded", cfg.output
+    st.mlflow.run_id = collected["parent"]
+    st.mlflow.experiment_id = mlflow.MlflowClient(collected["tracking"]).get_run(collected["parent"]).info.experiment_id
+    st.stages["policy"].phase, st.stages["policy"].outputs.uri = "Succeeded", cfg.output
+    st.stages["policy"].mlflow_run_id = report["mlflow_run_id"]
+    registered = tracking.register_model(collected["tracking"], job)
+    name, version = registered.split("/")
+    mv = mlflow.MlflowClient(collected["tracking"]).get_model_version(name, version)
+    assert mv.source == cfg.output and report["mlflow_run_id"] in mv.description and cfg.output in mv.description
+
+    mlflow.set_tracking_uri(collected["tracking"])
+    t0 = time.monotonic()
+    loaded = mlflow.transformers.load_model(f"models:/{registered}", return_type="components")
+    load_s = time.monotonic() - t0
+    model, tokenizer = loaded["model"], loaded["tokenizer"]
+    assert type(model).__name__ == "Qwen3ForCausalLM"
+    ids = tokenizer("look around", return_tensors="pt").input_ids
+    out = model.generate(ids, max_new_tokens=1, do_sample=False)
+    assert out.shape[1] == ids.shape[1] + 1  # one new token
+    predicted = mlflow.pyfunc.load_model(f"models:/{registered}").predict(["look around"],
+                                                                          params={"max_new_tokens": 1})
+    assert len(predicted) == 1 and predicted[0].startswith("look around")
+    added = ("MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt")
+    print(f"MLmodel adds {sum(v for k, v in files.items() if k in added or k.startswith('components/'))} "
+          f"bytes beside {files['model.safetensors']} of weights; models:/ load {load_s:.1f}s")
 
 
 def test_eval_reports_the_papers_measures(collected, tmp_path):
@@ -255,6 +318,7 @@ def test_eval_reports_the_papers_measures(collected, tmp_path):
         # every configured item was scored, and a rate over n items is a multiple of 1/n
         assert metrics[key]["n"] == n and abs(value * n - round(value * n)) < 1e-9 and 0 <= value <= 1, (key, n)
     assert report["metrics"]["dev/success_rate"] == metrics[("dev", "success_rate")]["value"]
+    assert plot_names(collected["tracking"], report["mlflow_run_id"]) == ["plots/eval.png"]
 
 
 def test_eval_unknown_split_is_named(collected, tmp_path):

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from act_trainer import plots
 from act_trainer.config import PreflightConfig
 from act_trainer.tracking import TRACKING_FILE, records, replay, stage_run
 
@@ -33,6 +34,8 @@ def offline_stage(tmp_path, uid: str):
                         rows=[{"pair_id": "p1", "expert_action": "look"}])
         run.set_tags({"act.digest": "sha256:feed"})
         run.log_dict({"kept": 3}, "filter_report.json")
+        assert plots.log_plot(run, "filter_report.png", plots.filter_report, {"sampled": 4, "kept": 3,
+                                                                              "removed": {"duplicate": 1}})
     return cfg, time.monotonic() - t0
 
 
@@ -46,6 +49,7 @@ def test_a_stage_records_its_tracking_when_mlflow_does_not_answer(tmp_path):
         ("loss", 1.0, 1), ("reward", 0.25, 1), ("loss", 0.5, 2), ("reward", 0.75, 2)]
     assert rec["inputs"][0]["name"] == "contrast_pairs" and rec["dicts"] == {"filter_report.json": {"kept": 3}}
     assert rec["tags"]["act.digest"] == "sha256:feed"
+    assert list(rec["figures"]) == ["plots/filter_report.png"]  # the PNG, base64
 
 
 def test_the_replay_completes_the_lineage_once(tmp_path, mlflow_server):
@@ -74,6 +78,9 @@ def test_the_replay_completes_the_lineage_once(tmp_path, mlflow_server):
     assert inp.dataset.name == "contrast_pairs" and inp.dataset.digest.startswith("abab")
     assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "training"
     assert "filter_report.json" in {a.path for a in client.list_artifacts(first)}
+    [png] = client.list_artifacts(first, "plots")
+    local = client.download_artifacts(first, png.path, str(tmp_path))
+    assert png.path == "plots/filter_report.png" and open(local, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ stage config (act_trainer.util.mlflow_params: flattened, credentials scrubbed, c
 MLflow's limit).
 
 MLflow being down never fails a stage. Everything the stage logs is also kept in memory
-(params, tags, metrics with their steps and times, dataset inputs, dicts); when MLflow did
+(params, tags, metrics with their steps and times, dataset inputs, dicts, figures); when MLflow did
 not answer (at the start or at any call) the stage stops calling it and, once it succeeded,
 writes that record to ``<output>/_TRACKING.json``. The executor replays it later with
 :func:`replay` into a child run under the parent run, idempotently: a replayed run carries the
@@ -52,7 +52,7 @@ class StageRun:
         self.active = bool(cfg.tracking.uri) and is_main_process()
         self.run_id: str | None = None
         self.offline: str | None = None
-        self.record: dict = {"params": {}, "tags": {}, "metrics": [], "inputs": [], "dicts": {}}
+        self.record: dict = {"params": {}, "tags": {}, "metrics": [], "inputs": [], "dicts": {}, "figures": {}}
 
     def _call(self, what: str, fn) -> None:
         """Call MLflow unless it already failed; the first failure switches the stage to the record."""
@@ -107,6 +107,25 @@ class StageRun:
             mlflow.set_tags(clean)
 
         self._call("set_tags", call)
+
+    def log_figure(self, figure, name: str) -> None:
+        """A matplotlib figure as the PNG artifact `name`, drawn once: the same bytes are kept in
+        the record (base64) for a replay."""
+        if not self.active:
+            return
+        import base64
+        import io
+
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=100)
+        b64 = self.record["figures"][name] = base64.b64encode(png.getvalue()).decode()
+
+        def call():
+            from mlflow import MlflowClient
+
+            _log_png(MlflowClient(self.cfg.tracking.uri), self.run_id, name, b64)
+
+        self._call("log_figure", call)
 
     def log_dict(self, data: dict, name: str) -> None:
         if not self.active:
@@ -233,9 +252,23 @@ def replay(tracking_uri: str, record: dict, parent_run_id: str | None, experimen
                                                 tags=[InputTag("mlflow.data.context", inp["context"])])])
     for name, data in record.get("dicts", {}).items():
         client.log_dict(run_id, data, name)
+    for name, png in record.get("figures", {}).items():
+        _log_png(client, run_id, name, png)
     client.log_batch(run_id, tags=[RunTag("act.replay", "complete")])
     client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def _log_png(client, run_id: str, name: str, b64: str) -> None:
+    """A recorded figure, as the artifact `name` of the run (the bytes the stage drew)."""
+    import base64
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(name).name
+        path.write_bytes(base64.b64decode(b64))
+        client.log_artifact(run_id, str(path), artifact_path=str(Path(name).parent) if "/" in name else None)
 
 
 def records(output_uri: str) -> list[dict]:

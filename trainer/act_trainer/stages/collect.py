@@ -14,7 +14,7 @@ import time
 
 from tqdm.auto import tqdm
 
-from act_trainer import data, store
+from act_trainer import data, plots, store
 from act_trainer.config import CollectConfig, Shard
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
@@ -119,6 +119,7 @@ def run(cfg: CollectConfig) -> dict:
         }
         log.info("collect: kept %d of %d samples; removed %s", report.kept, report.sampled, report.removed)
         st.run.log_dict(filter_report, "filter_report.json")
+        plots.log_plot(st.run, "filter_report.png", plots.filter_report, filter_report)
         expert_src = cfg.expert.uri or store.join(cfg.output, "expert.jsonl")
         expert_digest = data.digest_trajectories(trajs)
         st.run.log_dataset(expert_src, "expert", expert_digest, "expert",

@@ -13,7 +13,7 @@ import logging
 
 from tqdm.auto import tqdm
 
-from act_trainer import data, store
+from act_trainer import data, plots, store
 from act_trainer.config import EvalConfig
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
@@ -201,5 +201,6 @@ def run(cfg: EvalConfig) -> dict:
         for r in rows:
             log.info("eval: %-8s %-28s %.4f (n=%d)", r["split"], r["metric"], r["value"], r["n"])
         st.run.log_dict({"rows": rows}, "results.json")
+        plots.log_plot(st.run, "eval.png", plots.eval_results, rows, f"eval of {cfg.model}")
         return st.publish(metrics, extra={"results": rows, "model": cfg.model, "engine": engine.name,
                                           "parallel_episodes": len(envs)})

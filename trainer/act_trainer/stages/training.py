@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from act_trainer import store
+from act_trainer import mlmodel, plots, store
 from act_trainer.config import TrainerBase
 from act_trainer.engines import gpu_available, resolve
 from act_trainer.tracking import StageRun
@@ -283,6 +283,9 @@ def train_and_save(trainer, st, resume: str | None) -> tuple[dict, dict] | None:
     log.info("%s trained %d steps on %s", st.cfg.stage, trainer.state.global_step, info)
     history = trainer.state.log_history
     (st.out / "train_log.json").write_text(json.dumps(history, indent=1))
+    plots.log_plot(st.run, f"{st.cfg.stage}_curves.png", plots.training_curves, history, f"{st.cfg.stage}: training")
+    # the output is itself an MLflow model (no second copy of the weights): the registry's version loads
+    mlmodel.write_or_warn(st.out, st.cfg.output)
     metrics = {**summarize(history), "steps": trainer.state.global_step,
                "train_runtime": result.metrics.get("train_runtime", 0.0), "resumed": bool(resume)}
     return metrics, info
