@@ -55,7 +55,8 @@ class Capture:
                 while view:
                     view = view[os.write(out, view):]
             with self.lock:
-                self.file.write(chunk)
+                if not self.file.closed:  # after stop(): what a lingering subprocess still writes is not kept
+                    self.file.write(chunk)
         os.close(r)
 
     def stop(self) -> None:
@@ -64,10 +65,10 @@ class Capture:
             with contextlib.suppress(Exception):
                 stream.flush()
             os.dup2(self.saved[fd], fd)  # closes our write end of the pipe: the pump reads to EOF
-        for t in self.threads:
+        for t, fd in zip(self.threads, self.saved.values(), strict=True):
             t.join(JOIN_TIMEOUT_S)
-        for fd in self.saved.values():
-            os.close(fd)
+            if not t.is_alive():  # a pump still forwarding a lingering subprocess's output keeps its fd
+                os.close(fd)
         with self.lock:
             self.file.close()
 
