@@ -20,7 +20,9 @@ import uuid
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from act_operator import launch, pipeline, stages, tracking, watch
 from act_operator.api import ACTJob, ACTJobStatus
@@ -301,7 +303,7 @@ class LocalExecutor:
         st.progress = watch.stage_progress(p, attempt)
         watch.headline(self.job.status)
         self._save()
-        self.console.print(f"  [dim]{stage}{shard}[/] {progress.summary(p)}", highlight=False)
+        self.console.print(f"  [dim]{stage}{shard}[/] {escape(progress.summary(p))}", highlight=False)
 
     def _read_results(self, name: str | None, shards: int) -> pipeline.Observed | None:
         """What the shards of an attempt reported, merged; None while any has not reported."""
@@ -351,7 +353,7 @@ def summary_table(job: ACTJob, durations: dict[str, float] | None = None) -> Tab
         if secs is None and st.start_time and st.completion_time:
             secs = (st.completion_time - st.start_time).total_seconds()
         uri = st.outputs.uri or "-"
-        table.add_row(stage, st.phase, str(st.attempts), f"{secs:.1f}s" if secs else "-", progress_cell(st),
+        table.add_row(stage, st.phase, str(st.attempts), f"{secs:.1f}s" if secs else "-", Text(progress_cell(st)),
                       key_metrics(stage, st.metrics) or "-", uri.removeprefix(root + "/"),
                       (st.mlflow_run_id or "-")[:12])
     return table
