@@ -6,9 +6,12 @@ the decisions are pipeline.plan's, the objects manifests', the API calls kube's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import kopf
 
@@ -351,33 +354,47 @@ def _progress_due(status, spec, **_) -> bool:
         (spec or {}).get("tracking", {}).get("uri") or SETTINGS.mlflow_tracking_uri)
 
 
+# Progress reads run in their own small pool, never in kopf's workers (the reconciles'): an MLflow
+# that is slow or down delays only progress. A URI that did not answer is left alone for a minute.
+PROGRESS_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="act-progress")
+MLFLOW_DOWN_S = 60.0
+_mlflow_down_until: dict[str, float] = {}
+
+
 # the interval is the environment's at import (the operator process's ACT_PROGRESS_INTERVAL_SECONDS)
 @kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=max(1.0, SETTINGS.progress_interval_seconds),
             initial_delay=max(1.0, SETTINGS.progress_interval_seconds), when=_progress_due)
-def progress_timer(namespace, name, body, **_):
+async def progress_timer(namespace, name, body, **_):
     """While a stage runs: its progress from MLflow into the status (one MLflow search per running
     stage, a status patch when it moved). MLflow not answering leaves the status as it is."""
-    with _locks[f"{namespace}/{name}"]:
+    await asyncio.get_running_loop().run_in_executor(PROGRESS_POOL, read_progress, namespace, name, _plain(body))
+
+
+def read_progress(namespace: str, name: str, body: dict) -> None:
+    try:
+        job = A.parse_actjob(body)
+    except A.SpecError:
+        return
+    uri = tracking_uri(job)
+    if _mlflow_down_until.get(uri, 0.0) > time.monotonic():
+        return
+    before = job.status.model_dump(mode="json", by_alias=True)
+    for stage, st in job.status.stages.items():
+        if st.phase != "Running" or stage == pipeline.PREFLIGHT:
+            continue
         try:
-            job = A.parse_actjob(_plain(body))
-        except A.SpecError:
+            found = watch.read(uri, job, stage)
+        except Exception as e:  # noqa: BLE001 - progress is a nicety: never fails anything
+            _mlflow_down_until[uri] = time.monotonic() + MLFLOW_DOWN_S
+            log.info("%s/%s: no progress from MLflow at %s for now (%s: %s)", namespace, name, uri,
+                     type(e).__name__, str(e)[:200])
             return
-        uri = tracking_uri(job)
-        before = job.status.model_dump(mode="json", by_alias=True)
-        for stage, st in job.status.stages.items():
-            if st.phase != "Running" or stage == pipeline.PREFLIGHT:
-                continue
-            try:
-                found = watch.read(uri, job, stage)
-            except Exception as e:  # noqa: BLE001 - progress is a nicety: never fails anything
-                log.info("%s/%s: no progress from MLflow at %s (%s: %s)", namespace, name, uri,
-                         type(e).__name__, str(e)[:200])
-                continue
-            if found is not None:
-                st.progress = found
-        watch.headline(job.status)
-        after = job.status.model_dump(mode="json", by_alias=True)
-        if after != before:
+        if found is not None:
+            st.progress = found
+    watch.headline(job.status)
+    after = job.status.model_dump(mode="json", by_alias=True)
+    if after != before:
+        with _locks[f"{namespace}/{name}"]:
             try:
                 kube.patch_status(namespace, name, after, body["metadata"]["resourceVersion"])
             except kube.Conflict:
