@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from act_trainer import contract as K
 from act_trainer.contract import STAGES, check_uri
+from act_trainer.progress import Progress
 
 GROUP = "act-operator.io"
 VERSION = "v1alpha1"
@@ -273,6 +274,13 @@ class StageOutputs(Model):
     digest: str | None = None
 
 
+class StageProgress(Model, Progress):
+    """How far the stage's current (or last) attempt got, as its main process last reported it."""
+
+    attempt: int = Field(1, ge=1, description="The attempt this progress is of.")
+    updated: datetime | None = Field(None, description="When the stage reported it.")
+
+
 class StageStatus(Model):
     phase: StagePhase = "Pending"
     attempts: int = 0
@@ -284,6 +292,7 @@ class StageStatus(Model):
     metrics: dict[str, float] = Field(default_factory=dict)
     mlflow_run_id: str | None = None
     message: str | None = None
+    progress: StageProgress | None = None
 
 
 class Condition(Model):
@@ -304,6 +313,9 @@ class MlflowStatus(Model):
 class ACTJobStatus(Model):
     phase: JobPhase = "Pending"
     current_stage: str | None = None
+    # the running stage's progress for `kubectl get actjobs` (its stages[s].progress, shortened)
+    progress: str | None = Field(None, description="The running stage's progress, e.g. '30%'.")
+    eta: str | None = Field(None, description="The running stage's estimated time left, e.g. '1m20s'.")
     # "preflight" (the checks before any stage; absent in ACTJobs created before it existed), then the stages
     stages: dict[str, StageStatus] = Field(default_factory=lambda: {s: StageStatus() for s in ("preflight", *STAGES)})
     conditions: list[Condition] = Field(default_factory=list)

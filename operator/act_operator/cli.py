@@ -6,6 +6,7 @@
     actjob crd > crds/actjob.yaml            # (actjob crd ACTExperiment > crds/actexperiment.yaml)
     actjob status NAME -n NAMESPACE          # an ACTJob on the cluster, stage by stage
     actjob compare .act/runs/a .act/runs/b   # paper-style table of finished runs (--plot out.png)
+    actjob logs NAME [STAGE] [--attempt N]   # a stage attempt's log, after its pods are gone
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("status", help="show an ACTJob's stages from the cluster")
     st.add_argument("name")
     st.add_argument("-n", "--namespace", default="default")
+    lg = sub.add_parser("logs", help="a stage attempt's log (every pod and rank), also after its Jobs were deleted")
+    lg.add_argument("name")
+    lg.add_argument("stage", nargs="?", help="preflight, collect, judge, policy or eval (default: every stage that ran)")
+    lg.add_argument("--attempt", type=int, help="which attempt (default: the latest)")
+    lg.add_argument("-n", "--namespace", help="read the ACTJob from the cluster (default: the local run of NAME "
+                                              "under --workdir if there is one, else namespace default)")
+    lg.add_argument("--workdir", default=".act", help="where `actjob run` keeps its runs")
     args = parser.parse_args(argv)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
@@ -68,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return _status(args.namespace, args.name, console)
+    if args.command == "logs":
+        return _logs(args, console)
     if args.command == "compare":
         from act_operator.local_experiment import arms_table, load_experiment_state
         from act_operator.report import load_run, plot, table
@@ -165,6 +175,39 @@ def _status(namespace: str, name: str, console: Console) -> int:
         console.print(f"  mlflow: {st.mlflow.url or st.mlflow.run_id}")
     if st.model_uri:
         console.print(f"  model: {st.model_uri}  registered: {st.registered_model or '-'}")
+    return 0
+
+
+def _logs(args, console: Console) -> int:
+    from act_operator import logs
+
+    local = None if args.namespace else logs.local_run(Path(args.workdir), args.name)
+    try:
+        if local:
+            status, run_dir = local
+            pairs = logs.chosen(status, args.stage, args.attempt)
+            fetch = lambda stage, attempt: logs.local_logs(run_dir, args.name, stage, attempt)  # noqa: E731
+        else:
+            from kubernetes import config
+
+            from act_operator import kube
+            from act_operator.api import parse_actjob
+
+            config.load_kube_config()
+            namespace = args.namespace or "default"
+            body = kube.read_actjob(namespace, args.name)
+            if body is None:
+                console.print(f"[red]actjob {namespace}/{args.name} not found (and no local run under "
+                              f"{args.workdir}/runs/{args.name})[/]")
+                return 1
+            job = parse_actjob(body)
+            pairs = logs.chosen(job.status, args.stage, args.attempt)
+            fetch = lambda stage, attempt: logs.cluster_logs(job, stage, attempt)  # noqa: E731
+        for text in logs.show(pairs, fetch):
+            sys.stdout.write(text)
+    except logs.NoLogs as e:
+        console.print(f"[red]{args.name}: {e}[/]", highlight=False)
+        return 1
     return 0
 
 

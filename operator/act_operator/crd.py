@@ -324,6 +324,10 @@ def crd() -> dict:
                 "ACTJob runs the Agentic Critical Training recipe (collect, judge, policy, eval) for an LLM agent.", [
                     {"name": "Stage", "type": "string", "jsonPath": ".status.currentStage"},
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Progress", "type": "string", "jsonPath": ".status.progress",
+                     "description": "The running stage's units done of its total, in percent."},
+                    {"name": "ETA", "type": "string", "jsonPath": ".status.eta",
+                     "description": "The running stage's estimated time left."},
                     {"name": "Judge-Acc", "type": "number", "jsonPath": f"{metric}.judge_accuracy",
                      "description": "Judgement accuracy on held-out contrast pairs (eval stage)."},
                     {"name": "Success", "type": "number", "jsonPath": f"{metric}['dev/success_rate']",

@@ -6,14 +6,17 @@ the decisions are pipeline.plan's, the objects manifests', the API calls kube's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import kopf
 
 from act_operator import api as A
-from act_operator import kube, manifests, metrics, pipeline, tracking
+from act_operator import kube, manifests, metrics, pipeline, tracking, watch
 from act_operator.pipeline import now
 from act_operator.settings import OperatorSettings
 
@@ -162,6 +165,7 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id and not mlflow_down:
         mlflow_down = _finish_tracking(job, uri)
     _explain_waits(job, body, [mlflow_down] if mlflow_down else [], t)
+    watch.headline(job.status)  # a stage that ended or started again: its Progress and ETA go
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:  # an unchanged status is not written: every write wakes every watcher
         kube.patch_status(namespace, name, after, rv)
@@ -343,6 +347,58 @@ def watch_timer(namespace, name, **_):
     """While a stage runs: explain what it waits on (pods that cannot start, Kueue, MLflow), and
     clear it once it goes on. Only while a stage runs, so idle ACTJobs cost nothing."""
     reconcile(namespace, name)
+
+
+def _progress_due(status, spec, **_) -> bool:
+    return SETTINGS.progress_interval_seconds > 0 and _running(status) and bool(
+        (spec or {}).get("tracking", {}).get("uri") or SETTINGS.mlflow_tracking_uri)
+
+
+# Progress reads run in their own small pool, never in kopf's workers (the reconciles'): an MLflow
+# that is slow or down delays only progress. A URI that did not answer is left alone for a minute.
+PROGRESS_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="act-progress")
+MLFLOW_DOWN_S = 60.0
+_mlflow_down_until: dict[str, float] = {}
+
+
+# the interval is the environment's at import (the operator process's ACT_PROGRESS_INTERVAL_SECONDS)
+@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=max(1.0, SETTINGS.progress_interval_seconds),
+            initial_delay=max(1.0, SETTINGS.progress_interval_seconds), when=_progress_due)
+async def progress_timer(namespace, name, body, **_):
+    """While a stage runs: its progress from MLflow into the status (one MLflow search per running
+    stage, a status patch when it moved). MLflow not answering leaves the status as it is."""
+    await asyncio.get_running_loop().run_in_executor(PROGRESS_POOL, read_progress, namespace, name, _plain(body))
+
+
+def read_progress(namespace: str, name: str, body: dict) -> None:
+    try:
+        job = A.parse_actjob(body)
+    except A.SpecError:
+        return
+    uri = tracking_uri(job)
+    if _mlflow_down_until.get(uri, 0.0) > time.monotonic():
+        return
+    before = job.status.model_dump(mode="json", by_alias=True)
+    for stage, st in job.status.stages.items():
+        if st.phase != "Running" or stage == pipeline.PREFLIGHT:
+            continue
+        try:
+            found = watch.read(uri, job, stage)
+        except Exception as e:  # noqa: BLE001 - progress is a nicety: never fails anything
+            _mlflow_down_until[uri] = time.monotonic() + MLFLOW_DOWN_S
+            log.info("%s/%s: no progress from MLflow at %s for now (%s: %s)", namespace, name, uri,
+                     type(e).__name__, str(e)[:200])
+            return
+        if found is not None:
+            st.progress = found
+    watch.headline(job.status)
+    after = job.status.model_dump(mode="json", by_alias=True)
+    if after != before:
+        with _locks[f"{namespace}/{name}"]:
+            try:
+                kube.patch_status(namespace, name, after, body["metadata"]["resourceVersion"])
+            except kube.Conflict:
+                pass  # a reconcile moved first: the next tick reads again
 
 
 @kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=2.0, initial_delay=1.0, when=_backing_off)

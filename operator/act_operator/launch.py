@@ -114,7 +114,8 @@ def plan(job: ACTJob, stage: str, attempt: int, *, tracking_uri: str | None = No
     if stage not in (pipeline.PREFLIGHT, *STAGES):
         raise ValueError(f"unknown stage '{stage}'")
     nodes, procs, shards = topology(job, stage)
-    configs = tuple(stages.stage_config(job, stage, shard=i, tracking_uri=tracking_uri) for i in range(shards))
+    configs = tuple(stages.stage_config(job, stage, shard=i, tracking_uri=tracking_uri, attempt=attempt)
+                    for i in range(shards))
     return Launch(stage, pipeline.job_name(job.metadata.name, stage, attempt), nodes, procs, configs)
 
 

@@ -20,11 +20,14 @@ import uuid
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from act_operator import launch, pipeline, stages, tracking
+from act_operator import launch, pipeline, stages, tracking, watch
 from act_operator.api import ACTJob, ACTJobStatus
 from act_operator.pipeline import now
+from act_trainer import progress
 from act_trainer.contract import TrainSettings
 from act_trainer.errors import EXIT_PERMANENT
 
@@ -140,6 +143,7 @@ class LocalExecutor:
                 break
             for action in actions:
                 job.status = pipeline.apply(job, action, now())
+                watch.headline(job.status)
                 self._open_parent_run()  # before the first stage's config: it names the parent run
                 self._save()
                 self._perform(action)
@@ -278,16 +282,19 @@ class LocalExecutor:
                                     bufsize=1)
             for line in proc.stdout:
                 logf.write(line)
+                if reported := progress.from_line(line):  # the stage's progress record: a bar, and the status
+                    self._progress(stage, attempt, reported[1], shard)
+                    continue
                 if "MLflow does not answer" in line:  # act_trainer.tracking: the stage goes on, recording
                     self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer {stage}; "
                                                          "it goes on and records its tracking in storage, replayed "
                                                          "once MLflow answers")])
                     self._save()
-                progress = "it/s]" in line or "s/it]" in line
-                if progress and time.monotonic() - last_progress < 2.0 and "100%" not in line:
+                tqdm_line = "it/s]" in line or "s/it]" in line
+                if tqdm_line and time.monotonic() - last_progress < 2.0 and "100%" not in line:
                     continue  # the log has every tqdm line; the terminal one every 2 s
-                if progress or " INFO act_trainer" in line or "Error" in line:
-                    last_progress = time.monotonic() if progress else last_progress
+                if tqdm_line or " INFO act_trainer" in line or "Error" in line:
+                    last_progress = time.monotonic() if tqdm_line else last_progress
                     self.console.print(f"  [dim]{stage}[/] {line.rstrip()[-160:]}", highlight=False)
             code = proc.wait()
         observed = self._read_result(stem)
@@ -297,6 +304,13 @@ class LocalExecutor:
                                      permanent=code == EXIT_PERMANENT,  # the exit-code contract
                                      result=observed.result if observed else {})
         return observed or pipeline.Observed("succeeded", result={})
+
+    def _progress(self, stage: str, attempt: int, p: progress.Progress, shard: str) -> None:
+        st = self.job.status.stages[stage]
+        st.progress = watch.stage_progress(p, attempt)
+        watch.headline(self.job.status)
+        self._save()
+        self.console.print(f"  [dim]{stage}{shard}[/] {escape(progress.summary(p))}", highlight=False)
 
     def _read_results(self, name: str | None, shards: int) -> pipeline.Observed | None:
         """What the shards of an attempt reported, merged; None while any has not reported."""
@@ -338,7 +352,7 @@ class LocalExecutor:
 def summary_table(job: ACTJob, durations: dict[str, float] | None = None) -> Table:
     root = stages.job_root(job)
     table = Table(title=f"ACTJob {job.metadata.name}: {job.status.phase}", caption=f"artifacts under {root}")
-    for col in ("stage", "status", "tries", "time", "key metrics", "artifacts", "mlflow run"):
+    for col in ("stage", "status", "tries", "time", "progress", "key metrics", "artifacts", "mlflow run"):
         table.add_column(col, overflow="fold")
     for stage in pipeline.steps(job.status):
         st = job.status.stages[stage]
@@ -346,7 +360,13 @@ def summary_table(job: ACTJob, durations: dict[str, float] | None = None) -> Tab
         if secs is None and st.start_time and st.completion_time:
             secs = (st.completion_time - st.start_time).total_seconds()
         uri = st.outputs.uri or "-"
-        table.add_row(stage, st.phase, str(st.attempts), f"{secs:.1f}s" if secs else "-",
+        table.add_row(stage, st.phase, str(st.attempts), f"{secs:.1f}s" if secs else "-", Text(progress_cell(st)),
                       key_metrics(stage, st.metrics) or "-", uri.removeprefix(root + "/"),
                       (st.mlflow_run_id or "-")[:12])
     return table
+
+
+def progress_cell(st) -> str:
+    """A stage's progress bar, `[###-------] 12/40 steps 30.0% 2.1 steps/s ETA 20s reward=0.5` while it
+    runs; the bar and counts alone once the attempt ended."""
+    return progress.summary(st.progress, width=10, live=st.phase == "Running") if st.progress else "-"

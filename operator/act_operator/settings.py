@@ -48,6 +48,9 @@ class OperatorSettings(BaseSettings):
                                   "spec.tracking.credentialsSecret is unset; empty: none.")
     max_concurrent_reconciles: int = Field(8, ge=1, le=1000, description="ACTJobs reconciled at once.")
     port: int = Field(8080, ge=0, le=65535, description="Prometheus metrics port (/metrics); 0: off.")
+    progress_interval_seconds: float = Field(
+        15, ge=0, le=3600, description="How often the progress of a running stage is read from MLflow into the "
+                                       "ACTJob status (one MLflow search per running stage); 0: never.")
     default_cpu: str = Field("1", description="CPU request of a stage pod whose stage sets no resources.cpu.")
     default_memory: str = Field("4Gi", description="Memory request of a stage pod whose stage sets no "
                                                    "resources.memory.")

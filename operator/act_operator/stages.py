@@ -37,11 +37,22 @@ def checkpoints(job: ACTJob, stage: str) -> str:
     return join(job_root(job), "checkpoints", stage)
 
 
-def _common(job: ACTJob, stage: str, tracking_uri: str | None) -> dict:
+def logs_root(job: ACTJob) -> str:
+    return join(job_root(job), "logs")
+
+
+def logs_uri(job: ACTJob, stage: str, attempt: int) -> str:
+    """Where one stage attempt's logs are uploaded (`<pod-or-host>-rank<r>.log` each), read by `actjob logs`."""
+    return join(logs_root(job), stage, f"attempt-{attempt}")
+
+
+def _common(job: ACTJob, stage: str, tracking_uri: str | None, attempt: int | None) -> dict:
     spec, meta = job.spec, job.metadata
+    if attempt is None:  # the attempt the status is at (StartStage counted it)
+        attempt = max(1, job.status.stages[stage].attempts) if stage in job.status.stages else 1
     return dict(
         job=C.JobRef(name=meta.name, uid=meta.uid or "local", namespace=meta.namespace),
-        output=stage_output(job, stage),
+        output=stage_output(job, stage), attempt=attempt, logs=logs_uri(job, stage, attempt),
         storage=C.S3Settings(**settings_of(spec.storage.s3, K.S3Settings)),
         tracking=C.TrackingConfig(uri=tracking_uri, experiment=spec.tracking.experiment,
                                   parent_run_id=job.status.mlflow.run_id),
@@ -73,10 +84,11 @@ def rollout(section) -> dict:
     return {"rollout": r}
 
 
-def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str | None = None):
-    """The validated act_trainer config for one pod (shard) of `stage`."""
+def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str | None = None,
+                 attempt: int | None = None):
+    """The validated act_trainer config for one pod (shard) of `stage` (attempt: default, the status's)."""
     spec, st = job.spec, job.spec.stages
-    common = _common(job, stage, tracking_uri)
+    common = _common(job, stage, tracking_uri, attempt)
     if stage == PREFLIGHT:
         plays = uses_environment(job)
         return C.PreflightConfig(**common, model=spec.model.uri, pairs=st.collect.reuse, judge=st.judge.reuse,

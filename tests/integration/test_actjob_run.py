@@ -56,6 +56,17 @@ def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_pa
     judge = next(c for c in children if c.data.tags["act.stage"] == "judge")
     assert [d.dataset.name for d in judge.inputs.dataset_inputs] == ["contrast_pairs"]
     assert "reward" in judge.data.metrics or "reward_last" in judge.data.metrics
+    # live progress: a bar per stage while it ran (the stage's progress lines), full once it succeeded,
+    # the same record in the child run's act.progress.* metrics; each stage's log attached to its run
+    for stage, unit in (("collect", "states"), ("judge", "steps"), ("policy", "steps"), ("eval", "episodes")):
+        p = status["stages"][stage]["progress"]
+        assert p["unit"] == unit and p["percent"] == 100 and p["done"] == p["total"] > 0, (stage, p)
+        assert f"  {stage} [" in out, stage
+    assert judge.data.metrics["act.progress.done"] == judge.data.metrics["act.progress.total"]
+    assert judge.data.tags["act.attempt"] == "1"
+    assert [a.path for a in client.list_artifacts(judge.info.run_id, "logs")] == \
+        [f"logs/{p.rsplit('/', 1)[1]}" for p in store.list_uris(
+            f"{s3_root}/default/quickstart/{state['uid']}/logs/judge/attempt-1")]
 
     name, version = status["registeredModel"].split("/")
     mv = client.get_model_version(name, version)
@@ -102,6 +113,18 @@ def test_permanent_stage_failure_is_tried_once(tmp_path):
     assert not list(run_dir.glob("quickstart-collect-2*"))  # never retried
     result = json.loads((run_dir / "quickstart-collect-1.result").read_text())
     assert result["permanent"] is True and result["exit_code"] == 2
+    # the failed attempt's log: `actjob logs` shows it, and the stage uploaded its own copy to storage
+    shown = actjob("logs", "quickstart", "collect", "--workdir", str(tmp_path / "work"), cwd=tmp_path, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert f"==> collect attempt 1: {run_dir / 'quickstart-collect-1.log'} <==" in shown.stdout
+    assert "no successful episode" in shown.stdout
+    state = json.loads((run_dir / "state.json").read_text())
+    (uploaded,) = (tmp_path / "storage" / "default" / "quickstart" / state["uid"] / "logs" / "collect" /
+                   "attempt-1").glob("*-rank0.log")
+    text = uploaded.read_text()
+    assert "no successful episode" in text and "act-trainer collect: failed, permanent" in text
+    none = actjob("logs", "quickstart", "judge", "--workdir", str(tmp_path / "work"), cwd=tmp_path, timeout=60)
+    assert none.returncode == 1 and "judge has not run yet" in none.stderr
 
 
 def collected_pairs(tmp_path: Path, shards: int) -> tuple[list[str], dict]:

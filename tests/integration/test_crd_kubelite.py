@@ -196,12 +196,15 @@ def _get_raw(kube, path: str, accept: str = "application/json") -> dict:
 def test_printer_columns_and_explain(kube, objects):
     name = create(objects, actjob())["metadata"]["name"]
     objects.patch_namespaced_custom_object_status(GROUP, VERSION, NS, PLURAL, name, {"status": {
-        "phase": "Running", "currentStage": "eval", "stages": {"eval": {"metrics": {"judge_accuracy": 0.8, "dev/success_rate": 0.25}}}}})
+        "phase": "Running", "currentStage": "eval", "progress": "30%", "eta": "1m20s",
+        "stages": {"eval": {"metrics": {"judge_accuracy": 0.8, "dev/success_rate": 0.25},
+                            "progress": {"done": 3, "total": 10, "percent": 30.0, "etaSeconds": 80, "unit": "episodes",
+                                         "attempt": 1, "updated": "2026-11-30T10:00:00Z"}}}}})
     table = _get_raw(kube, f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}/{name}",
                      "application/json;as=Table;v=v1;g=meta.k8s.io")
     columns = [c["name"] for c in table["columnDefinitions"]]
-    assert columns == ["Name", "Stage", "Phase", "Judge-Acc", "Success", "Age"]
-    assert table["rows"][0]["cells"][1:5] == ["eval", "Running", 0.8, 0.25]
+    assert columns == ["Name", "Stage", "Phase", "Progress", "ETA", "Judge-Acc", "Success", "Age"]
+    assert table["rows"][0]["cells"][1:7] == ["eval", "Running", "30%", "1m20s", 0.8, 0.25]
 
     # What `kubectl explain actjob.spec.stages.judge` reads: the published OpenAPI v3 schema.
     doc = _get_raw(kube, f"/openapi/v3/apis/{GROUP}/{VERSION}")

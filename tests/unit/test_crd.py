@@ -72,7 +72,7 @@ def test_versions_names_columns():
     assert version["name"] == api.VERSION and version["served"] and version["storage"]
     assert version["subresources"] == {"status": {}}
     assert [c["name"] for c in version["additionalPrinterColumns"]] == \
-        ["Stage", "Phase", "Judge-Acc", "Success", "Age"]
+        ["Stage", "Phase", "Progress", "ETA", "Judge-Acc", "Success", "Age"]
 
 
 def test_descriptions_on_spec_fields():

@@ -73,11 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "vllm-serve":
         return vllm_serve(args)
 
+    from act_trainer import logs, tracking
+
+    capture, loaded = logs.start(), []  # the whole attempt's output, uploaded however it ends
+    try:
+        return run_stage(args, loaded)
+    finally:
+        logs.publish(capture, loaded[0] if loaded else None, tracking.RUNS[-1] if tracking.RUNS else None)
+
+
+def run_stage(args, loaded: list) -> int:
+    """Validate the config (appended to `loaded`), then run the stage or the preflight."""
     try:
         cfg = load_stage_config(args.config, expected=args.command)
         engines.check(cfg)  # vLLM asked for where it cannot run: bad input, before any data is read
     except (ConfigError, engines.EngineUnavailable) as e:
         return _failed(args.command, f"invalid config: {e}", EXIT_PERMANENT)
+    loaded.append(cfg)
     if args.command == "preflight":
         from act_trainer import preflight
 

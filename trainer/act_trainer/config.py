@@ -58,11 +58,19 @@ class StageBase(Strict):
     seed: int = 0
     shard: Shard = Field(default_factory=Shard)
     scratch: str | None = Field(None, description="Local scratch directory; default a temp dir.")
+    attempt: int = Field(1, ge=1, description="Which attempt of the stage this is (its MLflow run's act.attempt tag).")
+    logs: str | None = Field(None, description="URI this attempt's logs are uploaded under when it ends "
+                                               "(one file per pod and rank); none: not uploaded.")
 
     @field_validator("output")
     @classmethod
     def _output(cls, v: str) -> str:
         return check_uri(v)
+
+    @field_validator("logs")
+    @classmethod
+    def _logs(cls, v: str | None) -> str | None:
+        return None if v is None else check_uri(v)
 
 
 class CollectConfig(StageBase, K.CollectSettings):

@@ -22,10 +22,12 @@ import logging
 import os
 import time
 
+from act_trainer import progress
 from act_trainer.config import StageBase
 from act_trainer.util import mlflow_params, numeric_metrics, scrub
 
 log = logging.getLogger("act_trainer.tracking")
+progress_log = logging.getLogger("act_trainer.progress")
 
 TRACKING_FILE = "_TRACKING.json"
 MAX_DATASET_ROWS = 1000  # rows of a dataset input MLflow profiles (the digest identifies the data)
@@ -77,6 +79,23 @@ class StageRun:
             import mlflow
 
             mlflow.log_metrics(values, step=step)
+
+        self._call("log_metrics", call)
+
+    def report(self, p: progress.Progress) -> None:
+        """A progress record (main process only): a log line, and the run's `act.progress.*`
+        metrics while MLflow answers. Not part of the offline record: it is only of use live."""
+        if not is_main_process():
+            return
+        progress_log.info(progress.to_line(self.cfg.stage, p))
+        if not self.active:
+            return
+        values = progress.to_metrics(p)
+
+        def call():
+            import mlflow
+
+            mlflow.log_metrics(values, step=int(p.done))
 
         self._call("log_metrics", call)
 
@@ -169,17 +188,23 @@ def _start(run: StageRun, cfg: StageBase, tags: dict, params: dict):
     mlflow.log_params(params)
 
 
+RUNS: list[StageRun] = []  # this process's stage runs: its log is attached to the last one when it exits
+
+
 @contextlib.contextmanager
 def stage_run(cfg: StageBase):
     run = StageRun(cfg)
+    RUNS.append(run)
     if not run.active:
         yield run
         return
     import mlflow
 
     fail_fast()
+    # uid, stage and attempt: how the operator finds a running attempt's run (its progress)
     tags = {k: scrub(v) for k, v in {"act.stage": cfg.stage, "act.actjob": cfg.job.name,
-                                     "act.actjob.uid": cfg.job.uid, "act.output": cfg.output}.items()}
+                                     "act.actjob.uid": cfg.job.uid, "act.attempt": str(cfg.attempt),
+                                     "act.output": cfg.output}.items()}
     if cfg.shard.count > 1:
         tags["act.shard"] = str(cfg.shard.index)
     # Every field of the config, tracking included: credentials never enter a config (they come

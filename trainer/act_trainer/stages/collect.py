@@ -14,7 +14,7 @@ import time
 
 from tqdm.auto import tqdm
 
-from act_trainer import data, plots, store
+from act_trainer import data, plots, progress, store
 from act_trainer.config import CollectConfig, Shard
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
@@ -50,15 +50,18 @@ def batch_seed(seed: int, batch: int) -> int:
 
 
 def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
-                   shard: Shard | None = None) -> tuple[list[dict], FilterReport]:
+                   shard: Shard | None = None, on_progress=None) -> tuple[list[dict], FilterReport]:
     """The states of `trajs`, in order, are cut into generate batches of cfg.batch_size; batch b
     belongs to shard b % count and is sampled with batch_seed(seed, b). So every state is sampled
-    in the same batch with the same seed, and gives the same pairs, whatever the shard count."""
+    in the same batch with the same seed, and gives the same pairs, whatever the shard count.
+    `on_progress` gets a progress record (states sampled of this shard's) when one is due."""
     shard = shard or Shard()
     items = [(s, a) for t in trajs for s, a in data.states(t, cfg.env.history)]
     starts = range(0, len(items), cfg.batch_size)
+    mine = range(shard.index, len(starts), shard.count)
+    meter = progress.Meter("collect", sum(len(items[starts[b]:starts[b] + cfg.batch_size]) for b in mine))
     report, rows = FilterReport(), []
-    for b in tqdm(range(shard.index, len(starts), shard.count), desc="generate", unit="batch"):
+    for i, b in enumerate(tqdm(mine, desc="generate", unit="batch")):
         batch = items[starts[b]:starts[b] + cfg.batch_size]
         samples = engine.generate([action_prompt(s) for s, _ in batch], n=cfg.samples,
                                   temperature=cfg.temperature, top_p=cfg.top_p,
@@ -69,6 +72,10 @@ def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
                                           cfg.filter_inadmissible)
             report.add(r)
             rows.extend(data.pair_record(state, expert, alt) for alt in kept)
+        p = meter.update(advance=len(batch), metrics={"sampled": report.sampled, "kept": report.kept},
+                         final=i == len(mine) - 1)
+        if p and on_progress:
+            on_progress(p)
     return rows, report
 
 
@@ -89,7 +96,7 @@ def run(cfg: CollectConfig) -> dict:
 
         engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
         t0 = time.monotonic()
-        rows, report = contrast_pairs(cfg, engine, train + held, cfg.shard)
+        rows, report = contrast_pairs(cfg, engine, train + held, cfg.shard, on_progress=st.run.report)
         gen_s = time.monotonic() - t0
         held_ids = {t.episode_id for t in held}
         train_rows = [r for r in rows if r["episode_id"] not in held_ids]

@@ -13,7 +13,7 @@ import logging
 
 from tqdm.auto import tqdm
 
-from act_trainer import data, plots, store
+from act_trainer import data, plots, progress, store
 from act_trainer.config import EvalConfig
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
@@ -105,11 +105,29 @@ def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress
     return [results[i] for i in range(len(episodes))]
 
 
-def success_rate(env, engine, split: str, cfg: EvalConfig, envs: list | None = None) -> tuple[dict, list[dict]]:
-    """`envs`: the environment instances to play on at once (default: `env` alone)."""
-    episodes = env.episodes(split)[: cfg.episodes][cfg.shard.index::cfg.shard.count]
+class _Played:
+    """play_many's `progress`: each finished episode moves the terminal bar and the progress meter."""
+
+    def __init__(self, bar, meter: progress.Meter | None, report):
+        self.bar, self.meter, self.report = bar, meter, report
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        if self.meter is not None and (p := self.meter.update(advance=n)):
+            self.report(p)
+
+
+def shard_episodes(env, split: str, cfg: EvalConfig) -> list[str]:
+    return env.episodes(split)[: cfg.episodes][cfg.shard.index::cfg.shard.count]
+
+
+def success_rate(env, engine, split: str, cfg: EvalConfig, envs: list | None = None,
+                 meter: progress.Meter | None = None, report=None) -> tuple[dict, list[dict]]:
+    """`envs`: the environment instances to play on at once (default: `env` alone); `meter` counts
+    the episodes played and `report` gets its records when due."""
+    episodes = shard_episodes(env, split, cfg)
     with tqdm(total=len(episodes), desc=f"episodes/{split}", unit="ep") as bar:
-        results = play_many(envs or [env], engine, episodes, cfg, progress=bar)
+        results = play_many(envs or [env], engine, episodes, cfg, progress=_Played(bar, meter, report))
     n = max(1, len(results))
     turns = max(1, sum(r["steps"] for r in results))
     measured = {"success_rate": sum(r["won"] for r in results) / n, "score": sum(r["score"] for r in results) / n,
@@ -183,14 +201,20 @@ def run(cfg: EvalConfig) -> dict:
                 for metric, value in {**measured, **counts}.items():
                     metrics[f"{split}/{metric}" if split != "heldout" else metric] = value
 
+            meter = progress.Meter("eval", sum(len(shard_episodes(env, s, cfg)) for s in cfg.splits)
+                                   if cfg.episodes else None)
             for split in cfg.splits:
                 if cfg.episodes:
-                    measured, episodes[split] = success_rate(env, engine, split, cfg, envs)
+                    measured, episodes[split] = success_rate(env, engine, split, cfg, envs, meter, st.run.report)
+                    meter.observe({"success_rate": measured["success_rate"],
+                                   "malformed_rate": measured["episode_malformed_rate"]})
                     record(split, measured, "episodes")
                 if cfg.action_states:
                     record(split, next_action_accuracy(env, engine, split, cfg), "action_states")
             if cfg.judge_pairs and cfg.pairs:
                 record("heldout", judgement_accuracy(engine, cfg), "judge_pairs")
+            if meter is not None:
+                st.run.report(meter.update(final=True))
         finally:
             for e in envs:
                 e.close()

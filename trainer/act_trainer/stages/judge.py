@@ -56,7 +56,8 @@ def run(cfg: JudgeConfig) -> dict:
             reward_funcs=[make_judgement_reward(cfg.malformed_penalty)],
             args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
             train_dataset=Dataset.from_list(rows),
-            callbacks=[training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run)],
+            callbacks=[training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run),
+                       training.ReportProgress(st.run)],
         )
         done = training.train_and_save(trainer, st, resume)
         if done is None:

@@ -72,7 +72,8 @@ def run(cfg: PolicyConfig) -> dict:
         ckpt_dir = st.scratch / "checkpoints"
         resume = training.fetch_checkpoint(cfg.checkpoints, ckpt_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        callbacks = [training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run)]
+        callbacks = [training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run),
+                     training.ReportProgress(st.run)]
         dataset = Dataset.from_list(rows)
         if cfg.method == "il":
             trainer = SFTTrainer(model=str(model_dir), processing_class=tokenizer, train_dataset=dataset,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from act_trainer import mlmodel, plots, store
+from act_trainer import mlmodel, plots, progress, store
 from act_trainer.config import TrainerBase
 from act_trainer.engines import gpu_available, resolve
 from act_trainer.tracking import StageRun
@@ -270,6 +270,33 @@ class LogMetrics(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
             self.run.log_metrics({k.replace("/", "."): v for k, v in logs.items()}, step=state.global_step)
+
+
+class ReportProgress(TrainerCallback):
+    """Optimizer steps done of max_steps, throughput and ETA, and the latest reward, loss and
+    malformed rate, reported (act_trainer.progress) at most every ACT_PROGRESS_SECONDS and at the end."""
+
+    def __init__(self, run: StageRun):
+        self.run = run
+        self.meter: progress.Meter | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:  # a resumed attempt starts at its checkpoint's step
+            self.meter = progress.Meter(self.run.cfg.stage, state.max_steps or None, done=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.meter is not None and logs:
+            self.meter.observe(logs)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._report(state, final=False)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._report(state, final=True)
+
+    def _report(self, state, final: bool) -> None:
+        if self.meter is not None and (p := self.meter.update(state.global_step, final=final)):
+            self.run.report(p)
 
 
 def train_and_save(trainer, st, resume: str | None) -> tuple[dict, dict] | None:
