@@ -5,12 +5,14 @@ playing the expert to that step), with and without the replay caches."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 
 import pytest
 
 from act_trainer.config import EnvironmentConfig
 from act_trainer.envs import EnvError, make_env
+from act_trainer.envs.base import Observation, alike
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +41,11 @@ def env_and_expert(request):
         env.close()
 
 
+def same(a: Observation, b: Observation) -> bool:
+    """Equal, but for the order of like-named objects in a ScienceWorld room listing (base.alike)."""
+    return alike(a.text, b.text) and dataclasses.replace(a, text="") == dataclasses.replace(b, text="")
+
+
 def play_live(env, episode: str, traj):
     """The expert played live through reset/step: each state's observation and admissible actions."""
     obs = [env.reset(episode)]
@@ -63,8 +70,8 @@ def test_restored_state_equals_the_live_one(env_and_expert, caching):
     before = copy.copy(env.replay_stats)
     for i, step in enumerate(traj.steps):
         b = env.branch(traj, i, step.action)
-        assert b.state == live[i], i
-        assert b.next == live[i + 1], i
+        assert same(b.state, live[i]), i
+        assert same(b.next, live[i + 1]), i
         assert b.score_change == live[i + 1].score - live[i].score
         assert env.admissible() == admissible[i + 1], i
     stats = env.replay_stats
@@ -78,10 +85,10 @@ def test_restored_state_equals_the_live_one(env_and_expert, caching):
     for i in reversed(range(n)):
         alternative = next(a for a in admissible[i] if a != traj.steps[i].action)
         b = env.branch(traj, i, alternative)
-        assert b.state == live[i], i
+        assert same(b.state, live[i]), i
         hits = env.replay_stats.hits
         again = env.branch(traj, i, alternative)  # deterministic, and answered by the LRU when caching
-        assert again == b
+        assert same(again.state, b.state) and same(again.next, b.next)
         assert env.replay_stats.hits == hits + caching
 
 

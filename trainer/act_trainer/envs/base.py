@@ -34,6 +34,13 @@ class Observation:
     admissible: list[str] | None = None  # where the environment lists them with every step, else None
 
 
+def alike(a: str, b: str) -> bool:
+    """Two observation texts of the same state: equal, or the same lines in another order
+    (ScienceWorld lists a room's like-named objects, e.g. three wood cups, in an order that
+    varies from one load of the episode to the next)."""
+    return a == b or sorted(a.splitlines()) == sorted(b.splitlines())
+
+
 @dataclass
 class Branch:
     """An action taken at a restored expert state (Environment.branch): the state, and what followed."""
@@ -85,8 +92,9 @@ class Environment(Protocol):
     def branch(self, traj: Trajectory, step: int, action: str) -> Branch:
         """Restore the state before `traj.steps[step]` (an expert trajectory of this environment) and
         take `action` there, without the agent's step limit. Replays the expert's first `step`
-        actions from reset() of the trajectory's episode; EnvError when they do not replay here (an
-        observation differs from the recorded one) or the environment cannot branch. Replays are
+        actions from reset() of the trajectory's episode; ReplayDiverged (an EnvError) when they do
+        not replay here (an observation differs from the recorded one), EnvError when the
+        environment cannot branch. Replays are
         cached (envs/branching.py). Ends the episode in progress: call reset() before step() again."""
 
     def close(self) -> None:
