@@ -58,22 +58,28 @@ def assert_kept_do_worse(env_cfg: EnvironmentConfig, trajs: list[data.Trajectory
         env.close()
 
 
-def test_collect_stage_with_verified_alternatives(tmp_path):
-    out = f"file://{tmp_path}/pairs"
-    cfg = CollectConfig(job=JobRef(name="itest", uid="u1"), output=out, model="tiny://qwen3-tiny", env=SCIENCEWORLD,
-                        expert=ExpertSource(split="train", episodes=2, max_length=12), samples=4, max_alternatives=2,
-                        heldout_fraction=0.0, max_new_tokens=10, verify_alternatives=True)
+def run_collect(cfg: CollectConfig, tmp_path) -> tuple[subprocess.CompletedProcess, dict]:
+    """The stage program as a pod runs it; its termination report."""
     config = tmp_path / "collect.json"
     config.write_text(cfg.model_dump_json())
     result = tmp_path / "collect.result"
     proc = subprocess.run(stage_command(cfg, config), env={**os.environ, "ACT_TERMINATION_LOG": str(result)},
                           capture_output=True, text=True, timeout=900)
+    return proc, json.loads(result.read_text()) if result.exists() else {}
+
+
+def test_collect_stage_with_verified_alternatives(tmp_path):
+    out = f"file://{tmp_path}/pairs"
+    cfg = CollectConfig(job=JobRef(name="itest", uid="u1"), output=out, model="tiny://qwen3-tiny", env=SCIENCEWORLD,
+                        expert=ExpertSource(split="train", episodes=2, max_length=12), samples=4, max_alternatives=2,
+                        heldout_fraction=0.0, max_new_tokens=10, verify_alternatives=True)
+    proc, result = run_collect(cfg, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     report = json.loads(store.read_bytes(f"{out}/filter_report.json"))
     assert {"as_good_as_expert", "unverifiable"} <= set(report["removed"])
     assert report["kept"] + sum(report["removed"].values()) == report["sampled"]
-    metrics = json.loads(result.read_text())["metrics"]
+    metrics = result["metrics"]
     assert metrics["removed_as_good_as_expert"] == report["removed"]["as_good_as_expert"]
     # every kept alternative (and any dropped as as good) was taken in the environment
     assert metrics["verified"] == report["kept"] + report["removed"]["as_good_as_expert"] > 0
@@ -83,6 +89,15 @@ def test_collect_stage_with_verified_alternatives(tmp_path):
     pairs = data.read_parquet(store.read_bytes(f"{out}/pairs/train.parquet"))
     assert len(pairs) == report["kept"] > 0
     assert_kept_do_worse(SCIENCEWORLD, trajs, pairs)
+
+
+def test_an_environment_that_cannot_branch_is_refused_before_sampling(tmp_path):
+    cfg = CollectConfig(job=JobRef(name="itest", uid="u1"), output=f"file://{tmp_path}/pairs",
+                        model="tiny://qwen3-tiny", env=EnvironmentConfig(name="webshop", url="http://127.0.0.1:9"),
+                        verify_alternatives=True)
+    proc, result = run_collect(cfg, tmp_path)
+    assert proc.returncode == 2 and result["permanent"] is True
+    assert "stages.collect.verifyAlternatives: WebShop cannot restore expert states" in result["error"]
 
 
 class Proposals:
