@@ -1,7 +1,8 @@
 """Branching by replay: restore an expert state and take another action there.
 
-ALFWorld, ScienceWorld and TextWorldExpress are deterministic, and none of their engines can
-save and load a state (ScienceWorld's and TextWorldExpress's Scala simulators have no snapshot
+ALFWorld, ScienceWorld and TextWorldExpress replay deterministically (ScienceWorld up to the order
+in which a room lists like-named objects, and rare divergences: ReplayDiverged), and none of
+their engines can save and load a state (ScienceWorld's and TextWorldExpress's Scala simulators have no snapshot
 call; TextWorld's PddlEnv keeps its state inside fast-downward's C library). So a state is
 restored by replaying: reset the trajectory's episode, step its first `step` expert actions,
 and check that every observation is the recorded one, up to the order of its lines (base.alike;
@@ -17,7 +18,9 @@ What is cached (`Replaying.caching`, on by default):
   states in order (the expert's action at each) is therefore one replay in all.
 - **an LRU of outcomes**: (episode, prefix, action) -> Branch, the last BRANCH_CACHE
   (1,024) branches. A hit moves nothing. Costs two Observations per entry (a few KB: the texts,
-  and the admissible list where the environment gives one), a few MB in all.
+  and the admissible list where the environment gives one), a few MB in all. It answers a branch
+  asked again in the same process (collect keeps the expert's outcomes of a batch itself, and
+  asks each distinct alternative once, so there it seldom hits).
 
 Without snapshots an alternative still costs a reload and a replay of its prefix (the
 alternative leaves the simulator off the expert's path): about `step` simulator steps.
