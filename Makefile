@@ -67,6 +67,7 @@ bench:  ## ratios against baselines measured in the same process
 	$(PYTHON) bench/eval_parallel.py
 	$(PYTHON) bench/judge_step.py
 	$(PYTHON) bench/env_throughput.py
+	$(PYTHON) bench/branch_cost.py
 	$(PYTHON) bench/operator_latency.py
 
 experiment:  ## does ACT train judgement? 5 arms x 3 seeds on TextWorldExpress, < 1 h on 2 cores

@@ -126,13 +126,13 @@ def plan(job: ACTJob, stage: str, attempt: int, *, tracking_uri: str | None = No
 # the same prefix and suffix: eval's success_rate over "dev/episodes", score over episodes,
 # success_rate.T over "dev/episodes.T", malformed turns over "dev/turns", next-action measures over
 # action_states, judgement measures over judge_pairs; collect's alternatives/s over the seconds
-# it generated for.
+# it generated for, its verifying seconds per alternative over the alternatives it verified.
 WEIGHTS = {
     "success_rate": "episodes", "score": "episodes", "episode_malformed_rate": "turns",
     "next_action_accuracy": "action_states", "next_action_match": "action_states",
     "action_malformed_rate": "action_states",
     "judge_accuracy": "judge_pairs", "judge_malformed_rate": "judge_pairs",
-    "alternatives_per_s": "generate_seconds",
+    "alternatives_per_s": "generate_seconds", "verify_seconds_per_alternative": "verified",
 }
 # other metrics whose names say they are rates, means or times: averaged over the shards that
 # report them; every other number is a count and adds up

@@ -77,7 +77,7 @@ def test_filter_rules_are_counted():
                                        max_alternatives=1)
     assert kept == ["open door"]
     assert report.removed == {"unparseable": 1, "same_as_expert": 2, "inadmissible": 1, "duplicate": 1,
-                              "over_limit": 1}
+                              "over_limit": 1, "as_good_as_expert": 0, "unverifiable": 0}
     assert report.sampled == 7 and report.kept == 1
 
 

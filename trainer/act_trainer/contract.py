@@ -47,6 +47,7 @@ class EnvFacts:
     task_ids: tuple[str, ...] = ()
     games: tuple[str, ...] = ()
     default_game: str | None = None
+    branching: bool = True  # deterministic: Environment.branch() restores expert states by replay
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -81,7 +82,7 @@ ENV_FACTS: dict[str, EnvFacts] = {
     # one game per environment: tasks, if given, is [game] (the adapter's rule)
     "textworld-express": EnvFacts("TextWorldExpress", ("train", "dev", "test"), TEXTWORLD_EXPRESS_GAMES,
                                   games=TEXTWORLD_EXPRESS_GAMES, default_game="twc"),
-    "webshop": EnvFacts("WebShop", ("train", "dev", "test")),  # goal index ranges; no task names
+    "webshop": EnvFacts("WebShop", ("train", "dev", "test"), branching=False),  # goal index ranges; no task names
 }
 assert set(ENV_FACTS) == set(ENVIRONMENTS)
 MAX_TASKS = 64         # environment.tasks: at most this many entries (bounds the CEL cost) ...
@@ -207,6 +208,11 @@ class CollectSettings(Settings):
     batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
     filter_inadmissible: bool = Field(True, description="Drop alternatives the environment does not list as "
                                                         "admissible (where it lists them).")
+    verify_alternatives: bool = Field(False, description="Take each alternative in the environment, from the "
+                                      "expert state restored by replay, and drop it when it does as well as "
+                                      "the expert's action: wins, gains as much score, or reaches the same "
+                                      "next observation. ScienceWorld, ALFWorld, TextWorldExpress; costs a "
+                                      "replay of the state's prefix per alternative.")
 
     @model_validator(mode="after")
     def _m_le_k(self):

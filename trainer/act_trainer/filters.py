@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from act_trainer.envs.base import Branch, alike
 from act_trainer.prompts import normalize_action, parse_action
 
-RULES = ("unparseable", "same_as_expert", "inadmissible", "duplicate", "over_limit")
+RULES = ("unparseable", "same_as_expert", "inadmissible", "duplicate", "over_limit", "as_good_as_expert",
+         "unverifiable")
 
 
 @dataclass
@@ -28,9 +31,14 @@ def filter_alternatives(
     admissible: list[str] | None,
     max_alternatives: int,
     filter_inadmissible: bool = True,
+    verify: Callable[[str], str | None] | None = None,
 ) -> tuple[list[str], FilterReport]:
     """Keep at most `max_alternatives` distinct parseable actions that differ from the expert's
-    (and, where the environment lists admissible actions, are admissible)."""
+    (and, where the environment lists admissible actions, are admissible). `verify(action)`, when
+    given, is asked last, for candidates that would be kept (the costly rule: it runs the
+    environment): it names the rule that drops the candidate ("as_good_as_expert", or
+    "unverifiable" where the state could not be restored), and a later candidate may take its
+    place; None keeps it."""
     report = FilterReport(sampled=len(samples))
     expert_norm = normalize_action(expert)
     allowed = {normalize_action(a) for a in admissible} if (admissible is not None and filter_inadmissible) else None
@@ -48,6 +56,9 @@ def filter_alternatives(
             rule = "duplicate"
         elif len(kept) >= max_alternatives:
             rule = "over_limit"
+        elif verify is not None and (dropped := verify(action)):
+            seen.add(norm)
+            rule = dropped
         else:
             seen.add(norm)
             kept.append(action)
@@ -55,3 +66,23 @@ def filter_alternatives(
         report.removed[rule] += 1
     report.kept = len(kept)
     return kept, report
+
+
+def as_good_as_expert(expert: Branch, alternative: Branch) -> str | None:
+    """Why an alternative does as well as the expert's action from the same state, by the
+    environment's own measure, or None when it does worse (a valid contrast pair):
+    it wins; it gains more score; it gains as much, when the expert's action gained any (two
+    steps that both gain nothing are not judged equal by score); or it leads to the same next
+    observation (text up to the order of its lines, score, and admissible actions where the
+    environment lists them)."""
+    exp, alt = expert.next, alternative.next
+    if alt.won:
+        return "wins"
+    if alternative.score_change > expert.score_change:
+        return "gains more score"
+    if expert.score_change > 0 and alternative.score_change == expert.score_change:
+        return "gains as much score"
+    if (alike(alt.text, exp.text) and alt.score == exp.score and alt.done == exp.done
+            and (alt.admissible is None or exp.admissible is None or sorted(alt.admissible) == sorted(exp.admissible))):
+        return "same next state"
+    return None

@@ -9,7 +9,7 @@ ALFWorld's own `AlfredDemangler` (which gives objects their "apple 1" names, exa
 AlfredTWEnv does, without shuffling), loads one game file after another. That is the same
 engine, the same observations and the same admissible commands as AlfredTWEnv with
 `domain_randomization: false`. `task_type(episode)` gives an episode's type for per-type
-success rates.
+success rates. Branching (envs/branching.py) replays an expert prefix in the agent's PddlEnv.
 
 Observations: the game's text, with TextWorld's "-= Welcome to TextWorld, ALFRED! =-" banner
 removed from the first one (as ReAct and most ALFWorld agents do); the goal is its
@@ -56,6 +56,7 @@ from act_trainer.envs.alfworld_data import (
     with_traj_data,
 )
 from act_trainer.envs.base import EnvError, Observation
+from act_trainer.envs.branching import Replaying
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class _Game:
         self.state = None
 
 
-class ALFWorldEnv:
+class ALFWorldEnv(Replaying):
     """One TextWorld PddlEnv per adapter (and a second for the handcoded expert, if used)."""
 
     name = "alfworld"
@@ -135,6 +136,8 @@ class ALFWorldEnv:
         self._episode: str | None = None
         self._goal = ""
         self._steps = 0
+        self._played: list[str] = []     # actions since the episode's reset (the branching cursor)
+        self._now: Observation | None = None
 
     # --- setup -----------------------------------------------------------------------------
 
@@ -195,7 +198,8 @@ class ALFWorldEnv:
         m = GOAL.search(state.feedback or "")
         self._goal = f"Your task is to: {m.group(1).strip()}" if m else ""
         self._episode, self._steps = episode, 0
-        return self._observation(state, first=True, limit=False)
+        self._played, self._now = [], self._observation(state, first=True, limit=False)
+        return self._now
 
     def _agent_game(self) -> _Game:
         if self._agent is None:
@@ -212,10 +216,18 @@ class ALFWorldEnv:
             raise EnvError("step() before reset(): start an episode first")
         self._steps += 1
         game.state, _, _ = game.env.step(action)
-        return self._observation(game.state, first=False, limit=limit)
+        self._now = self._observation(game.state, first=False, limit=limit)
+        self._played.append(action)
+        return self._now
 
     def step(self, action: str) -> Observation:
         return self._step(self._agent, action, limit=True)
+
+    def _advance(self, action: str) -> Observation:
+        return self._step(self._agent, action, limit=False)
+
+    def _episode_of(self, traj) -> str:
+        return str(traj.variation)
 
     def admissible(self) -> list[str] | None:
         if self._episode is None or self._agent is None or self._agent.state is None:

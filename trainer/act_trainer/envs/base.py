@@ -34,6 +34,25 @@ class Observation:
     admissible: list[str] | None = None  # where the environment lists them with every step, else None
 
 
+def alike(a: str, b: str) -> bool:
+    """Two observation texts of the same state: equal, or the same lines in another order
+    (ScienceWorld lists a room's like-named objects, e.g. three wood cups, in an order that
+    varies from one load of the episode to the next)."""
+    return a == b or sorted(a.splitlines()) == sorted(b.splitlines())
+
+
+@dataclass
+class Branch:
+    """An action taken at a restored expert state (Environment.branch): the state, and what followed."""
+
+    state: Observation   # the expert state, as playing the expert live to it shows it
+    next: Observation    # after the action; done means won or failed (no agent step limit here)
+
+    @property
+    def score_change(self) -> float:
+        return self.next.score - self.state.score
+
+
 class Environment(Protocol):
     name: str
 
@@ -69,6 +88,14 @@ class Environment(Protocol):
         """Up to `limit` winning expert trajectories of a split (e.g. gold paths), none longer than
         `max_length` steps. Replaying one's actions from reset() of its episode sees the same
         observations and admissible actions and wins (where it was recorded in this environment)."""
+
+    def branch(self, traj: Trajectory, step: int, action: str) -> Branch:
+        """Restore the state before `traj.steps[step]` (an expert trajectory of this environment) and
+        take `action` there, without the agent's step limit. Replays the expert's first `step`
+        actions from reset() of the trajectory's episode; ReplayDiverged (an EnvError) when they do
+        not replay here (an observation differs from the recorded one), EnvError when the
+        environment cannot branch. Replays are
+        cached (envs/branching.py). Ends the episode in progress: call reset() before step() again."""
 
     def close(self) -> None:
         """Release what the adapter started (simulator, engine, HTTP session); safe to call more than

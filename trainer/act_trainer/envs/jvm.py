@@ -13,7 +13,8 @@ module). This base holds what is the same:
   episodes() (the first time it needs the simulator's lists) all drive the one simulator, so
   each of them ends the episode in progress;
 - experts: each episode of a split loaded with the simulator's gold path, the path replayed
-  through the agent's own step (without the agent's step limit); only winning replays are yielded.
+  through the agent's own step (without the agent's step limit); only winning replays are yielded;
+- branching (envs/branching.py): replaying an expert prefix through the same step.
 
 A subclass says how to start and configure the simulator (its package is the registry's, in
 envs/__init__.py), how to load an episode, and how to read the simulator's answers into
@@ -30,6 +31,7 @@ from act_trainer.contract import ENV_FACTS
 from act_trainer.data import Step, Trajectory
 from act_trainer.envs import import_package
 from act_trainer.envs.base import EnvError, Observation
+from act_trainer.envs.branching import Replaying
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def shutdown(sim) -> None:
         sim.close = lambda: None
 
 
-class JavaSimulatorEnv:
+class JavaSimulatorEnv(Replaying):
     """Base of the adapters whose simulator runs in a JVM; see the module docstring."""
 
     name: str
@@ -63,6 +65,8 @@ class JavaSimulatorEnv:
         self._episode: str | None = None
         self._goal = ""
         self._steps = 0
+        self._played: list[str] = []     # actions since the episode's reset (the branching cursor)
+        self._now: Observation | None = None
 
     # --- what a subclass gives -------------------------------------------------------------
 
@@ -142,7 +146,8 @@ class JavaSimulatorEnv:
 
     def _begin(self, episode: str) -> Observation:
         self._episode, self._goal, self._steps = episode, self._server().getTaskDescription(), 0
-        return self._first()
+        self._played, self._now = [], self._first()
+        return self._now
 
     def reset(self, episode: str) -> Observation:
         self._episode = None
@@ -153,10 +158,15 @@ class JavaSimulatorEnv:
         if self._episode is None:
             raise EnvError("step() before reset(): start an episode first")
         self._steps += 1
-        return self._act(action, limit)
+        self._now = self._act(action, limit)
+        self._played.append(action)
+        return self._now
 
     def step(self, action: str) -> Observation:
         return self._step(action, limit=True)
+
+    def _advance(self, action: str) -> Observation:
+        return self._step(action, limit=False)
 
     def expert(self, split: str, limit: int, max_length: int) -> Iterator[Trajectory]:
         """The simulator's gold paths, replayed; yields only those that end in a win.

@@ -115,6 +115,9 @@ class ScienceWorldEnv(JavaSimulatorEnv):
     def _task(self, episode: str) -> str:
         return self._parse(episode)[0]
 
+    def _episode_of(self, traj) -> str:
+        return f"{traj.task}:{traj.variation}"
+
     def task_type(self, episode: str) -> None:
         # Not broken down: the paper measures ScienceWorld as a whole (next-action accuracy), and
         # 30 tasks' rates per split would crowd the ACTJob status and its 4 KB termination message.

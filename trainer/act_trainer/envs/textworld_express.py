@@ -114,6 +114,9 @@ class TextWorldExpressEnv(JavaSimulatorEnv):
     def _task(self, episode: str) -> str:
         return self.game
 
+    def _episode_of(self, traj) -> str:
+        return f"{traj.split}:{traj.variation}"
+
     def task_type(self, episode: str) -> None:
         return None  # one game per adapter: nothing to break down
 

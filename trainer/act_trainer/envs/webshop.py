@@ -154,6 +154,12 @@ class WebShopEnv:
         self._page = page
         return self._observe(page)
 
+    def branch(self, traj: Trajectory, step: int, action: str):
+        # Human demonstrations recorded elsewhere, and a server whose search results this adapter
+        # cannot vouch for (it was never run against a real one): no verified replay.
+        raise EnvError("WebShop cannot branch (restore an expert state by replay): turn "
+                       "stages.collect.verifyAlternatives off for it")
+
     def admissible(self) -> list[str] | None:
         if self._episode is None or self._page is None:
             return None

@@ -1,25 +1,33 @@
 """collect: sample K alternatives per expert state from the initial policy, filter them by
 the METHOD.md rules (counting what each rule removed), and write contrast pairs.
 
+With verify_alternatives, each alternative that passes the other rules is also taken in the
+environment from its restored expert state (Environment.branch) and dropped when it does as well
+as the expert's action (filters.as_good_as_expert).
+
 Outputs under cfg.output: pairs/train.parquet, pairs/heldout.parquet (episodes held out
 for judgement accuracy), expert.jsonl (the trajectories used), filter_report.json.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
 from act_trainer import data, plots, progress, store
 from act_trainer.config import CollectConfig, Shard
+from act_trainer.contract import ENV_FACTS
 from act_trainer.engines import make_engine
-from act_trainer.envs import make_env
+from act_trainer.envs import Environment, make_env
+from act_trainer.envs.branching import ReplayDiverged
 from act_trainer.errors import InputError
-from act_trainer.filters import FilterReport, filter_alternatives
+from act_trainer.filters import FilterReport, as_good_as_expert, filter_alternatives
 from act_trainer.models import resolve_model
 from act_trainer.prompts import action_prompt
 from act_trainer.stages.common import stage
@@ -27,17 +35,20 @@ from act_trainer.stages.common import stage
 log = logging.getLogger("act_trainer.collect")
 
 
-def expert_trajectories(cfg: CollectConfig) -> list[data.Trajectory]:
+def expert_trajectories(cfg: CollectConfig, env: Environment | None = None) -> list[data.Trajectory]:
+    """The expert trajectories: from expert.uri, else played by `env` (or an adapter of its own)."""
     if cfg.expert.uri:
         return data.load_trajectories(cfg.expert.uri, field="expert.uri")
-    env = make_env(cfg.env)
+    own = env is None
+    env = make_env(cfg.env) if own else env
     try:
         if cfg.expert.split not in env.splits():
             raise InputError(f"expert.split: '{cfg.expert.split}' is not a split of {cfg.env.name}; "
                              f"choose one of {env.splits()}")
         trajs = list(env.expert(cfg.expert.split, cfg.expert.episodes, cfg.expert.max_length))
     finally:
-        env.close()
+        if own:
+            env.close()
     if not trajs:
         raise InputError(f"the {cfg.env.name} expert produced no successful episode on split "
                            f"'{cfg.expert.split}' within expert.max_length={cfg.expert.max_length}")
@@ -49,27 +60,74 @@ def batch_seed(seed: int, batch: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{batch}".encode()).digest()[:4], "big")
 
 
+class Verifier:
+    """Verified alternatives: takes the expert's action and an alternative from the same restored
+    state (Environment.branch) and asks filters.as_good_as_expert; counts what it ran and its time.
+    A state whose expert prefix does not replay (ReplayDiverged) cannot be verified: its
+    alternatives are dropped as "unverifiable"."""
+
+    def __init__(self, env: Environment):
+        self.env = env
+        self.alternatives = 0      # alternatives taken in the environment
+        self.seconds = 0.0         # spent branching, the expert's actions included
+
+    def _branch(self, traj: data.Trajectory, step: int, action: str):
+        try:
+            return self.env.branch(traj, step, action)
+        except ReplayDiverged as e:
+            log.warning("collect: %s", e)
+            return None
+
+    def expert_outcomes(self, batch: list) -> dict:
+        """The expert's action at each state of a generate batch, in trajectory order: consecutive
+        states extend one replay (the branching cursor) instead of replaying each prefix."""
+        t0 = time.monotonic()
+        out = {(t.episode_id, s.step): self._branch(t, s.step, a) for t, s, a in batch}
+        self.seconds += time.monotonic() - t0
+        return out
+
+    def verify(self, traj: data.Trajectory, step: int, expert_outcome) -> Callable[[str], str | None]:
+        """filter_alternatives' verify for one state: the rule that drops an alternative, or None."""
+        def check(alternative: str) -> str | None:
+            if expert_outcome is None:
+                return "unverifiable"
+            t0 = time.monotonic()
+            outcome = self._branch(traj, step, alternative)
+            self.seconds += time.monotonic() - t0
+            if outcome is None:
+                return "unverifiable"
+            self.alternatives += 1
+            why = as_good_as_expert(expert_outcome, outcome)
+            if why:
+                log.debug("%s step %d: dropped %r: %s", traj.episode_id, step, alternative, why)
+            return "as_good_as_expert" if why else None
+        return check
+
+
 def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
-                   shard: Shard | None = None, on_progress=None) -> tuple[list[dict], FilterReport]:
+                   shard: Shard | None = None, verifier: Verifier | None = None,
+                   on_progress=None) -> tuple[list[dict], FilterReport]:
     """The states of `trajs`, in order, are cut into generate batches of cfg.batch_size; batch b
     belongs to shard b % count and is sampled with batch_seed(seed, b). So every state is sampled
     in the same batch with the same seed, and gives the same pairs, whatever the shard count.
     `on_progress` gets a progress record (states sampled of this shard's) when one is due."""
     shard = shard or Shard()
-    items = [(s, a) for t in trajs for s, a in data.states(t, cfg.env.history)]
+    items = [(t, s, a) for t in trajs for s, a in data.states(t, cfg.env.history)]
     starts = range(0, len(items), cfg.batch_size)
     mine = range(shard.index, len(starts), shard.count)
     meter = progress.Meter("collect", sum(len(items[starts[b]:starts[b] + cfg.batch_size]) for b in mine))
     report, rows = FilterReport(), []
     for i, b in enumerate(tqdm(mine, desc="generate", unit="batch")):
         batch = items[starts[b]:starts[b] + cfg.batch_size]
-        samples = engine.generate([action_prompt(s) for s, _ in batch], n=cfg.samples,
+        samples = engine.generate([action_prompt(s) for _, s, _ in batch], n=cfg.samples,
                                   temperature=cfg.temperature, top_p=cfg.top_p,
                                   max_new_tokens=cfg.max_new_tokens, prefill=cfg.prefill,
                                   seed=batch_seed(cfg.seed, b))
-        for (state, expert), outs in zip(batch, samples, strict=True):
+        experts = verifier.expert_outcomes(batch) if verifier else {}
+        for (traj, state, expert), outs in zip(batch, samples, strict=True):
+            verify = verifier.verify(traj, state.step, experts[traj.episode_id, state.step]) if verifier else None
             kept, r = filter_alternatives(expert, outs, state.admissible, cfg.max_alternatives,
-                                          cfg.filter_inadmissible)
+                                          cfg.filter_inadmissible, verify)
             report.add(r)
             rows.extend(data.pair_record(state, expert, alt) for alt in kept)
         p = meter.update(advance=len(batch), metrics={"sampled": report.sampled, "kept": report.kept},
@@ -80,9 +138,16 @@ def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
 
 
 def run(cfg: CollectConfig) -> dict:
-    with stage(cfg) as st:
+    with stage(cfg) as st, contextlib.ExitStack() as cleanup:
+        env = None
+        if cfg.verify_alternatives:
+            if not ENV_FACTS[cfg.env.name].branching:
+                raise InputError(f"stages.collect.verifyAlternatives: {ENV_FACTS[cfg.env.name].label} cannot "
+                                 "restore expert states by replay; turn verifyAlternatives off for it")
+            env = make_env(cfg.env)
+            cleanup.callback(env.close)
         model_dir = resolve_model(cfg.model)
-        trajs = expert_trajectories(cfg)
+        trajs = expert_trajectories(cfg, env)
         # held-out episodes and generate batches are chosen over all shards alike: the pairs are
         # the same whatever the shard count
         train, held = data.split_episodes(trajs, cfg.heldout_fraction, cfg.seed)
@@ -96,7 +161,8 @@ def run(cfg: CollectConfig) -> dict:
 
         engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
         t0 = time.monotonic()
-        rows, report = contrast_pairs(cfg, engine, train + held, cfg.shard, on_progress=st.run.report)
+        verifier = Verifier(env) if env is not None else None
+        rows, report = contrast_pairs(cfg, engine, train + held, cfg.shard, verifier, on_progress=st.run.report)
         gen_s = time.monotonic() - t0
         held_ids = {t.episode_id for t in held}
         train_rows = [r for r in rows if r["episode_id"] not in held_ids]
@@ -124,6 +190,9 @@ def run(cfg: CollectConfig) -> dict:
             "alternatives_per_s": round(report.sampled / gen_s, 3) if gen_s else 0.0,
             "generate_seconds": round(gen_s, 3),  # what alternatives_per_s is over: shards merge by it
         }
+        if verifier:  # the cost of verifying (the expert's actions included) per alternative taken
+            metrics.update(verified=verifier.alternatives, verify_seconds_per_alternative=round(
+                verifier.seconds / verifier.alternatives, 4) if verifier.alternatives else 0.0)
         log.info("collect: kept %d of %d samples; removed %s", report.kept, report.sampled, report.removed)
         st.run.log_dict(filter_report, "filter_report.json")
         plots.log_plot(st.run, "filter_report.png", plots.filter_report, filter_report)
