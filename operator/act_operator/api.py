@@ -291,6 +291,9 @@ class StageStatus(Model):
     outputs: StageOutputs = Field(default_factory=StageOutputs)
     metrics: dict[str, float] = Field(default_factory=dict)
     mlflow_run_id: str | None = None
+    # the stage recorded its MLflow tracking in storage (<output>/_TRACKING.json): MLflow did not
+    # answer it, or it started before the parent run existed; the replay attaches it under the parent
+    tracking_offline: bool = False
     message: str | None = None
     progress: StageProgress | None = None
 
@@ -304,10 +307,23 @@ class Condition(Model):
     observed_generation: int | None = None
 
 
+class ReplayStatus(Model):
+    phase: Literal["Pending", "Running", "BackingOff", "Succeeded", "Failed"] = "Pending"
+    attempts: int = 0
+    job_name: str | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    next_attempt_at: datetime | None = None
+    message: str | None = None
+
+
 class MlflowStatus(Model):
     experiment_id: str | None = None
     run_id: str | None = None
     url: str | None = None
+    # the replay of the stages' offline tracking (an `act-trainer replay` Job on a cluster), once
+    # the ACTJob finished and MLflow answers; it never changes the ACTJob's outcome
+    replay: ReplayStatus | None = None
 
 
 class ACTJobStatus(Model):

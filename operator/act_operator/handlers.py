@@ -31,6 +31,8 @@ EVENTS = {  # action -> (reason, type)
     pipeline.FailPreflight: ("PreflightFailed", "Warning"),
     pipeline.SucceedJob: ("Succeeded", "Normal"), pipeline.SuspendJob: ("Suspended", "Normal"),
     pipeline.ResumeJob: ("Resumed", "Normal"),
+    pipeline.StartReplay: ("ReplayStarted", "Normal"), pipeline.CompleteReplay: ("Replayed", "Normal"),
+    pipeline.RetryReplay: ("ReplayRetrying", "Warning"), pipeline.FailReplay: ("ReplayFailed", "Warning"),
 }
 
 
@@ -116,6 +118,15 @@ def describe(action) -> str:
         return "suspended (spec.suspend is true): running stage Jobs suspended"
     if isinstance(a, pipeline.ResumeJob):
         return "resumed (spec.suspend is false)"
+    if isinstance(a, pipeline.StartReplay):
+        return f"replay: attempt {a.attempt} started (the tracking {', '.join(a.sources)} recorded while MLflow " \
+               "did not answer)"
+    if isinstance(a, pipeline.CompleteReplay):
+        return "replay: " + ", ".join(f"{s}: {len(ids)} run(s)" for s, ids in sorted(a.result["replay"].items()))
+    if isinstance(a, pipeline.RetryReplay):
+        return f"replay: attempt failed ({a.reason}); next attempt at {a.not_before:%Y-%m-%dT%H:%M:%SZ}"
+    if isinstance(a, pipeline.FailReplay):
+        return a.reason + " (the ACTJob's outcome stands)"
     return type(a).__name__
 
 
@@ -165,6 +176,8 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id and not mlflow_down:
         mlflow_down = _finish_tracking(job, uri)
     _explain_waits(job, body, [mlflow_down] if mlflow_down else [], t)
+    if job.status.phase in pipeline.TERMINAL:
+        wait = _replay(job, body, uri) or wait
     watch.headline(job.status)  # a stage that ended or started again: its Progress and ETA go
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:  # an unchanged status is not written: every write wakes every watcher
@@ -194,28 +207,37 @@ def _open_parent_run(job: A.ACTJob, uri: str | None) -> tuple[str, str] | None:
     return None
 
 
-def lineage_pending(status: A.ACTJobStatus) -> bool:
-    """A finished ACTJob whose lineage MLflow could not take yet (Waiting=True, MLflowUnavailable)."""
-    return status.phase in pipeline.TERMINAL and any(
-        c.type == pipeline.WAITING and c.status == "True" and c.reason == "MLflowUnavailable"
-        for c in status.conditions)
-
-
-def _complete_lineage(job: A.ACTJob, body: dict, rv: str) -> None:
+def _complete_lineage(job: A.ACTJob, body: dict, rv: str) -> float | None:
     """A terminal ACTJob stays terminal; only its lineage may still be owed to MLflow: the parent
-    run (if MLflow was down all along), the registered model, the parent closed."""
+    run (if MLflow was down all along), the registered model, the parent closed, then the replay
+    of the stages' tracking recorded offline."""
     uri = tracking_uri(job)
-    if not uri or not lineage_pending(job.status):
+    if not uri:
         return None
     before = job.status.model_dump(mode="json", by_alias=True)
-    down = _open_parent_run(job, uri)
-    if not down and job.status.mlflow.run_id:
-        down = _finish_tracking(job, uri)
-    _explain_waits(job, body, [down] if down else [], now())
+    if pipeline.lineage_pending(job.status):
+        down = _open_parent_run(job, uri)
+        if not down and job.status.mlflow.run_id:
+            down = _finish_tracking(job, uri)
+        _explain_waits(job, body, [down] if down else [], now())
+    wait = _replay(job, body, uri)
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:
         kube.patch_status(job.metadata.namespace, job.metadata.name, after, rv)
-    return None
+    return wait
+
+
+def _replay(job: A.ACTJob, body: dict, uri: str | None) -> float | None:
+    """The planner's replay of the tracking stages recorded offline (a finished ACTJob only): its
+    Job observed, started, retried; its outcome goes to status.mlflow.replay, never the phase."""
+    r = job.status.mlflow.replay
+    observed = {pipeline.REPLAY: kube.observe(job.metadata.namespace, r.job_name)} \
+        if r and r.phase == "Running" else {}
+    wait, t = None, now()
+    for action in pipeline.plan(job, observed, t):
+        job.status = pipeline.apply(job, action, t)
+        wait = _perform(job, body, action, uri) or wait
+    return wait
 
 
 def _explain_waits(job: A.ACTJob, body: dict, waits: list[tuple[str, str]], t) -> None:
@@ -235,11 +257,20 @@ def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None
     ns = job.metadata.namespace
     if isinstance(action, pipeline.StartStage):
         objects = manifests.stage_objects(job, action.stage, action.attempt, SETTINGS)
-        kube.create_objects(objects)
+        created = kube.create_objects(objects)
+        # a Job that was there already was created by a hand-off that raced a suspend (and
+        # suspended with it): the planner starts it now, so it runs (with Kueue, Kueue decides)
+        existed = [o["metadata"]["name"] for o in objects if o["kind"] == "Job"
+                   and f"Job/{o['metadata']['name']}" not in created]
+        if existed and not job.spec.scheduling.queue_name:
+            kube.set_suspended(ns, existed, False)
+    elif isinstance(action, pipeline.StartReplay):
+        kube.create_objects(manifests.stage_objects(job, pipeline.REPLAY, action.attempt, SETTINGS))
     elif isinstance(action, pipeline.SuspendJob):
-        kube.set_suspended(ns, running_jobs(job), True)
+        # every Job of the ACTJob, not only those its status knows (a hand-off may race the suspend)
+        kube.set_suspended(ns, pipeline.jobs_to_suspend(kube.owned_jobs(ns, job.metadata.name)), True)
     elif isinstance(action, pipeline.ResumeJob) and not job.spec.scheduling.queue_name:
-        kube.set_suspended(ns, running_jobs(job), False)  # with Kueue, Kueue decides when they run
+        kube.set_suspended(ns, resumable_jobs(job), False)  # with Kueue, Kueue decides when they run
     if isinstance(action, (pipeline.CompleteStage, pipeline.RetryStage, pipeline.FailStage)) and \
             getattr(action, "stage", None) in ("judge", "policy"):
         _stop_vllm_server(job, action.stage)
@@ -274,6 +305,18 @@ def post_event(body: dict, reason: str, message: str, type_: str = "Normal") -> 
 
 def running_jobs(job: A.ACTJob) -> list[str]:
     return [st.job_name for st in job.status.stages.values() if st.phase == "Running" and st.job_name]
+
+
+def resumable_jobs(job: A.ACTJob) -> list[str]:
+    """What a resume unsuspends: the running stages' Jobs and their vLLM servers (a suspend
+    suspended every Job of the ACTJob; a finished attempt's server stays stopped)."""
+    out = []
+    for stage, st in job.status.stages.items():
+        if st.phase == "Running" and st.job_name:
+            out.append(st.job_name)
+            if stage in ("judge", "policy") and getattr(job.spec.stages, stage).rollout.mode == "server":
+                out.append(manifests.vllm_server_name(st.job_name))
+    return out
 
 
 def _finish_tracking(job: A.ACTJob, uri: str) -> tuple[str, str] | None:
@@ -332,7 +375,10 @@ def on_stage_job(body, namespace, **_):
 
 
 def _backing_off(status, **_) -> bool:
-    return any(st.get("phase") == "BackingOff" for st in ((status or {}).get("stages") or {}).values())
+    status = status or {}
+    replay = (status.get("mlflow") or {}).get("replay") or {}
+    return replay.get("phase") == "BackingOff" or any(
+        st.get("phase") == "BackingOff" for st in (status.get("stages") or {}).values())
 
 
 def _running(status, **_) -> bool:
@@ -403,7 +449,7 @@ def read_progress(namespace: str, name: str, body: dict) -> None:
 
 @kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=2.0, initial_delay=1.0, when=_backing_off)
 def backoff_timer(namespace, name, **_):
-    """Starts the next attempt of a stage once its retry backoff has passed."""
+    """Starts the next attempt of a stage (or of the replay) once its retry backoff has passed."""
     reconcile(namespace, name)
 
 

@@ -18,8 +18,8 @@ from kubernetes.client.rest import ApiException
 from act_operator import api as A
 from act_operator import experiment as E
 from act_operator.launch import merge_results
-from act_operator.manifests import COMPLETION_INDEX_ANNOTATION, JOB_NAME_LABEL
-from act_operator.pipeline import Observed
+from act_operator.manifests import ACTJOB_LABEL, COMPLETION_INDEX_ANNOTATION, JOB_NAME_LABEL
+from act_operator.pipeline import Observed, OwnedJob
 from act_trainer.errors import EXIT_PERMANENT
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ API_CALLS = {
     ("act-operator.io", "actjobs/status"): {"patch"},
     ("act-operator.io", "actexperiments"): {"get"},
     ("act-operator.io", "actexperiments/status"): {"patch"},
-    ("batch", "jobs"): {"create", "get", "patch"},
+    ("batch", "jobs"): {"create", "get", "patch", "list"},
     ("", "services"): {"create"},
     ("", "configmaps"): {"create"},
     ("", "pods"): {"list"},
@@ -184,6 +184,17 @@ def set_suspended(namespace: str, job_names: list[str], suspend: bool) -> None:
                 raise
 
 
+def owned_jobs(namespace: str, actjob: str) -> list[OwnedJob]:
+    """Every Job of an ACTJob (its stages', preflight's, replay's, vLLM servers'), by its label."""
+    core, batch, custom = _apis()
+    out = []
+    for job in batch.list_namespaced_job(namespace, label_selector=f"{ACTJOB_LABEL}={actjob}").items:
+        done = {c.type for c in (job.status.conditions or []) if c.status == "True"} if job.status else set()
+        out.append(OwnedJob(job.metadata.name, bool(job.spec.suspend),
+                            bool(done & {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"})))
+    return out
+
+
 def _terminated(pod) -> tuple[int | None, str]:
     for cs in (pod.status.container_statuses or []) if pod.status else []:
         term = cs.state.terminated if cs.state else None
@@ -234,8 +245,8 @@ def observe(namespace: str, job_name: str | None) -> Observed:
         return Observed("failed", reason="; ".join(errors[:2]) or f"{c.reason}: {c.message}", permanent=permanent,
                         result={"problems": problems} if problems else {})
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        # a stage reports its manifest; the preflight, that its checks passed
-        results = [r for r in _results(namespace, job_name) if "manifest" in r or "preflight" in r]
+        # a stage reports its manifest; the preflight, that its checks passed; the replay, its runs
+        results = [r for r in _results(namespace, job_name) if "manifest" in r or "preflight" in r or "replay" in r]
         return Observed("succeeded", result=merge_results(results))
     return Observed("running")
 

@@ -101,7 +101,7 @@ class Launch:
 
 def topology(job: ACTJob, stage: str) -> tuple[int, int, int]:
     """(nodes, processes per node, shards) of a stage."""
-    if stage == pipeline.PREFLIGHT:
+    if stage in (pipeline.PREFLIGHT, pipeline.REPLAY):
         return 1, 1, 1
     spec = getattr(job.spec.stages, stage)
     if isinstance(spec, TrainSettings):
@@ -111,7 +111,7 @@ def topology(job: ACTJob, stage: str) -> tuple[int, int, int]:
 
 def plan(job: ACTJob, stage: str, attempt: int, *, tracking_uri: str | None = None) -> Launch:
     """The launch of attempt `attempt` of `stage`: its topology and every shard's config."""
-    if stage not in (pipeline.PREFLIGHT, *STAGES):
+    if stage not in (pipeline.PREFLIGHT, pipeline.REPLAY, *STAGES):
         raise ValueError(f"unknown stage '{stage}'")
     nodes, procs, shards = topology(job, stage)
     configs = tuple(stages.stage_config(job, stage, shard=i, tracking_uri=tracking_uri, attempt=attempt)
@@ -184,6 +184,10 @@ def merge_results(results: list[dict]) -> dict:
         return results[0] if results else {}
     results.sort(key=lambda r: (r.get("uri", ""), r.get("manifest", "")))
     digests = sorted(r.get("digest", "") for r in results)
-    return {"uri": results[0].get("uri", "").rsplit(SHARD_DIR, 1)[0], "manifest": results[0].get("manifest"),
-            "shards": len(results), "digest": "sha256:" + hashlib.sha256("".join(digests).encode()).hexdigest(),
-            "metrics": merge_metrics([r.get("metrics") or {} for r in results])}
+    merged = {"uri": results[0].get("uri", "").rsplit(SHARD_DIR, 1)[0], "manifest": results[0].get("manifest"),
+              "shards": len(results), "digest": "sha256:" + hashlib.sha256("".join(digests).encode()).hexdigest(),
+              "metrics": merge_metrics([r.get("metrics") or {} for r in results])}
+    offline = next((r["tracking_offline"] for r in results if r.get("tracking_offline")), None)
+    if offline:  # one shard's record in storage is enough to need the replay
+        merged["tracking_offline"] = offline
+    return merged

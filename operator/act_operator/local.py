@@ -202,13 +202,16 @@ class LocalExecutor:
 
             self._open_parent_run(strict=True)
             mlflow = job.status.mlflow
+            runs = {}
             for stage, st in job.status.stages.items():
                 if stage == pipeline.PREFLIGHT or st.phase != "Succeeded" or not st.outputs.uri:
                     continue
                 ids = [replay(self.tracking_uri, rec, mlflow.run_id, mlflow.experiment_id)
                        for rec in records(st.outputs.uri)]
                 if ids:
-                    st.mlflow_run_id = ids[0]
+                    runs[stage] = ids
+            if runs:  # the same status as the cluster's replay Job leaves (status.mlflow.replay)
+                job.status = pipeline.apply(job, pipeline.CompleteReplay({"replay": runs}), now())
             if job.status.phase == "Succeeded" and not job.status.registered_model:
                 job.status.registered_model = tracking.register_model(self.tracking_uri, job)
             if job.status.phase in pipeline.TERMINAL:

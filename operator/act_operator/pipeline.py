@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from act_operator.api import ACTJob, ACTJobStatus, Condition, Resources, StageCommon, StageOutputs, StageStatus
+from act_operator.api import (
+    ACTJob,
+    ACTJobStatus,
+    Condition,
+    ReplayStatus,
+    Resources,
+    StageCommon,
+    StageOutputs,
+    StageStatus,
+)
 from act_trainer.contract import STAGES
 from act_trainer.errors import EXIT_PERMANENT
 from act_trainer.util import numeric_metrics
@@ -29,6 +38,13 @@ BACKOFF_CAP_S = 300.0
 # (Valid=False, PreflightFailed); a preflight that crashed without a verdict is retried.
 PREFLIGHT = "preflight"
 PREFLIGHT_SETTINGS = StageCommon(max_retries=2, timeout_seconds=300, resources=Resources(cpu="500m", memory="1Gi"))
+# After the last step: `act-trainer replay` attaches the tracking stages recorded in storage while
+# MLflow did not answer (status.stages[*].trackingOffline) under the parent run, as child runs. It
+# runs once the ACTJob finished and MLflow answers the executor; its outcome is status.mlflow.replay
+# and the TrackingReplayed condition, never the ACTJob's phase.
+REPLAY = "replay"
+REPLAY_SETTINGS = StageCommon(max_retries=3, timeout_seconds=900, resources=Resources(cpu="500m", memory="1Gi"))
+REPLAYED = "TrackingReplayed"  # condition
 
 
 def now() -> datetime:
@@ -112,8 +128,30 @@ class ResumeJob:
     pass
 
 
+@dataclass(frozen=True)
+class StartReplay:
+    attempt: int
+    sources: tuple[str, ...]  # the stages whose tracking it replays
+
+
+@dataclass(frozen=True)
+class CompleteReplay:
+    result: dict  # {"replay": {stage: [run ids]}}
+
+
+@dataclass(frozen=True)
+class RetryReplay:
+    reason: str
+    not_before: datetime
+
+
+@dataclass(frozen=True)
+class FailReplay:
+    reason: str
+
+
 Action = (StartStage | SkipStage | ReuseStage | CompleteStage | RetryStage | FailStage | FailPreflight | Wait
-          | SucceedJob | SuspendJob | ResumeJob)
+          | SucceedJob | SuspendJob | ResumeJob | StartReplay | CompleteReplay | RetryReplay | FailReplay)
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -148,7 +186,7 @@ def skip_or_reuse(job: ACTJob, stage: str) -> Action | None:
 
 def stage_spec(job: ACTJob, stage: str) -> StageCommon:
     """What the spec says of how a step runs (retries, resources, deadline, placement)."""
-    return PREFLIGHT_SETTINGS if stage == PREFLIGHT else getattr(job.spec.stages, stage)
+    return {PREFLIGHT: PREFLIGHT_SETTINGS, REPLAY: REPLAY_SETTINGS}.get(stage) or getattr(job.spec.stages, stage)
 
 
 def max_retries(job: ACTJob, stage: str) -> int:
@@ -168,7 +206,7 @@ def preflight_passed(status: ACTJobStatus) -> bool:
 def plan(job: ACTJob, observed: dict[str, Observed], now: datetime) -> list[Action]:
     status, spec = job.status, job.spec
     if status.phase in TERMINAL:
-        return []  # terminal stays terminal, whatever happens to its Jobs
+        return plan_replay(job, observed.get(REPLAY), now)  # terminal stays terminal, whatever happens to its Jobs
     if spec.suspend:
         return [] if status.phase == "Suspended" else [SuspendJob()]
     if status.phase == "Suspended":
@@ -209,6 +247,64 @@ def plan(job: ACTJob, observed: dict[str, Observed], now: datetime) -> list[Acti
             return actions + [RetryStage(stage, reason, now + backoff(st.attempts))]
         return actions + [FailStage(stage, f"{stage} failed after {st.attempts} attempt(s): {reason}")]
     return actions + [SucceedJob()]
+
+
+# --- after the end: the replay of offline tracking ---------------------------------------------
+
+def offline_stages(status: ACTJobStatus) -> tuple[str, ...]:
+    """The stages whose tracking is in storage only (their outputs hold `_TRACKING.json`)."""
+    return tuple(s for s, st in status.stages.items() if st.tracking_offline and st.phase == "Succeeded"
+                 and st.outputs.uri)
+
+
+def lineage_pending(status: ACTJobStatus) -> bool:
+    """A finished ACTJob whose lineage MLflow could not take yet (Waiting=True, MLflowUnavailable)."""
+    return status.phase in TERMINAL and any(
+        c.type == WAITING and c.status == "True" and c.reason == "MLflowUnavailable" for c in status.conditions)
+
+
+def plan_replay(job: ACTJob, obs: Observed | None, now: datetime) -> list[Action]:
+    """A finished ACTJob with stages that recorded their tracking offline: once the parent run exists
+    and MLflow answers (the executor cleared MLflowUnavailable), replay them in one step, retried
+    per REPLAY_SETTINGS; done (or given up) is final. Nothing to do otherwise."""
+    status = job.status
+    sources = offline_stages(status)
+    r = status.mlflow.replay
+    if not sources or (r and r.phase in ("Succeeded", "Failed")):
+        return []
+    if r is None or r.phase in ("Pending", "BackingOff"):
+        if not status.mlflow.run_id or lineage_pending(status):
+            return []  # the parent run first: MLflow must answer the executor
+        attempts = r.attempts if r else 0
+        if r and r.phase == "BackingOff" and r.next_attempt_at and now < r.next_attempt_at:
+            return [Wait(r.next_attempt_at)]
+        return [StartReplay(attempts + 1, sources)]
+    if obs is None or obs.state == "running":
+        return []
+    if obs.state == "succeeded" and "replay" in obs.result:
+        return [CompleteReplay(obs.result)]
+    reason = {"missing": f"its Job {r.job_name} disappeared before it finished",
+              "succeeded": "exited 0 without reporting what it replayed"}.get(obs.state, obs.reason or "failed")
+    if r.attempts <= REPLAY_SETTINGS.max_retries and not obs.permanent:
+        return [RetryReplay(reason, now + backoff(r.attempts))]
+    return [FailReplay(f"replay failed after {r.attempts} attempt(s): {reason}")]
+
+
+# --- suspend -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OwnedJob:
+    """A Job of the ACTJob as the cluster lists it (by the ACTJob's label)."""
+
+    name: str
+    suspended: bool
+    finished: bool
+
+
+def jobs_to_suspend(owned: list[OwnedJob]) -> list[str]:
+    """On suspend, every Job of the ACTJob that still runs, whether the status knows it or not: a
+    stage hand-off racing the suspend may have created the next stage's Job before its status."""
+    return sorted(j.name for j in owned if not j.finished and not j.suspended)
 
 
 # --- the reducer -----------------------------------------------------------------------------
@@ -314,6 +410,7 @@ def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
                                   manifest=manifest, digest=res.get("digest"))
         st.mlflow_run_id = res.get("mlflow_run_id")
         st.metrics = numeric_metrics(res.get("metrics") or {})
+        st.tracking_offline = bool(res.get("tracking_offline"))
     elif isinstance(action, RetryStage):
         st.phase, st.next_attempt_at, st.message = "BackingOff", action.not_before, action.reason
     elif isinstance(action, FailStage):
@@ -334,4 +431,34 @@ def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
         # the suspended Jobs are unsuspended by the executor; their stages never stopped being Running
         status.phase = "Running" if status.current_stage else "Pending"
         set_condition(status, "Suspended", False, "SpecResume", "spec.suspend is false", now, gen)
+    elif isinstance(action, (StartReplay, CompleteReplay, RetryReplay, FailReplay)):
+        _apply_replay(job, status, action, now)
     return status
+
+
+def _apply_replay(job: ACTJob, status: ACTJobStatus, action: Action, now: datetime) -> None:
+    """The replay's own status and condition; the ACTJob's phase, message and times stay as they are."""
+    r = status.mlflow.replay = status.mlflow.replay or ReplayStatus()
+    gen = job.metadata.generation
+    if isinstance(action, StartReplay):
+        r.phase, r.attempts, r.job_name = "Running", action.attempt, job_name(job.metadata.name, REPLAY, action.attempt)
+        r.start_time, r.next_attempt_at = now, None
+        r.message = f"replaying the tracking of {', '.join(action.sources)} under parent run {status.mlflow.run_id}"
+        set_condition(status, REPLAYED, False, "ReplayRunning", r.message, now, gen)
+    elif isinstance(action, CompleteReplay):
+        runs = action.result.get("replay") or {}
+        for stage, ids in runs.items():
+            if stage in status.stages and ids:
+                status.stages[stage].mlflow_run_id = ids[0]
+        r.phase, r.completion_time = "Succeeded", now
+        r.message = (f"{sum(len(v) for v in runs.values())} child run(s) of {', '.join(sorted(runs)) or 'no stage'} "
+                     f"under parent run {status.mlflow.run_id}")
+        set_condition(status, REPLAYED, True, "Replayed", r.message, now, gen)
+    elif isinstance(action, RetryReplay):
+        r.phase, r.next_attempt_at, r.message = "BackingOff", action.not_before, action.reason
+        set_condition(status, REPLAYED, False, "ReplayRetrying", f"attempt {r.attempts} failed: {action.reason}",
+                      now, gen)
+    elif isinstance(action, FailReplay):
+        r.phase, r.completion_time, r.message = "Failed", now, action.reason
+        set_condition(status, REPLAYED, False, "ReplayFailed", action.reason + "; the ACTJob's outcome stands, "
+                      "the stages' tracking stays in <output>/_TRACKING.json", now, gen)

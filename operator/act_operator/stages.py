@@ -9,7 +9,7 @@ output and shard.
 from __future__ import annotations
 
 from act_operator.api import ACTJob
-from act_operator.pipeline import HAS_OUTPUTS, PREFLIGHT, final_model_uri
+from act_operator.pipeline import HAS_OUTPUTS, PREFLIGHT, REPLAY, final_model_uri, offline_stages
 from act_operator.preflight import required_packages, uses_environment
 from act_trainer import config as C
 from act_trainer import contract as K
@@ -30,7 +30,7 @@ def job_root(job: ACTJob) -> str:
 
 def stage_output(job: ACTJob, stage: str) -> str:
     """Where a stage writes; the preflight checks that the ACTJob's root can be written."""
-    return job_root(job) if stage == PREFLIGHT else join(job_root(job), OUTPUTS[stage])
+    return job_root(job) if stage in (PREFLIGHT, REPLAY) else join(job_root(job), OUTPUTS[stage])
 
 
 def checkpoints(job: ACTJob, stage: str) -> str:
@@ -94,6 +94,8 @@ def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str |
         return C.PreflightConfig(**common, model=spec.model.uri, pairs=st.collect.reuse, judge=st.judge.reuse,
                                  expert=spec.environment.expert.uri, env=_env(job) if plays else None,
                                  packages=required_packages(job))
+    if stage == REPLAY:
+        return C.ReplayConfig(**common, sources={s: job.status.stages[s].outputs.uri for s in offline_stages(job.status)})
     if stage == "collect":
         return C.CollectConfig(
             **common, **settings_of(st.collect, K.CollectSettings), model=spec.model.uri, env=_env(job),

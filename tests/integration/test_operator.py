@@ -273,7 +273,7 @@ def test_suspend_and_resume(cluster, operator):
     c.apply("pausable", SPEC)
     c.job("pausable-collect-1")
     # the hand-off from the preflight is recorded before the spec changes (a suspend racing a
-    # hand-off can leave the new stage's Job running until the resume: a known race)
+    # hand-off: test_a_suspend_racing_a_stage_hand_off_suspends_the_new_stage_job_too)
     wait_for(lambda: c.status("pausable")["stages"]["collect"]["phase"] == "Running", "collect Running")
     c.patch_spec("pausable", {"suspend": True})
     wait_for(lambda: c.status("pausable").get("phase") == "Suspended", "Suspended")
@@ -282,6 +282,141 @@ def test_suspend_and_resume(cluster, operator):
     wait_for(lambda: c.status("pausable").get("phase") == "Running", "Running again")
     wait_for(lambda: c.batch.read_namespaced_job("pausable-collect-1", c.ns).spec.suspend is False, "Job resumed")
     assert len(c.jobs("pausable")) == 2  # the preflight's and collect's
+
+
+def test_a_suspend_racing_a_stage_hand_off_suspends_the_new_stage_job_too(cluster, kube_api, mlflow_server,
+                                                                          monkeypatch):
+    """collect's Job finishes and the reconcile handing off creates judge's Job, but its status
+    write loses to `spec.suspend: true` (a Conflict): the status never names judge's Job. Played
+    here with the operator's own planner and object calls while no operator runs, then the
+    operator starts: the suspend reaches every Job of the ACTJob (listed by its label), and
+    the resume runs judge's Job, the one the hand-off created, once."""
+    from act_operator import kube, manifests, pipeline
+    from act_operator.settings import OperatorSettings
+
+    monkeypatch.setenv("ACT_PORT", "0")
+    monkeypatch.setenv("ACT_MLFLOW_TRACKING_URI", mlflow_server)
+    c = cluster
+    with run_operator(c.ns) as first:
+        c.apply("racy", SPEC)
+        c.job("racy-collect-1")
+        wait_for(lambda: c.status("racy")["stages"]["collect"]["phase"] == "Running", "collect Running")
+    assert first.exception is None
+    c.finish("racy-collect-1", result=result("pairs"))
+    job = A.parse_actjob(c.actjob("racy"))  # the hand-off's view: suspend is still false
+    t = pipeline.now()
+    actions = pipeline.plan(job, {"collect": kube.observe(c.ns, "racy-collect-1")}, t)
+    assert [type(a).__name__ for a in actions] == ["CompleteStage", "StartStage"]
+    for action in actions:
+        job.status = pipeline.apply(job, action, t)
+    kube.create_objects(manifests.stage_objects(job, "judge", 1, OperatorSettings()))
+    c.patch_spec("racy", {"suspend": True})  # lands before the hand-off's status write, which is lost
+    assert c.batch.read_namespaced_job("racy-judge-1", c.ns).spec.suspend in (None, False)
+    with run_operator(c.ns) as second:
+        wait_for(lambda: c.status("racy").get("phase") == "Suspended", "Suspended")
+        wait_for(lambda: c.batch.read_namespaced_job("racy-judge-1", c.ns).spec.suspend, "judge's Job suspended")
+        assert c.status("racy")["stages"]["judge"]["phase"] == "Pending"  # the status never knew it
+        c.patch_spec("racy", {"suspend": False})
+        wait_for(lambda: c.status("racy")["stages"]["judge"]["phase"] == "Running", "judge Running")
+        wait_for(lambda: c.batch.read_namespaced_job("racy-judge-1", c.ns).spec.suspend is False, "judge's Job runs")
+        time.sleep(1.0)
+    assert second.exception is None
+    assert sorted(j.metadata.name for j in c.jobs("racy")) == ["racy-collect-1", "racy-judge-1", "racy-preflight-1"]
+    assert c.status("racy")["stages"]["judge"]["attempts"] == 1
+
+
+def run_container(c: Cluster, job_name: str, tmp_path) -> dict:
+    """What the kubelet does for a one-pod Job of the operator, with this machine as the image:
+    run the container's command on the config its ConfigMap holds; returns its termination message."""
+    container = c.job(job_name).spec.template.spec.containers[0]
+    assert container.command[0] == "act-trainer" and container.command[-2] == "--config"
+    config = tmp_path / f"{job_name}.json"
+    config.write_text(c.core.read_namespaced_config_map(f"{job_name}-config", c.ns).data["stage.json"])
+    out = tmp_path / f"{job_name}.result"
+    proc = subprocess.run([sys.executable, "-m", "act_trainer.cli", *container.command[1:-1], str(config)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "ACT_TERMINATION_LOG": str(out)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_stage_tracking_recorded_while_mlflow_was_down_is_replayed_under_the_parent(
+        cluster, operator, s3, s3_root, tmp_path, monkeypatch):
+    """MLflow is down when the ACTJob starts: collect is rendered with no parent run, so it logs no
+    top-level run but records its tracking in storage (the real act_trainer tracking, on SeaweedFS)
+    and says so in its result. MLflow comes back (the real server): the parent run is opened, the
+    later stages log under it, and once the ACTJob succeeded the operator's replay Job (its
+    command run here on its ConfigMap) attaches collect's run under the parent. A replay attempt
+    that fails is retried and never changes the ACTJob's outcome."""
+    from mlflow import MlflowClient
+    from services import free_ports, mlflow_server
+
+    from act_trainer.config import parse_stage_config
+    from act_trainer.manifest import write_termination_log
+    from act_trainer.tracking import NO_PARENT, stage_run
+
+    c = cluster
+    (port,) = free_ports(1)
+    uri = f"http://127.0.0.1:{port}"
+    spec = dict(SPEC, tracking={"uri": uri, "experiment": "replay"},
+                storage={"root": s3_root, "s3": {"endpoint": s3.endpoint}})
+    c.apply("replayed", spec)
+    c.job("replayed-collect-1")
+    cm = c.core.read_namespaced_config_map("replayed-collect-1-config", c.ns)
+    cfg = parse_stage_config(json.loads(cm.data["stage.json"]))
+    assert cfg.tracking.uri == uri and cfg.tracking.parent_run_id is None  # MLflow did not answer the operator
+    # collect's pod: it publishes its result, then (no parent run) its tracking goes to storage
+    monkeypatch.setenv("ACT_TERMINATION_LOG", str(tmp_path / "collect.result"))
+    write_termination_log({**result("pairs"), "uri": cfg.output, "manifest": f"{cfg.output}/_MANIFEST.json"})
+    with stage_run(cfg) as run:
+        run.log_metrics({"kept": 3.0}, step=1)
+        run.log_dataset("s3://bucket/expert.jsonl", "expert", "sha256:" + "cd" * 32, "training", rows=[{"a": 1}])
+    assert run.offline == NO_PARENT
+    collect = json.loads((tmp_path / "collect.result").read_text())
+    assert collect["tracking_offline"] == NO_PARENT
+
+    with mlflow_server(tmp_path / "mlflow", port=port):  # MLflow answers from here on
+        c.finish("replayed-collect-1", result=collect)
+        c.job("replayed-judge-1")
+        status = wait_for(lambda: c.status("replayed")["stages"]["judge"]["phase"] == "Running"
+                          and c.status("replayed"), "judge Running")
+        parent = status["mlflow"]["runId"]  # opened before judge's config was rendered
+        judge_cfg = json.loads(c.core.read_namespaced_config_map("replayed-judge-1-config", c.ns).data["stage.json"])
+        assert parent and judge_cfg["tracking"]["parent_run_id"] == parent
+        assert status["stages"]["collect"]["trackingOffline"] is True
+        for stage, out in (("judge", "models/judge"), ("policy", "models/policy"), ("eval", "eval")):
+            c.job(f"replayed-{stage}-1")
+            c.finish(f"replayed-{stage}-1", result=result(out), pods=2 if stage == "judge" else 1)
+        first = c.job("replayed-replay-1")  # once it succeeded
+        assert first.spec.template.spec.containers[0].command[:2] == ["act-trainer", "replay"]
+        assert c.status("replayed")["phase"] == "Succeeded"
+        c.finish("replayed-replay-1", error="MlflowException: connection reset (MLflow went away again)")
+        status = wait_for(lambda: (c.status("replayed").get("mlflow", {}).get("replay") or {}).get("phase") ==
+                          "BackingOff" and c.status("replayed"), "replay BackingOff")
+        cond = next(x for x in status["conditions"] if x["type"] == "TrackingReplayed")
+        assert (cond["status"], cond["reason"]) == ("False", "ReplayRetrying") and status["phase"] == "Succeeded"
+        c.job("replayed-replay-2")  # after the 10 s backoff
+        report = run_container(c, "replayed-replay-2", tmp_path)
+        c.finish("replayed-replay-2", result=report)
+        status = wait_for(lambda: c.status("replayed")["mlflow"]["replay"]["phase"] == "Succeeded"
+                          and c.status("replayed"), "replay Succeeded")
+        client = MlflowClient(uri)
+        [child] = client.search_runs([client.get_run(parent).info.experiment_id],
+                                     filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+        assert child.data.tags["act.stage"] == "collect" and child.data.tags["act.replay"] == "complete"
+        assert child.data.params["stage"] == "collect" and child.data.metrics["kept"] == 3.0
+        assert [i.dataset.name for i in child.inputs.dataset_inputs] == ["expert"]
+        assert report["replay"] == {"collect": [child.info.run_id]}
+        assert status["stages"]["collect"]["mlflowRunId"] == child.info.run_id
+        tops = client.search_runs([child.info.experiment_id], filter_string="tags.`act.actjob` = 'replayed'")
+        assert [r.info.run_id for r in tops if "mlflow.parentRunId" not in r.data.tags] == [parent]  # no stray run
+        cond = next(x for x in status["conditions"] if x["type"] == "TrackingReplayed")
+        assert (cond["status"], cond["reason"]) == ("True", "Replayed")
+        assert status["phase"] == "Succeeded" and status["registeredModel"]
+        assert any(e.reason == "Replayed" for e in events(c, "replayed"))
+        time.sleep(1.0)  # done is final: no third replay
+    assert sorted(j.metadata.name for j in c.jobs("replayed") if "-replay-" in j.metadata.name) == [
+        "replayed-replay-1", "replayed-replay-2"]
 
 
 def test_spec_the_schema_cannot_check_is_failed_with_valid_false(cluster, operator):

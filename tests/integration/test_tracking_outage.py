@@ -11,7 +11,7 @@ import pytest
 
 from act_trainer import plots
 from act_trainer.config import PreflightConfig
-from act_trainer.tracking import TRACKING_FILE, records, replay, stage_run
+from act_trainer.tracking import NO_PARENT, TRACKING_FILE, records, replay, stage_run
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +22,16 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{free_ports(1)[0]}"
 
 
-def offline_stage(tmp_path, uid: str):
-    cfg = PreflightConfig(job={"name": "outage", "uid": uid}, output=(tmp_path / "out").as_uri(),
-                          model="tiny://qwen3-tiny", tracking={"uri": dead_url(), "experiment": "outage"})
+def offline_stage(tmp_path, uid: str, output: str | None = None, tracking: dict | None = None):
+    """A stage whose MLflow does not answer (or, given `tracking` without a parent run, that has no
+    parent run to log under): it records its tracking in `<output>/_TRACKING.json`."""
+    tracking = tracking or {"uri": dead_url(), "experiment": "outage", "parent_run_id": "0" * 32}
+    cfg = PreflightConfig(job={"name": "outage", "uid": uid}, output=output or (tmp_path / "out").as_uri(),
+                          model="tiny://qwen3-tiny", tracking=tracking)
     t0 = time.monotonic()
     with stage_run(cfg) as run:
-        assert run.offline and "start_run" in run.offline
+        assert run.offline and ("start_run" in run.offline if cfg.tracking.parent_run_id else
+                                run.offline == NO_PARENT)
         run.log_metrics({"loss": 1.0, "reward": 0.25}, step=1)
         run.log_metrics({"loss": 0.5, "reward": 0.75}, step=2)
         run.log_dataset("s3://bucket/act/pairs", "contrast_pairs", "sha256:" + "ab" * 32, "training",
@@ -81,6 +85,73 @@ def test_the_replay_completes_the_lineage_once(tmp_path, mlflow_server):
     [png] = client.list_artifacts(first, "plots")
     local = client.download_artifacts(first, png.path, str(tmp_path))
     assert png.path == "plots/filter_report.png" and open(local, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_stage_without_a_parent_run_never_opens_a_top_level_run(tmp_path, mlflow_server, monkeypatch):
+    """MLflow answers, but the executor had no parent run when it rendered the stage (MLflow was
+    down then): the stage records its tracking for the replay instead of logging a top-level run,
+    and its result says so."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from act_trainer.manifest import write_termination_log
+
+    experiment = f"noparent-{uuid.uuid4().hex[:6]}"
+    result_file = tmp_path / "result.json"
+    monkeypatch.setenv("ACT_TERMINATION_LOG", str(result_file))
+    write_termination_log({"stage": "collect", "manifest": "file:///x/_MANIFEST.json", "metrics": {}})  # published
+    cfg, _ = offline_stage(tmp_path, "u-" + uuid.uuid4().hex[:6],
+                           tracking={"uri": mlflow_server, "experiment": experiment})
+    assert MlflowClient(mlflow_server).get_experiment_by_name(experiment) is None  # no run, no experiment
+    [rec] = records(cfg.output)
+    assert rec["offline"] == NO_PARENT and rec["parent_run_id"] is None and rec["run_id"] is None
+    reported = json.loads(result_file.read_text())
+    assert reported["manifest"] and reported["tracking_offline"] == NO_PARENT
+
+
+def test_act_trainer_replay_attaches_every_stage_record_under_the_parent_once(tmp_path, s3_root, mlflow_server):
+    """`act-trainer replay` (the program of the operator's replay Job) on SeaweedFS and the real MLflow
+    server: one child run per record (two shards of collect, one judge) under the parent run, with
+    the run ids in its termination message; run again it adds nothing. MLflow down: exit 1 (transient)."""
+    import json
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    from act_trainer.config import ReplayConfig
+
+    uid = "u-" + uuid.uuid4().hex[:6]
+    sources = {"collect": f"{s3_root}/pairs", "judge": f"{s3_root}/models/judge"}
+    for out in (f"{sources['collect']}/shard-00000", f"{sources['collect']}/shard-00001", sources["judge"]):
+        offline_stage(tmp_path, uid, output=out)
+    client = MlflowClient(mlflow_server)
+    exp = client.create_experiment(f"replayjob-{uid}")
+    parent = client.create_run(exp, tags={"act.actjob.uid": uid}).info.run_id
+
+    def run(uri: str):
+        cfg = ReplayConfig(job={"name": "outage", "uid": uid}, output=s3_root, sources=sources,
+                           tracking={"uri": uri, "experiment": "ignored", "parent_run_id": parent})
+        (tmp_path / "replay.json").write_text(cfg.model_dump_json())
+        result = tmp_path / "replay.result"
+        result.unlink(missing_ok=True)
+        proc = subprocess.run([sys.executable, "-m", "act_trainer.cli", "replay", "--config",
+                               str(tmp_path / "replay.json")], capture_output=True, text=True, timeout=300,
+                              env={**__import__("os").environ, "ACT_TERMINATION_LOG": str(result)})
+        return proc, json.loads(result.read_text())
+
+    proc, report = run(dead_url())
+    assert proc.returncode == 1 and not report["permanent"], proc.stderr[-2000:]
+    proc, report = run(mlflow_server)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(report["replay"]) == ["collect", "judge"] and len(report["replay"]["collect"]) == 2
+    children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert sorted(r.info.run_id for r in children) == sorted(sum(report["replay"].values(), []))
+    assert all(r.data.tags["act.replay"] == "complete" and r.data.params for r in children)
+    proc, again = run(mlflow_server)
+    assert proc.returncode == 0 and again == report  # idempotent: the same runs, none added
+    assert len(client.search_runs([exp])) == 4  # the parent and three children
 
 
 @pytest.mark.slow

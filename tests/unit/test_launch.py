@@ -139,6 +139,14 @@ def test_merge_is_order_independent():
     assert forward["digest"].startswith("sha256:") and forward["digest"] != L.merge_results(results[:2])["digest"]
 
 
+def test_one_shard_that_recorded_its_tracking_offline_marks_the_merged_result():
+    results = [shard(i, f"sha256:{i}", sampled=1) for i in range(3)]
+    assert "tracking_offline" not in L.merge_results(results)
+    results[1]["tracking_offline"] = "log_metrics: ConnectionError"
+    assert L.merge_results(results)["tracking_offline"] == "log_metrics: ConnectionError"
+    assert L.merge_results(results[::-1])["tracking_offline"] == "log_metrics: ConnectionError"
+
+
 def test_one_result_passes_through():
     r = shard(0, "sha256:a", dev_success_rate=0.5)
     assert L.merge_results([r]) == {k: v for k, v in r.items() if k != "_index"}

@@ -302,3 +302,30 @@ def test_pod_env_reaches_every_stage_container():
     for obj in jobs:
         env = env_of(obj)
         assert env["NCCL_SOCKET_IFNAME"]["value"] == "eth0" and env["NCCL_DEBUG"]["value"] == "INFO"
+
+
+def test_the_replay_is_a_small_cpu_pod_like_the_preflight_naming_the_parent_and_the_offline_stages():
+    import kubernetes_validate
+
+    job = make_job(storage={"root": "s3://bucket/act", "s3": {"credentialsSecret": "s3-creds"}},
+                   tracking={"uri": "http://mlflow:5000", "credentialsSecret": "mlflow-creds"},
+                   pod={"image": "trainer:1", "serviceAccountName": "team-stage"})
+    job.status.mlflow.run_id, job.status.mlflow.experiment_id = "parent123", "7"
+    for stage in ("judge", "policy"):
+        st = job.status.stages[stage]
+        st.phase, st.outputs.uri = "Succeeded", f"s3://bucket/act/models/{stage}"
+    job.status.stages["judge"].tracking_offline = True
+    cm, rep = M.stage_objects(job, "replay", 2, SETTINGS)
+    pre = M.stage_objects(job, "preflight", 1, SETTINGS)[-1]
+    assert rep["metadata"]["name"] == "demo-replay-2" and rep["metadata"]["labels"][M.ACTJOB_LABEL] == "demo"
+    pod = rep["spec"]["template"]["spec"]
+    assert pod["containers"][0]["command"] == ["act-trainer", "replay", "--config", "/etc/act/stage.json"]
+    assert pod["serviceAccountName"] == "team-stage" and pod["containers"][0]["image"] == "trainer:1"
+    assert container(rep)["resources"] == container(pre)["resources"]  # no GPU
+    assert env_of(rep) == env_of(pre)  # the storage and MLflow credentials Secrets, by reference
+    assert env_of(rep)["MLFLOW_TRACKING_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-creds"
+    cfg = parse_stage_config(json.loads(cm["data"]["stage.json"]))
+    assert cfg.stage == "replay" and cfg.sources == {"judge": "s3://bucket/act/models/judge"}
+    assert (cfg.tracking.uri, cfg.tracking.parent_run_id) == ("http://mlflow:5000", "parent123")
+    for o in (cm, rep):
+        kubernetes_validate.validate(o, K8S, strict=True)

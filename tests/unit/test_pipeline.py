@@ -343,3 +343,108 @@ def test_a_stage_backing_off_explains_its_wait_and_names_an_unreachable_s3():
     step(job2, {})
     step(job2, {"collect": P.Observed("failed", reason="CUDA out of memory")})
     assert P.retry_waits(job2.status)[0][0] == "RetryBackoff"
+
+
+# --- the replay of tracking recorded offline -----------------------------------------------------
+
+def offline(stage):
+    """A stage that succeeded with its tracking recorded in storage (MLflow did not answer it)."""
+    o = ok(stage)
+    return P.Observed("succeeded", result={**o.result, "tracking_offline": "start_run: ConnectionError"})
+
+
+def finished_offline(parent="parent-1"):
+    job = make_job()
+    run_to_end(job, {"judge": [offline("judge")], "eval": [offline("eval")]})
+    job.status.mlflow.run_id, job.status.mlflow.experiment_id = parent, "1"
+    return job
+
+
+def test_a_stage_that_recorded_its_tracking_offline_says_so_in_its_status():
+    job = finished_offline()
+    assert job.status.phase == "Succeeded"
+    assert {s for s, st in job.status.stages.items() if st.tracking_offline} == {"judge", "eval"}
+    assert P.offline_stages(job.status) == ("judge", "eval")
+
+
+def test_no_offline_stage_no_replay():
+    job = make_job()
+    run_to_end(job)
+    job.status.mlflow.run_id = "parent-1"
+    assert job.status.phase == "Succeeded" and P.plan(job, {}, T0) == []
+
+
+def test_the_replay_waits_for_the_parent_run_and_for_mlflow_to_answer():
+    job = finished_offline(parent=None)
+    assert P.plan(job, {}, T0) == []  # no parent run yet: the executor opens it once MLflow answers
+    job.status.mlflow.run_id = "parent-1"
+    P.set_waiting(job.status, [("MLflowUnavailable", "MLflow at http://m does not answer")], T0, 1)
+    assert P.plan(job, {}, T0) == []
+    P.set_waiting(job.status, [], T0, 1)
+    assert P.plan(job, {}, T0) == [P.StartReplay(1, ("judge", "eval"))]
+
+
+def test_the_replay_runs_once_and_records_the_child_runs_without_touching_the_outcome():
+    job = finished_offline()
+    before = (job.status.phase, job.status.message, job.status.completion_time, job.status.model_uri)
+    step(job, {})
+    r = job.status.mlflow.replay
+    assert (r.phase, r.attempts, r.job_name) == ("Running", 1, "demo-replay-1")
+    assert P.plan(job, {P.REPLAY: P.Observed("running")}, T0) == []
+    done = P.Observed("succeeded", result={"stage": "replay", "replay": {"judge": ["c1"], "eval": ["c2", "c3"]}})
+    assert step(job, {P.REPLAY: done}) == [P.CompleteReplay(done.result)]
+    assert job.status.mlflow.replay.phase == "Succeeded"
+    assert job.status.stages["judge"].mlflow_run_id == "c1" and job.status.stages["eval"].mlflow_run_id == "c2"
+    cond = next(c for c in job.status.conditions if c.type == P.REPLAYED)
+    assert (cond.status, cond.reason) == ("True", "Replayed") and "3 child run(s)" in cond.message
+    assert (job.status.phase, job.status.message, job.status.completion_time, job.status.model_uri) == before
+    assert P.plan(job, {P.REPLAY: done}, T0) == []  # done is final
+
+
+def test_a_failing_replay_is_retried_with_backoff_then_given_up_and_the_actjob_stays_succeeded():
+    job = finished_offline()
+    before = job.status.model_dump(include={"phase", "message", "completion_time", "model_uri", "registered_model"})
+    now = T0
+    step(job, {}, now)
+    failed = P.Observed("failed", reason="MlflowException: connection refused")
+    for attempt in range(1, P.REPLAY_SETTINGS.max_retries + 1):
+        [retry] = step(job, {P.REPLAY: failed}, now)
+        assert isinstance(retry, P.RetryReplay) and job.status.mlflow.replay.phase == "BackingOff"
+        assert "connection refused" in retry.reason
+        assert P.plan(job, {}, now) == [P.Wait(retry.not_before)]
+        now = retry.not_before
+        assert step(job, {}, now) == [P.StartReplay(attempt + 1, ("judge", "eval"))]
+    [give_up] = step(job, {P.REPLAY: failed}, now)
+    assert isinstance(give_up, P.FailReplay) and f"after {P.REPLAY_SETTINGS.max_retries + 1} attempt(s)" in \
+        give_up.reason
+    cond = next(c for c in job.status.conditions if c.type == P.REPLAYED)
+    assert (cond.status, cond.reason) == ("False", "ReplayFailed") and "outcome stands" in cond.message
+    assert job.status.model_dump(include=set(before)) == before
+    assert job.status.phase == "Succeeded" and P.plan(job, {}, now) == []
+
+
+def test_a_permanent_replay_failure_is_not_retried():
+    job = finished_offline()
+    step(job, {})
+    [fail] = step(job, {P.REPLAY: P.Observed("failed", reason="invalid config", permanent=True)})
+    assert isinstance(fail, P.FailReplay) and job.status.mlflow.replay.attempts == 1
+
+
+def test_a_failed_actjob_replays_the_stages_that_succeeded():
+    job = make_job()
+    bad = P.Observed("failed", reason="boom", permanent=True)
+    run_to_end(job, {"collect": [offline("collect")], "judge": [bad]})
+    job.status.mlflow.run_id = "parent-1"
+    assert job.status.phase == "Failed" and P.plan(job, {}, T0) == [P.StartReplay(1, ("collect",))]
+
+
+# --- suspend: every Job of the ACTJob ------------------------------------------------------------
+
+def test_a_suspend_suspends_every_running_job_of_the_actjob_even_one_the_status_does_not_know():
+    owned = [P.OwnedJob("demo-preflight-1", suspended=False, finished=True),
+             P.OwnedJob("demo-collect-1", suspended=False, finished=True),  # ended at the hand-off
+             P.OwnedJob("demo-judge-1", suspended=False, finished=False),  # created by it, not in the status
+             P.OwnedJob("demo-judge-1-vllm", suspended=False, finished=False),
+             P.OwnedJob("demo-policy-1", suspended=True, finished=False)]
+    assert P.jobs_to_suspend(owned) == ["demo-judge-1", "demo-judge-1-vllm"]
+    assert P.jobs_to_suspend([]) == []

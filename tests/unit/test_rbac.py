@@ -26,7 +26,7 @@ KOPF_NAMESPACED = {
     # its progress annotations while a handler is retried (handlers.py: never in status)
     ("act-operator.io", "actjobs"): {"list", "watch", "patch"},
     ("act-operator.io", "actexperiments"): {"list", "watch", "patch"},  # the same for ACTExperiments
-    ("batch", "jobs"): {"list", "watch"},  # @kopf.on.event on stage Jobs
+    ("batch", "jobs"): {"list", "watch"},  # @kopf.on.event on stage Jobs (list: kube.owned_jobs too)
     ("", "events"): {"create"},  # kopf posts events about its handlers
 }
 # cluster-wide: kopf watches CRDs to discover the resources it serves (list + watch only)
@@ -88,6 +88,7 @@ CLIENT_METHODS = {
     "create_namespaced_job": ("batch", "jobs", "create"),
     "read_namespaced_job": ("batch", "jobs", "get"),
     "patch_namespaced_job": ("batch", "jobs", "patch"),
+    "list_namespaced_job": ("batch", "jobs", "list"),
     "create_namespaced_service": ("", "services", "create"),
     "create_namespaced_config_map": ("", "configmaps", "create"),
     "list_namespaced_pod": ("", "pods", "list"),

@@ -1,4 +1,4 @@
-"""`act-trainer collect|judge|policy|eval|preflight --config FILE`: the programs stage pods run.
+"""`act-trainer collect|judge|policy|eval|preflight|replay --config FILE`: the programs stage pods run.
 
 Exit codes (the contract both executors honour; see act_trainer.errors):
 0 done (manifest written); 2 permanent: the config is invalid, or an input no retry can fix
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", required=True, help="the stage's config (judge or policy)")
     pre = sub.add_parser("preflight", help="check every input of an ACTJob that needs I/O, before any stage")
     pre.add_argument("--config", required=True, help="preflight config (JSON), e.g. /etc/act/stage.json")
+    rep = sub.add_parser("replay", help="replay the stages' tracking recorded while MLflow did not answer into "
+                                        "child runs under the ACTJob's parent run (idempotent)")
+    rep.add_argument("--config", required=True, help="replay config (JSON), e.g. /etc/act/stage.json")
     tiny = sub.add_parser("tiny-model", help="build a tiny random-weight Qwen3 model + tokenizer (offline)")
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--preset", default="qwen3-tiny")
@@ -94,6 +97,8 @@ def run_stage(args, loaded: list) -> int:
         from act_trainer import preflight
 
         return preflight.run(cfg)
+    if args.command == "replay":
+        return replay(cfg)
     index = os.environ.get("JOB_COMPLETION_INDEX")
     if index is not None and cfg.shard.count > 1:  # a pod of an Indexed Job takes its own shard
         cfg.shard.index = int(index)
@@ -103,6 +108,22 @@ def run_stage(args, loaded: list) -> int:
     except Exception as e:  # report why, for the executor and the termination log
         traceback.print_exc()
         return _failed(args.command, f"{type(e).__name__}: {e}", exit_code(e))
+    return 0
+
+
+def replay(cfg) -> int:
+    """Exit 0 with the replayed run ids in the termination log; 1 (transient: the executor tries
+    again) when MLflow or storage did not answer."""
+    from act_trainer.manifest import write_termination_log
+    from act_trainer.tracking import replay_all
+
+    try:
+        runs = replay_all(cfg)
+    except Exception as e:  # noqa: BLE001 - reported, and retried by the executor
+        traceback.print_exc()
+        return _failed("replay", f"{type(e).__name__}: {e}", exit_code(e))
+    write_termination_log({"stage": "replay", "replay": runs})
+    print(f"replayed {sum(map(len, runs.values()))} run(s) under {cfg.tracking.parent_run_id}")
     return 0
 
 

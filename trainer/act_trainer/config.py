@@ -146,8 +146,26 @@ class PreflightConfig(StageBase):
                                      "spec.stages.collect.engine.")
 
 
+class ReplayConfig(StageBase):
+    """`act-trainer replay`: the tracking the stages recorded in storage while MLflow did not answer
+    (`<output>/_TRACKING.json`), replayed into child runs under the ACTJob's parent run, once.
+    `output` is the ACTJob's storage root; nothing is written there."""
+
+    stage: Literal["replay"] = "replay"
+    sources: dict[str, str] = Field(min_length=1, description="The output URI of every stage whose tracking "
+                                    "was recorded offline, by stage name.")
+
+    @model_validator(mode="after")
+    def _parent(self) -> ReplayConfig:
+        if not (self.tracking.uri and self.tracking.parent_run_id):
+            raise ValueError("tracking.uri and tracking.parent_run_id: a replay attaches child runs under the "
+                             "ACTJob's parent run; both must be set")
+        return self
+
+
 StageConfig = Annotated[
-    CollectConfig | JudgeConfig | PolicyConfig | EvalConfig | PreflightConfig, Field(discriminator="stage")
+    CollectConfig | JudgeConfig | PolicyConfig | EvalConfig | PreflightConfig | ReplayConfig,
+    Field(discriminator="stage"),
 ]
 
 

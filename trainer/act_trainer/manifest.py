@@ -77,5 +77,17 @@ def write_termination_log(result: dict) -> None:
         pass  # not in a pod and no file asked for: the manifest is the record
 
 
+def amend_termination_log(extra: dict) -> None:
+    """Add to the result a stage already reported (e.g. that its tracking went offline after it
+    published); nothing when none was written."""
+    path = Path(os.environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG))
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(result, dict) and "manifest" in result:
+        write_termination_log({**result, **extra})
+
+
 def read_manifest(output_uri: str) -> dict:
     return json.loads(store.read_bytes(store.join(output_uri, MANIFEST)))

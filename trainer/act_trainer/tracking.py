@@ -23,13 +23,16 @@ import os
 import time
 
 from act_trainer import progress
-from act_trainer.config import StageBase
+from act_trainer.config import ReplayConfig, StageBase
+from act_trainer.manifest import amend_termination_log
 from act_trainer.util import mlflow_params, numeric_metrics, scrub
 
 log = logging.getLogger("act_trainer.tracking")
 progress_log = logging.getLogger("act_trainer.progress")
 
 TRACKING_FILE = "_TRACKING.json"
+NO_PARENT = ("no parent run: the executor could not open the ACTJob's MLflow parent run before this stage "
+             "started (MLflow did not answer)")
 MAX_DATASET_ROWS = 1000  # rows of a dataset input MLflow profiles (the digest identifies the data)
 RECORDED_DATASET_ROWS = 50  # rows kept in the offline record for the replayed input's schema
 
@@ -212,7 +215,11 @@ def stage_run(cfg: StageBase):
     params = mlflow_params(cfg.model_dump(mode="json"))
     run.record.update(params=params, tags=dict(tags), run_name=cfg.stage, experiment=cfg.tracking.experiment,
                       parent_run_id=cfg.tracking.parent_run_id)
-    run._call("start_run", lambda: _start(run, cfg, tags, params))
+    if cfg.tracking.parent_run_id:
+        run._call("start_run", lambda: _start(run, cfg, tags, params))
+    else:  # a stage never opens a top-level run: the replay attaches this record under the parent
+        run.offline = NO_PARENT
+        log.warning("%s; the stage records its tracking in %s", NO_PARENT, TRACKING_FILE)
     try:
         yield run
     except BaseException:
@@ -238,6 +245,8 @@ def write_record(run: StageRun) -> str:
             "stage": run.cfg.stage, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     store.write_bytes(uri, json.dumps(body, indent=1).encode())
     log.info("tracking recorded in %s (MLflow: %s)", uri, run.offline)
+    # the stage's result says so, for the executor to replay the record once MLflow answers
+    amend_termination_log({"tracking_offline": run.offline[:300]})
     return uri
 
 
@@ -302,3 +311,21 @@ def records(output_uri: str) -> list[dict]:
 
     found = [u for u in store.list_uris(output_uri) if u.endswith("/" + TRACKING_FILE)]
     return [json.loads(store.read_bytes(u)) for u in sorted(found)]
+
+
+def replay_all(cfg: ReplayConfig) -> dict[str, list[str]]:
+    """`act-trainer replay`: every record under each source, replayed under the parent run (in the
+    parent's experiment); the replayed run ids by stage. Idempotent, as `replay` is."""
+    from mlflow import MlflowClient
+
+    from act_trainer import store
+
+    fail_fast()
+    store.configure(endpoint=cfg.storage.endpoint, region=cfg.storage.region)
+    parent = cfg.tracking.parent_run_id
+    experiment_id = MlflowClient(cfg.tracking.uri).get_run(parent).info.experiment_id
+    out = {}
+    for stage, uri in sorted(cfg.sources.items()):
+        out[stage] = [replay(cfg.tracking.uri, rec, parent, experiment_id) for rec in records(uri)]
+        log.info("replay: %s: %d run(s) under %s", stage, len(out[stage]), parent)
+    return out
