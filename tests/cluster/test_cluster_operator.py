@@ -424,3 +424,52 @@ def test_an_experiment_runs_its_arms_concurrently_on_pods(kube_api, node, ns, tm
             assert status_of(ns, child)["stages"]["collect"]["outputs"]["uri"] == pairs
         row = kubectl("get", "actexperiments", "-n", ns, "--no-headers").split()
         assert row[:3] == ["arms", "Succeeded", status["bestArm"].split()[0]], row
+
+
+def test_stage_runs_recorded_while_mlflow_was_down_are_replayed_by_a_pod(kube_api, node, ns, tmp_path):
+    """MLflow stops once the parent run is open: collect and judge run on as pods and record their
+    tracking in SeaweedFS (`trackingOffline`); the ACTJob succeeds with its lineage pending and no
+    replay while MLflow is away. The same MLflow comes back (port and store): the operator closes
+    the parent run, registers the model and runs its replay Job as a pod (the stage credentials
+    Secret, no operator access to storage); then each stage has exactly one child run under the
+    parent, named in the status, and `TrackingReplayed=True`."""
+    from mlflow import MlflowClient
+
+    (port,) = services.free_ports(1)
+    store = tmp_path / "mlflow"
+    uri = f"http://{node.host_address}:{port}"
+    with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
+            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
+        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+        s3_secret(ns, s3)
+        try:
+            with services.mlflow_server(workdir=store, host=node.host_address, port=port):
+                kubectl("apply", "-n", ns, "-f", "-", stdin=actjob("offline", s3.endpoint, s3.bucket, uri,
+                                                                    judge_only=True))
+                parent = wait_for(lambda: status_of(ns, "offline").get("mlflow", {}).get("runId"), timeout=300,
+                                  interval=0.5)
+            kubectl("wait", "-n", ns, "--for=condition=Succeeded", "actjob/offline", "--timeout=900s", timeout=910)
+            status = status_of(ns, "offline")
+            assert [s for s in ("collect", "judge") if status["stages"][s].get("trackingOffline")] == \
+                ["collect", "judge"], status["stages"]
+            time.sleep(2)
+            assert not status_of(ns, "offline")["mlflow"].get("replay")  # not while MLflow does not answer
+            with services.mlflow_server(workdir=store, host=node.host_address, port=port):
+                status = wait_for(lambda: (status_of(ns, "offline")["mlflow"].get("replay") or {}).get("phase")
+                                  in ("Succeeded", "Failed") and status_of(ns, "offline"), timeout=600, interval=1)
+                assert status["mlflow"]["replay"]["phase"] == "Succeeded", status["mlflow"]["replay"]
+                client = MlflowClient(uri)
+                assert client.get_run(parent).info.status == "FINISHED" and status["registeredModel"]
+                children = client.search_runs([client.get_run(parent).info.experiment_id],
+                                              filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+                by_stage = sorted((r.data.tags["act.stage"], r.info.run_id) for r in children)
+                assert by_stage == sorted((s, status["stages"][s]["mlflowRunId"]) for s in ("collect", "judge"))
+                assert all(r.data.params and r.info.status == "FINISHED" for r in children)
+        finally:
+            print(kubectl("get", "actjobs,jobs,pods", "-n", ns, check=False))
+            print(op.log())
+        cond = next(c for c in status["conditions"] if c["type"] == "TrackingReplayed")
+        assert (cond["status"], cond["reason"]) == ("True", "Replayed") and status["phase"] == "Succeeded"
+        [pod] = pods_of("offline-replay-1", ns)
+        term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert term["exitCode"] == 0 and sorted(json.loads(term["message"])["replay"]) == ["collect", "judge"]
