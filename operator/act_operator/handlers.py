@@ -126,7 +126,7 @@ def describe(action) -> str:
     if isinstance(a, pipeline.RetryReplay):
         return f"replay: attempt failed ({a.reason}); next attempt at {a.not_before:%Y-%m-%dT%H:%M:%SZ}"
     if isinstance(a, pipeline.FailReplay):
-        return a.reason + " (the ACTJob's outcome stands)"
+        return a.reason + " (the ACTJob keeps its outcome)"
     return type(a).__name__
 
 

@@ -200,7 +200,8 @@ def test_actjob_run_trains_through_an_mlflow_outage_and_completes_the_lineage_af
     status = json.loads(state_file.read_text())["status"]
     waiting = next(c for c in status["conditions"] if c["type"] == "Waiting")
     assert (status["phase"], waiting["status"], waiting["reason"]) == ("Succeeded", "True", "MLflowUnavailable")
-    assert not status.get("registeredModel")
+    assert not status.get("registeredModel") and not status["mlflow"].get("replay")
+    assert all(status["stages"][s]["trackingOffline"] for s in ("collect", "judge", "policy", "eval"))
 
     with mlflow_server(store_dir, port=port):  # MLflow answers again: the lineage is completed
         again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -230,4 +231,6 @@ def test_actjob_run_trains_through_an_mlflow_outage_and_completes_the_lineage_af
         assert len(client.search_model_versions(f"name = '{name}'")) == 1  # registered once
         waiting = next(c for c in status["conditions"] if c["type"] == "Waiting")
         assert waiting["status"] == "False"
+        replayed = next(c for c in status["conditions"] if c["type"] == "TrackingReplayed")
+        assert status["mlflow"]["replay"]["phase"] == "Succeeded" and replayed["status"] == "True"
     print(f"outage explained after {explained_s:.1f}s")

@@ -48,9 +48,15 @@ def test_event_messages_are_human_text_not_python_reprs():
         P.StartStage("collect", 1), P.CompleteStage("judge", {"manifest": "s3://b/j/models/judge/_MANIFEST.json"}),
         P.SkipStage("policy", "stages.policy.method is none"), P.ReuseStage("collect", "s3://b/pairs"),
         P.RetryStage("eval", "exit code 1", t), P.FailStage("eval", "eval failed after 2 attempt(s): boom"),
-        P.SucceedJob(), P.SuspendJob(), P.ResumeJob()]}
+        P.SucceedJob(), P.SuspendJob(), P.ResumeJob(), P.StartReplay(2, ("collect", "judge")),
+        P.CompleteReplay({"replay": {"judge": ["r1"], "collect": ["r2", "r3"]}}), P.RetryReplay("exit code 1", t),
+        P.FailReplay("replay failed after 4 attempt(s): exit code 1")]}
     assert said["StartStage"] == "collect: attempt 1 started"
     assert said["CompleteStage"] == "judge: succeeded, outputs at s3://b/j/models/judge"
     assert said["RetryStage"] == "eval: attempt failed (exit code 1); next attempt at 2026-01-02T03:04:05Z"
     assert said["FailStage"] == "eval failed after 2 attempt(s): boom"
+    assert said["CompleteReplay"] == "replay: collect: 2 run(s), judge: 1 run(s)"
+    assert said["StartReplay"].startswith("replay: attempt 2 started (the tracking collect, judge recorded")
+    assert said["FailReplay"].endswith("(the ACTJob keeps its outcome)")
     assert not any(c in m for m in said.values() for c in "{}'"), said
+    assert set(said) <= {k.__name__ for k in handlers.EVENTS}, "every action has its Event reason"
