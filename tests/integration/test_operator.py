@@ -389,7 +389,7 @@ def test_stage_tracking_recorded_while_mlflow_was_down_is_replayed_under_the_par
             c.finish(f"replayed-{stage}-1", result=result(out), pods=2 if stage == "judge" else 1)
         first = c.job("replayed-replay-1")  # once it succeeded
         assert first.spec.template.spec.containers[0].command[:2] == ["act-trainer", "replay"]
-        assert c.status("replayed")["phase"] == "Succeeded"
+        wait_for(lambda: c.status("replayed")["phase"] == "Succeeded", "Succeeded")  # the Job comes first
         c.finish("replayed-replay-1", error="MlflowException: connection reset (MLflow went away again)")
         status = wait_for(lambda: (c.status("replayed").get("mlflow", {}).get("replay") or {}).get("phase") ==
                           "BackingOff" and c.status("replayed"), "replay BackingOff")
