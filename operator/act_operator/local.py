@@ -29,6 +29,7 @@ from act_trainer.contract import TrainSettings
 from act_trainer.errors import EXIT_PERMANENT
 
 KEY_METRICS = {
+    "warmup": ("loss_first", "loss_last", "steps"),
     "collect": ("pairs_train", "pairs_heldout", "kept", "sampled"),
     "judge": ("reward_first", "reward_last", "steps"),
     "policy": ("train_loss", "reward_last", "steps"),
