@@ -125,6 +125,14 @@ class StageCommon(Model):
     tolerations: list[Toleration] | None = Field(None, description="Overrides spec.pod.tolerations for this stage.")
 
 
+class WarmupStage(StageCommon, K.WarmupSettings):
+    """warmup (optional, before collect): IL on the expert's episodes, with judgement-format
+    examples, makes the initial policy pi0 that collect samples from and judge starts from."""
+
+    enabled: bool = Field(False, description="Make pi0 from model.uri before collect (for a base model that "
+                                             "does not answer in the format yet); collect and judge start from it.")
+
+
 class CollectStage(StageCommon, K.CollectSettings):
     """collect: sample K alternatives per expert state and keep up to M as contrast pairs."""
 
@@ -163,8 +171,9 @@ class EvalStage(StageCommon, K.EvalSettings):
 
 
 class Stages(Model):
-    """The four stages, in order; each can be tuned, skipped or fed from another run."""
+    """The stages, in order; each can be tuned, skipped or fed from another run (warmup is off by default)."""
 
+    warmup: WarmupStage = Field(default_factory=WarmupStage)
     collect: CollectStage = Field(default_factory=CollectStage)
     judge: JudgeStage = Field(default_factory=JudgeStage)
     policy: PolicyStage = Field(default_factory=PolicyStage)
@@ -241,10 +250,10 @@ class ACTJobSpec(Model):
         if st.judge.enabled and not st.judge.reuse and not has_pairs:
             raise ValueError("stages.judge needs contrast pairs: enable stages.collect, set "
                              "stages.collect.reuse, or disable stages.judge")
-        if st.policy.method != "none" and not (has_pairs or self.environment.expert.uri):
+        if st.policy.method != "none" and not (has_pairs or self.environment.expert.uri or st.warmup.enabled):
             raise ValueError("stages.policy needs expert trajectories: enable stages.collect or set "
                              "environment.expert.uri")
-        if not any([st.collect.enabled, st.judge.enabled, st.policy.method != "none", st.eval.enabled]):
+        if not any([st.warmup.enabled, st.collect.enabled, st.judge.enabled, st.policy.method != "none", st.eval.enabled]):
             raise ValueError("stages: every stage is disabled; nothing to do")
         if st.eval.enabled:
             found = K.env_problems(self.environment.name, [], None, {"stages.eval.splits": st.eval.splits})

@@ -32,8 +32,9 @@ from act_trainer.contract import TrainSettings
 from act_trainer.errors import EXIT_PERMANENT
 
 KEY_METRICS = {
+    "warmup": ("loss_first", "loss_last", "steps"),
     "collect": ("pairs_train", "pairs_heldout", "kept", "sampled"),
-    "judge": ("reward_first", "reward_last", "steps"),
+    "judge": ("reward_first", "reward_last", "malformed_rate_first", "malformed_rate_last", "steps"),
     "policy": ("train_loss", "reward_last", "steps"),
     "eval": ("success_rate", "next_action_accuracy", "judge_accuracy"),
     "preflight": ("seconds",),

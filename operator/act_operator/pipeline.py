@@ -167,6 +167,8 @@ def backoff(attempts: int) -> timedelta:
 
 def skip_or_reuse(job: ACTJob, stage: str) -> Action | None:
     st = job.spec.stages
+    if stage == "warmup" and not st.warmup.enabled:
+        return SkipStage("warmup", "stages.warmup.enabled is false (collect samples from model.uri)")
     if stage == "collect":
         if st.collect.reuse:
             return ReuseStage("collect", st.collect.reuse)
@@ -194,8 +196,9 @@ def max_retries(job: ACTJob, stage: str) -> int:
 
 
 def steps(status: ACTJobStatus) -> tuple[str, ...]:
-    """The steps of an ACTJob in order: the preflight (unless its status predates it), then the stages."""
-    return (PREFLIGHT, *STAGES) if PREFLIGHT in status.stages else STAGES
+    """The steps of an ACTJob in order: the preflight, then the stages (those its status has: a status
+    written before the preflight or the warmup existed has no entry for them)."""
+    return tuple(s for s in (PREFLIGHT, *STAGES) if s in status.stages)
 
 
 def preflight_passed(status: ACTJobStatus) -> bool:
@@ -360,13 +363,19 @@ def set_waiting(status: ACTJobStatus, waits: list[tuple[str, str]], now: datetim
     return "Normal", "WaitOver", f"no longer waiting: {current.message}"
 
 
+def initial_policy_uri(job: ACTJob) -> str:
+    """pi0, the model collect samples from and judge starts from: the warm-up's, else the base model."""
+    st = job.status.stages.get("warmup")
+    return st.outputs.uri if st and st.phase in HAS_OUTPUTS and st.outputs.uri else job.spec.model.uri
+
+
 def final_model_uri(job: ACTJob) -> str:
-    """The model the ACTJob produced: the policy's, else the judge's (ACT only), else the base model."""
+    """The model the ACTJob produced: the policy's, else the judge's (ACT only), else pi0."""
     for stage in ("policy", "judge"):
         st = job.status.stages[stage]
         if st.phase in HAS_OUTPUTS and st.outputs.uri:
             return st.outputs.uri
-    return job.spec.model.uri
+    return initial_policy_uri(job)
 
 
 def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:

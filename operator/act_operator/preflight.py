@@ -10,9 +10,11 @@ from act_operator.api import ACTJob
 
 
 def uses_environment(job: ACTJob) -> bool:
-    """Whether a stage plays the environment: collect (unless its pairs are reused) and eval."""
+    """Whether a stage plays the environment: collect (unless its pairs are reused), the warm-up
+    (without an expert file) and eval."""
     st = job.spec.stages
-    return (st.collect.enabled and not st.collect.reuse) or st.eval.enabled
+    warmup_plays = st.warmup.enabled and not job.spec.environment.expert.uri
+    return (st.collect.enabled and not st.collect.reuse) or warmup_plays or st.eval.enabled
 
 
 def local_problems(job: ACTJob) -> list[str]:
@@ -33,9 +35,10 @@ def required_packages(job: ACTJob) -> dict[str, str]:
     st, out = job.spec.stages, {}
     if st.collect.enabled and not st.collect.reuse and st.collect.engine == "vllm":
         out["stages.collect.engine"] = "vllm"
-    for name in ("judge", "policy"):
+    for name in ("warmup", "judge", "policy"):
         stage = getattr(st, name)
-        runs = (stage.enabled and not stage.reuse) if name == "judge" else stage.method != "none"
+        runs = {"warmup": st.warmup.enabled, "judge": st.judge.enabled and not st.judge.reuse,
+                "policy": st.policy.method != "none"}[name]
         if runs and stage.world_size > 1 and stage.zero_stage > 0:
             out[f"stages.{name}.zeroStage"] = "deepspeed"
     return out

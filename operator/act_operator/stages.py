@@ -9,13 +9,13 @@ output and shard.
 from __future__ import annotations
 
 from act_operator.api import ACTJob
-from act_operator.pipeline import HAS_OUTPUTS, PREFLIGHT, REPLAY, final_model_uri, offline_stages
+from act_operator.pipeline import HAS_OUTPUTS, PREFLIGHT, REPLAY, final_model_uri, initial_policy_uri, offline_stages
 from act_operator.preflight import required_packages, uses_environment
 from act_trainer import config as C
 from act_trainer import contract as K
 from act_trainer.contract import settings_of
 
-OUTPUTS = {"collect": "pairs", "judge": "models/judge", "policy": "models/policy", "eval": "eval"}
+OUTPUTS = {"warmup": "models/warmup", "collect": "pairs", "judge": "models/judge", "policy": "models/policy", "eval": "eval"}
 
 
 def join(uri: str, *parts: str) -> str:
@@ -68,10 +68,15 @@ def pairs_uri(job: ACTJob) -> str | None:
     return job.status.stages["collect"].outputs.uri
 
 
+def warmup_uri(job: ACTJob) -> str | None:
+    st = job.status.stages.get("warmup")
+    return st.outputs.uri if st and st.phase in HAS_OUTPUTS else None
+
+
 def expert_uri(job: ACTJob) -> str:
     """The expert trajectories the policy learns from: the file the user gave, else collect's
-    copies (one expert.jsonl per shard under its output)."""
-    return job.spec.environment.expert.uri or pairs_uri(job)
+    copies (one expert.jsonl per shard under its output), else the warm-up's."""
+    return job.spec.environment.expert.uri or pairs_uri(job) or warmup_uri(job)
 
 
 def rollout(section) -> dict:
@@ -96,20 +101,27 @@ def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str |
                                  packages=required_packages(job))
     if stage == REPLAY:
         return C.ReplayConfig(**common, sources={s: job.status.stages[s].outputs.uri for s in offline_stages(job.status)})
+    expert = C.ExpertSource(**settings_of(spec.environment.expert, K.ExpertSettings))
+    if stage == "warmup":
+        return C.WarmupConfig(**common, **settings_of(st.warmup, K.WarmupSettings), model=spec.model.uri,
+                              env=_env(job), expert=expert, heldout_fraction=st.collect.heldout_fraction,
+                              checkpoints=checkpoints(job, stage), history=spec.environment.history)
     if stage == "collect":
+        if warmup_uri(job) and not expert.uri:  # the episodes the warm-up had the expert play: played once
+            expert = expert.model_copy(update={"uri": join(warmup_uri(job), "expert.jsonl")})
         return C.CollectConfig(
-            **common, **settings_of(st.collect, K.CollectSettings), model=spec.model.uri, env=_env(job),
-            expert=C.ExpertSource(**settings_of(spec.environment.expert, K.ExpertSettings)),
+            **common, **settings_of(st.collect, K.CollectSettings), model=initial_policy_uri(job), env=_env(job),
+            expert=expert,
             shard=C.Shard(index=shard, count=st.collect.shards),
         )
     if stage == "judge":
         return C.JudgeConfig(**common, **(settings_of(st.judge, K.JudgeSettings) | rollout(st.judge)),
-                             model=spec.model.uri,
+                             model=initial_policy_uri(job),
                              pairs=pairs_uri(job), checkpoints=checkpoints(job, stage),
                              history=spec.environment.history)
     if stage == "policy":
         judge = job.status.stages["judge"]
-        model = judge.outputs.uri if judge.phase in HAS_OUTPUTS else spec.model.uri
+        model = judge.outputs.uri if judge.phase in HAS_OUTPUTS else initial_policy_uri(job)
         return C.PolicyConfig(**common, **(settings_of(st.policy, K.PolicySettings) | rollout(st.policy)),
                               model=model,
                               expert=expert_uri(job), checkpoints=checkpoints(job, stage),

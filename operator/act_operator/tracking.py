@@ -115,6 +115,9 @@ def lineage_tags(job: ACTJob) -> dict:
     }
     if stages["policy"].outputs.digest:
         tags["act.model_digest"] = stages["policy"].outputs.digest
+    warmup = stages.get("warmup")  # pi0, made from the base model (absent in statuses from before warmup)
+    if warmup and warmup.phase == "Succeeded":
+        tags["act.initial_policy"] = warmup.outputs.uri
     return tags
 
 

@@ -32,7 +32,7 @@ def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_pa
     proc = actjob("run", str(job_file), "--workdir", str(tmp_path / "work"), cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
-    for stage in ("collect", "judge", "policy", "eval"):
+    for stage in ("warmup", "collect", "judge", "policy", "eval"):
         assert f"✓ {stage}" in out
     assert "Succeeded" in out and "registered model: act-quickstart/" in out
 
@@ -40,11 +40,19 @@ def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_pa
     status = state["status"]
     assert status["phase"] == "Succeeded"
     assert status["stages"]["preflight"]["phase"] == "Succeeded"  # a check: it writes no artifacts
-    for name in ("collect", "judge", "policy", "eval"):
+    for name in ("warmup", "collect", "judge", "policy", "eval"):
         st = status["stages"][name]
         assert st["phase"] == "Succeeded", name
         assert st["outputs"]["uri"].startswith(s3_root) and store.exists(f"{st['outputs']['uri']}/{MANIFEST}")
     assert status["modelUri"] == status["stages"]["policy"]["outputs"]["uri"]
+    # the quickstart's warm-up makes pi0 answer in the format: a random model's rates are exactly 1
+    warmup, judge_m, eval_m = (status["stages"][s]["metrics"] for s in ("warmup", "judge", "eval"))
+    assert warmup["loss_last"] < warmup["loss_first"] and judge_m["malformed_rate_first"] < 1
+    assert eval_m["judge_malformed_rate"] < 1 and eval_m["dev/action_malformed_rate"] < 1, eval_m
+    run_dir = tmp_path / "work" / "runs" / "quickstart"
+    pi0 = status["stages"]["warmup"]["outputs"]["uri"]
+    for stage in ("collect", "judge"):  # pi0 is what collect samples from and judge starts from
+        assert json.loads((run_dir / f"quickstart-{stage}-1.json").read_text())["model"] == pi0
 
     client = MlflowClient(mlflow_server)
     parent = client.get_run(status["mlflow"]["runId"])
@@ -52,7 +60,7 @@ def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_pa
     assert parent.data.params["model.uri"] == "tiny://qwen3-tiny"
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert sorted(c.data.tags["act.stage"] for c in children) == ["collect", "eval", "judge", "policy"]
+    assert sorted(c.data.tags["act.stage"] for c in children) == ["collect", "eval", "judge", "policy", "warmup"]
     judge = next(c for c in children if c.data.tags["act.stage"] == "judge")
     assert [d.dataset.name for d in judge.inputs.dataset_inputs] == ["contrast_pairs"]
     assert "reward" in judge.data.metrics or "reward_last" in judge.data.metrics
@@ -72,7 +80,7 @@ def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_pa
     mv = client.get_model_version(name, version)
     assert mv.source == status["modelUri"] and mv.run_id == parent.info.run_id
     tags = mv.tags
-    assert tags["act.base_model"] == "tiny://qwen3-tiny"
+    assert tags["act.base_model"] == "tiny://qwen3-tiny" and tags["act.initial_policy"] == pi0
     assert tags["act.judge_checkpoint"] == status["stages"]["judge"]["outputs"]["uri"]
     assert tags["act.contrast_pairs_digest"] == status["stages"]["collect"]["outputs"]["digest"]
     assert tags["act.actjob"] == "quickstart" and tags["act.actjob.uid"] == state["uid"]
@@ -99,7 +107,8 @@ def test_permanent_stage_failure_is_tried_once(tmp_path):
     before it plays, and no retry can fix) fails the ACTJob at its first attempt with the stage's
     message, whatever maxRetries says."""
     job_file = quickstart(tmp_path, **{"storage.root": f"file://{tmp_path}/storage",
-                                       "environment.expert.maxLength": 1, "stages.collect.maxRetries": 3})
+                                       "environment.expert.maxLength": 1, "stages.collect.maxRetries": 3,
+                                       "stages.warmup.enabled": False})
     proc = actjob("run", str(job_file), "--workdir", str(tmp_path / "work"), cwd=tmp_path, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-6000:]
@@ -134,6 +143,7 @@ def collected_pairs(tmp_path: Path, shards: int) -> tuple[list[str], dict]:
     tmp_path.mkdir()
     job_file = quickstart(tmp_path, **{"storage.root": f"file://{tmp_path}/storage",
                                        "stages.collect.shards": shards, "stages.collect.batchSize": 4,
+                                       "stages.warmup.enabled": False,
                                        "stages.judge.enabled": False, "stages.policy.method": "none",
                                        "stages.eval.enabled": False})
     proc = actjob("run", str(job_file), "--workdir", str(tmp_path / "work"), cwd=tmp_path, timeout=900)

@@ -200,6 +200,39 @@ def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
     assert "act-happy/" in proc.stderr
 
 
+def test_warmup_runs_before_collect_and_its_model_is_pi0(cluster, operator, mlflow_server):
+    """stages.warmup: its Job first; collect samples from its model and the episodes it wrote, the
+    judge starts from its model, and the registered model names it as the initial policy."""
+    c = cluster
+    spec = {**SPEC, "stages": {**SPEC["stages"], "warmup": {"enabled": True, "maxSteps": 60}}}
+    c.apply("warm", spec)
+    c.job("warm-warmup-1")
+    cfg = json.loads(c.core.read_namespaced_config_map("warm-warmup-1-config", c.ns).data["stage.json"])
+    assert (cfg["stage"], cfg["model"], cfg["max_steps"]) == ("warmup", "s3://bucket/models/base", 60)
+    assert not [j for j in c.jobs("warm") if j.metadata.name.startswith("warm-collect")]  # not before pi0
+    c.finish("warm-warmup-1", result=result("models/warmup"))
+    c.job("warm-collect-1")
+    cfg = json.loads(c.core.read_namespaced_config_map("warm-collect-1-config", c.ns).data["stage.json"])
+    assert cfg["model"] == "s3://bucket/act/models/warmup"
+    assert cfg["expert"]["uri"] == "s3://bucket/act/models/warmup/expert.jsonl"
+    c.finish("warm-collect-1", result=result("pairs"))
+    c.job("warm-judge-1")
+    cfg = json.loads(c.core.read_namespaced_config_map("warm-judge-1-config", c.ns).data["stage.json"])
+    assert cfg["model"] == "s3://bucket/act/models/warmup"
+    c.finish("warm-judge-1", result=result("models/judge"), pods=2)
+    c.job("warm-policy-1")
+    c.finish("warm-policy-1", result=result("models/policy"))
+    c.job("warm-eval-1")
+    c.finish("warm-eval-1", result=result("eval"))
+    status = wait_for(lambda: c.status("warm").get("registeredModel") and c.status("warm"), "registered model")
+    assert status["phase"] == "Succeeded" and status["stages"]["warmup"]["phase"] == "Succeeded"
+    from mlflow import MlflowClient
+
+    name, version = status["registeredModel"].split("/")
+    tags = MlflowClient(mlflow_server).get_model_version(name, version).tags
+    assert tags["act.initial_policy"] == "s3://bucket/act/models/warmup"
+
+
 def test_failed_stage_is_retried_then_fails_the_actjob(cluster, operator):
     c = cluster
     c.apply("flaky", SPEC)

@@ -23,6 +23,7 @@ from act_trainer.config import (
     JudgeConfig,
     PolicyConfig,
     TrackingConfig,
+    WarmupConfig,
 )
 from act_trainer.manifest import MANIFEST, read_manifest, sha256_file
 from act_trainer.models import resolve_model
@@ -85,13 +86,14 @@ def collected(s3, mlflow_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def warmed(collected, tmp_path_factory):
-    """pi0 for the GRPO tests: IL on the expert actions plus judgement prompts with random labels.
-    A random-weight model never writes a readable action or answer, so every GRPO reward would be
-    equal, every advantage zero and no weight would move; after this warm-up rewards differ."""
+    """pi0 for the GRPO tests, made by the warm-up stage: IL on the expert actions plus judgement
+    prompts with random labels. A random-weight model never writes a readable action or answer,
+    so every GRPO reward would be equal, every advantage zero and no weight would move; after
+    this warm-up rewards differ."""
     root = collected["root"]
-    cfg = PolicyConfig(**common(root, "warmup"), method="il", model=MODEL, expert=collected["cfg"].output,
-                       format_judgements=1.0, learning_rate=1e-2, max_steps=50, batch_size=8, save_steps=50,
-                       gradient_checkpointing=False)
+    cfg = WarmupConfig(**common(root, "warmup"), model=MODEL, env=ENV, expert=ExpertSource(uri=collected["cfg"].output),
+                       heldout_fraction=collected["cfg"].heldout_fraction, format_judgements=1.0,
+                       learning_rate=1e-2, max_steps=50, batch_size=8, save_steps=50, gradient_checkpointing=False)
     proc, report = run_stage(cfg, tmp_path_factory.mktemp("warmup"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return cfg.output
@@ -319,6 +321,27 @@ def test_eval_reports_the_papers_measures(collected, tmp_path):
         assert metrics[key]["n"] == n and abs(value * n - round(value * n)) < 1e-9 and 0 <= value <= 1, (key, n)
     assert report["metrics"]["dev/success_rate"] == metrics[("dev", "success_rate")]["value"]
     assert plot_names(collected["tracking"], report["mlflow_run_id"]) == ["plots/eval.png"]
+
+
+def test_the_warmup_makes_pi0_answer_in_the_format_on_held_out_pairs(collected, warmed, tmp_path):
+    """What the warm-up is for: the random base model never writes a readable judgement or action
+    (malformed rate 1); pi0 does, on pairs and states of episodes the warm-up never saw (collect's
+    held-out episodes and the dev split). Its labels were random: this is the format, not judgement."""
+    trajs = data.load_trajectories(warmed, field="expert")
+    collected_trajs = data.load_trajectories(collected["cfg"].output, field="expert")
+    assert data.digest_trajectories(trajs) == data.digest_trajectories(collected_trajs)  # every episode, for collect
+    held = data.split_episodes(trajs, collected["cfg"].heldout_fraction, collected["cfg"].seed)[1]
+    examples = read_manifest(warmed)["metrics"]["examples"]
+    assert held and examples == 2 * (sum(len(t.steps) for t in trajs) - sum(len(t.steps) for t in held))
+    rates = {}
+    for name, model in (("random", MODEL), ("pi0", warmed)):
+        cfg = EvalConfig(**common(collected["root"], f"eval-{name}"), model=model, env=ENV, splits=["dev"],
+                         episodes=0, action_states=8, judge_pairs=8, pairs=collected["cfg"].output, max_new_tokens=16)
+        proc, report = run_stage(cfg, tmp_path)  # one after the other: the same file names are fine
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        rates[name] = {k: report["metrics"][k] for k in ("judge_malformed_rate", "dev/action_malformed_rate")}
+    assert rates["random"] == {"judge_malformed_rate": 1.0, "dev/action_malformed_rate": 1.0}, rates
+    assert rates["pi0"]["judge_malformed_rate"] <= 0.5 and rates["pi0"]["dev/action_malformed_rate"] <= 0.5, rates
 
 
 def test_eval_unknown_split_is_named(collected, tmp_path):

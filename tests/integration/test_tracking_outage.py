@@ -174,6 +174,7 @@ def test_actjob_run_trains_through_an_mlflow_outage_and_completes_the_lineage_af
     uri = f"http://127.0.0.1:{port}"
     doc["spec"]["tracking"] = {"uri": uri, "experiment": "outage-e2e"}
     doc["spec"]["storage"]["root"] = s3_root  # (an http MLflow registers no local-path model source)
+    doc["spec"]["stages"]["warmup"]["enabled"] = False  # the outage starts at collect, the first stage
     job_file = tmp_path / "actjob.yaml"
     job_file.write_text(yaml.safe_dump(doc))
     cmd = [sys.executable, "-m", "act_operator.cli", "run", str(job_file), "--workdir", str(tmp_path / "work")]

@@ -26,7 +26,7 @@ def test_defaults_make_sense():
     assert (st.collect.samples, st.collect.max_alternatives) == (8, 4)
     assert (st.judge.group_size, st.judge.zero_stage, st.judge.learning_rate) == (8, 3, 1e-6)
     assert st.policy.method == "il" and st.eval.splits == ["dev"]
-    assert job.status.phase == "Pending" and set(job.status.stages) == {"preflight", "collect", "judge", "policy", "eval"}
+    assert job.status.phase == "Pending" and set(job.status.stages) == {"preflight", "warmup", "collect", "judge", "policy", "eval"}
 
 
 @pytest.mark.parametrize("spec,field", [

@@ -53,9 +53,12 @@ def run_to_end(job, outcomes=None):
     return trace
 
 
+SKIP_WARMUP = P.SkipStage("warmup", "stages.warmup.enabled is false (collect samples from model.uri)")
+
+
 def test_first_plan_starts_collect():
     job = make_job()
-    assert P.plan(job, {}, T0) == [P.StartStage("collect", 1)]
+    assert P.plan(job, {}, T0) == [SKIP_WARMUP, P.StartStage("collect", 1)]
 
 
 # --- preflight -------------------------------------------------------------------------------
@@ -78,7 +81,7 @@ def test_a_passed_preflight_hands_off_to_collect_in_the_same_plan():
     job = make_job(preflight_passed=False)
     step(job, {})
     actions = step(job, {P.PREFLIGHT: PREFLIGHT_OK})
-    assert actions == [P.CompleteStage(P.PREFLIGHT, PREFLIGHT_OK.result), P.StartStage("collect", 1)]
+    assert actions == [P.CompleteStage(P.PREFLIGHT, PREFLIGHT_OK.result), SKIP_WARMUP, P.StartStage("collect", 1)]
     st = job.status.stages[P.PREFLIGHT]
     assert st.phase == "Succeeded" and st.message == "2 checks passed" and st.metrics == {"seconds": 1.5}
     valid = next(c for c in job.status.conditions if c.type == "Valid")
@@ -124,7 +127,7 @@ def test_preflight_needs_no_manifest_but_a_stage_does():
 
 def test_an_actjob_whose_status_predates_the_preflight_goes_on_without_one():
     job = make_job(preflight_passed=False)
-    del job.status.stages[P.PREFLIGHT]
+    del job.status.stages[P.PREFLIGHT], job.status.stages["warmup"]  # neither existed then
     job.status.stages["collect"].phase = "Running"
     job.status.stages["collect"].attempts = 1
     assert P.plan(job, {}, T0) == [] and P.preflight_passed(job.status)

@@ -21,7 +21,7 @@ from act_trainer import engines
 from act_trainer.config import STAGES, ConfigError, load_stage_config
 from act_trainer.errors import EXIT_PERMANENT, exit_code
 
-MODULES = {"collect": "collect", "judge": "judge", "policy": "policy", "eval": "evaluate"}
+MODULES = {"warmup": "warmup", "collect": "collect", "judge": "judge", "policy": "policy", "eval": "evaluate"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,6 +122,14 @@ class PolicyConfig(TrainerBase, K.PolicySettings):
         return check_uri(v, allow_path=True)
 
 
+class WarmupConfig(TrainerBase, K.WarmupSettings):
+    stage: Literal["warmup"] = "warmup"
+    env: EnvironmentConfig
+    expert: ExpertSource = Field(default_factory=ExpertSource)
+    heldout_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="collect's heldoutFraction: the episodes "
+                                    "collect will hold out (the same seeded split) are left out of the warm-up.")
+
+
 class EvalConfig(StageBase, K.EvalSettings):
     stage: Literal["eval"] = "eval"
     model: str
@@ -164,7 +172,7 @@ class ReplayConfig(StageBase):
 
 
 StageConfig = Annotated[
-    CollectConfig | JudgeConfig | PolicyConfig | EvalConfig | PreflightConfig | ReplayConfig,
+    WarmupConfig | CollectConfig | JudgeConfig | PolicyConfig | EvalConfig | PreflightConfig | ReplayConfig,
     Field(discriminator="stage"),
 ]
 

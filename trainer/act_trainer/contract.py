@@ -18,7 +18,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-STAGES = ("collect", "judge", "policy", "eval")
+# warmup is optional (off by default): it makes the initial policy pi0 from the base model
+STAGES = ("warmup", "collect", "judge", "policy", "eval")
 ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
 URI_SCHEMES = ("s3://", "file://")
 # Episodes eval plays at once when parallelEpisodes is unset: each needs its own simulator
@@ -307,14 +308,24 @@ class JudgeSettings(TrainSettings):
         return self
 
 
+FORMAT_JUDGEMENTS = ("judgement prompts per expert state answered with a random label, teaching the answer "
+                     "format (not the judgement) to a model without instruction tuning.")
+
+
+class WarmupSettings(TrainSettings):
+    """warmup (optional): the initial policy pi0, made from a base model that does not answer in the
+    format yet: IL (SFT) on the expert's episodes that collect will not hold out, plus judgement
+    prompts with random labels. collect and judge then start from it."""
+
+    format_judgements: float = Field(0.5, ge=0.0, le=1.0, description=FORMAT_JUDGEMENTS)
+
+
 class PolicySettings(TrainSettings):
     """policy: IL or RL action generation, starting from the judge's checkpoint."""
 
     method: Literal["il", "rl", "none"] = Field("il", description="il: SFT on expert actions; rl: GRPO with "
                                                                   "reward = match with the expert action.")
-    format_judgements: float = Field(0.0, ge=0.0, le=1.0, description="il only: judgement prompts per expert "
-                                     "state answered with a random label, teaching the answer format (not the "
-                                     "judgement) to a model without instruction tuning, e.g. a warm-up.")
+    format_judgements: float = Field(0.0, ge=0.0, le=1.0, description="il only: " + FORMAT_JUDGEMENTS)
 
     @model_validator(mode="after")
     def _grpo_batch(self):

@@ -11,7 +11,7 @@ import logging
 import random
 
 from act_trainer import data
-from act_trainer.config import PolicyConfig
+from act_trainer.config import PolicyConfig, TrainerBase
 from act_trainer.models import resolve_model
 from act_trainer.prompts import action_prompt, judgement_prompt, normalize_action
 from act_trainer.rewards import action_reward
@@ -55,40 +55,46 @@ def format_rows(trajs: list[data.Trajectory], history: int, share: float, seed: 
 
 
 def run(cfg: PolicyConfig) -> dict:
+    with stage(cfg) as st:
+        trajs = data.load_trajectories(cfg.expert, field="expert")
+        return train(cfg, st, trajs, cfg.expert, cfg.method)
+
+
+def train(cfg: TrainerBase, st, trajs: list[data.Trajectory], source: str, method: str) -> dict:
+    """IL or RL on `trajs` (read from `source`), then publish the model: the policy stage, and
+    the warm-up (IL) before collect."""
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
-    with stage(cfg) as st:
-        model_dir = resolve_model(cfg.model)
-        trajs = data.load_trajectories(cfg.expert, field="expert")
-        rows = action_rows(trajs, cfg.history, cfg.method)
-        if cfg.method == "il" and cfg.format_judgements:
-            extra = format_rows(trajs, cfg.history, cfg.format_judgements, cfg.seed)
-            log.info("policy: %d format-only judgement examples (random labels)", len(extra))
-            rows = rows + extra
-        log.info("policy (%s): %d expert states from %d episodes, starting from %s", cfg.method, len(rows),
-                 len(trajs), cfg.model)
-        ckpt_dir = st.scratch / "checkpoints"
-        resume = training.fetch_checkpoint(cfg.checkpoints, ckpt_dir)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        callbacks = [training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run),
-                     training.ReportProgress(st.run)]
-        dataset = Dataset.from_list(rows)
-        if cfg.method == "il":
-            trainer = SFTTrainer(model=str(model_dir), processing_class=tokenizer, train_dataset=dataset,
-                                 args=SFTConfig(**training.common_args(cfg, ckpt_dir)), callbacks=callbacks)
-        else:
-            trainer = GRPOTrainer(model=str(model_dir), processing_class=tokenizer, reward_funcs=[action_reward],
-                                  train_dataset=dataset, args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
-                                  callbacks=callbacks)
-        done = training.train_and_save(trainer, st, resume)
-        if done is None:
-            return {}
-        metrics, info = done
-        metrics["examples"] = len(rows)
-        st.run.log_dataset(cfg.expert, "expert", data.digest_trajectories(trajs), "training",
-                           rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])
-        result = st.publish(metrics, extra={"method": cfg.method, "start_model": cfg.model, **info})
-        training.delete_all_checkpoints(cfg)
-        return result
+    model_dir = resolve_model(cfg.model)
+    rows = action_rows(trajs, cfg.history, method)
+    if method == "il" and cfg.format_judgements:
+        extra = format_rows(trajs, cfg.history, cfg.format_judgements, cfg.seed)
+        log.info("%s: %d format-only judgement examples (random labels)", cfg.stage, len(extra))
+        rows = rows + extra
+    log.info("%s (%s): %d examples from %d episodes, starting from %s", cfg.stage, method, len(rows),
+             len(trajs), cfg.model)
+    ckpt_dir = st.scratch / "checkpoints"
+    resume = training.fetch_checkpoint(cfg.checkpoints, ckpt_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    callbacks = [training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run),
+                 training.ReportProgress(st.run)]
+    dataset = Dataset.from_list(rows)
+    if method == "il":
+        trainer = SFTTrainer(model=str(model_dir), processing_class=tokenizer, train_dataset=dataset,
+                             args=SFTConfig(**training.common_args(cfg, ckpt_dir)), callbacks=callbacks)
+    else:
+        trainer = GRPOTrainer(model=str(model_dir), processing_class=tokenizer, reward_funcs=[action_reward],
+                              train_dataset=dataset, args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
+                              callbacks=callbacks)
+    done = training.train_and_save(trainer, st, resume)
+    if done is None:
+        return {}
+    metrics, info = done
+    metrics["examples"] = len(rows)
+    st.run.log_dataset(source, "expert", data.digest_trajectories(trajs), "training",
+                       rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])
+    result = st.publish(metrics, extra={"method": method, "start_model": cfg.model, **info})
+    training.delete_all_checkpoints(cfg)
+    return result
