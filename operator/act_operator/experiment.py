@@ -4,7 +4,8 @@ An ACTExperiment names arms (``il``, ``act+il``, ``rl``, ``act+rl``, ``act``, an
 initial policy's own eval) and seeds over one ACTJob template, and is carried out as ordinary
 ACTJobs, its children, wired together with ``reuse``:
 
-    <name>-pairs          collect once, shared by every arm (its eval is the ``base`` row)
+    <name>-pairs          collect once (after the warm-up, if the template has one), shared by
+                          every arm, which all start from its initial policy (its eval is ``base``)
     <name>-act-s<seed>    one judge per seed, shared by the ACT arms (its eval is ``act``)
     <name>-il-s<seed>     IL from the base model          <name>-act-il-s<seed>  IL from that seed's judge
     <name>-rl-s<seed>     RL from the base model          <name>-act-rl-s<seed>  RL from that seed's judge
@@ -165,14 +166,17 @@ class Observed:
     suspended: bool = False
     pairs: str | None = None    # status.stages.collect.outputs.uri
     judge: str | None = None    # status.stages.judge.outputs.uri
+    pi0: str | None = None      # status.stages.warmup.outputs.uri, when the template warms up
     metrics: dict[str, float] = field(default_factory=dict)  # status.stages.eval.metrics
     message: str | None = None
 
 
 def observe(job: ACTJob) -> Observed:
     st = job.status.stages
+    warmup = st.get("warmup")
     return Observed(job.status.phase, suspended=job.spec.suspend, pairs=st["collect"].outputs.uri,
-                    judge=st["judge"].outputs.uri, metrics=dict(st["eval"].metrics), message=job.status.message)
+                    judge=st["judge"].outputs.uri, pi0=warmup.outputs.uri if warmup else None,
+                    metrics=dict(st["eval"].metrics), message=job.status.message)
 
 
 def child_name(name: str, child: Child) -> str:
@@ -194,6 +198,9 @@ def child_spec(spec: ExperimentSpec, child: Child, observed: dict[str, Observed]
         return s
     s["seed"] = child.seed
     st["collect"]["reuse"] = observed["pairs"].pairs
+    if pi0 := observed["pairs"].pi0:  # the template warms up: once, in the shared child; every arm starts from pi0
+        s["model"]["uri"] = pi0
+        st.setdefault("warmup", {})["enabled"] = False
     kind = child.key.rsplit("-s", 1)[0]  # act | il | rl | act-il | act-rl
     if kind == "act":
         st["policy"]["method"] = "none"

@@ -47,6 +47,11 @@ def test_an_experiment_runs_its_arms_over_shared_stages_and_prints_table_1(mlflo
     for key in ("act-s0", "il-s0", "act-il-s0"):  # collected once ...
         assert child(key)["collect"]["phase"] == "Reused" and child(key)["collect"]["outputs"]["uri"] == pairs
     assert child("act-il-s0")["judge"]["outputs"]["uri"] == judge  # ... judged once per seed
+    pi0 = child("pairs")["warmup"]["outputs"]["uri"]  # ... warmed up once: every arm starts from pi0
+    for key in ("act-s0", "il-s0", "act-il-s0"):
+        assert child(key)["warmup"]["phase"] == "Skipped"
+        spec = json.loads((work / "runs" / f"t1-{key}" / "spec.json").read_text())
+        assert spec["model"]["uri"] == pi0
     assert child("il-s0")["judge"]["phase"] == "Skipped"
 
     client = MlflowClient(mlflow_server)

@@ -153,3 +153,14 @@ def test_names_fit():
     exp = E.ACTExperiment.model_validate({"metadata": {"name": "x" * 28},
                                           "spec": {"template": TEMPLATE, "seeds": [99], "arms": ["act+rl"]}})
     assert max(len(E.child_name(exp.metadata.name, c)) for c in E.children(exp.spec)) <= 40
+
+
+def test_a_warm_up_runs_once_in_the_shared_child_and_every_arm_starts_from_its_pi0():
+    tpl = {**TEMPLATE, "stages": {**TEMPLATE["stages"], "warmup": {"enabled": True}}}
+    sp = E.ExperimentSpec.model_validate({"template": tpl, "arms": ["il", "act+il"], "seeds": [0]})
+    (pairs,) = E.plan("t1", sp, {})
+    assert pairs.spec["stages"]["warmup"]["enabled"] is True and pairs.spec["model"]["uri"] == "tiny://qwen3-tiny"
+    observed = {"pairs": E.Observed("Succeeded", pairs="s3://b/pairs", pi0="s3://b/pi0")}
+    for a in E.plan("t1", sp, observed):
+        assert a.spec["model"]["uri"] == "s3://b/pi0" and a.spec["stages"]["warmup"]["enabled"] is False
+        parse_spec(a.spec)
