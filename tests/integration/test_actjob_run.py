@@ -136,12 +136,14 @@ def test_permanent_stage_failure_is_tried_once(tmp_path):
     assert none.returncode == 1 and "judge has not run yet" in none.stderr
 
 
-def collected_pairs(tmp_path: Path, shards: int) -> tuple[list[str], dict]:
-    """Collect only (the quickstart's collect stage), in `shards` shards: every pair as a sorted row."""
+def collected_pairs(tmp_path: Path, shards: int, expert: Path) -> tuple[list[str], dict]:
+    """Collect only (the quickstart's collect stage) from the trajectories in `expert`, in `shards`
+    shards: every pair as a sorted row."""
     from act_trainer import data
 
     tmp_path.mkdir()
     job_file = quickstart(tmp_path, **{"storage.root": f"file://{tmp_path}/storage",
+                                       "environment.expert.uri": f"file://{expert}",
                                        "stages.collect.shards": shards, "stages.collect.batchSize": 4,
                                        "stages.warmup.enabled": False,
                                        "stages.judge.enabled": False, "stages.policy.method": "none",
@@ -163,8 +165,14 @@ def collected_pairs(tmp_path: Path, shards: int) -> tuple[list[str], dict]:
 def test_sharded_collect_gives_the_same_pairs_as_one_shard(tmp_path):
     """A local run of a sharded collect runs every shard and merges them as the operator does;
     sharding changes where a state is sampled, never what it yields."""
-    one, m1 = collected_pairs(tmp_path / "one", 1)
-    three, m3 = collected_pairs(tmp_path / "three", 3)
+    # one expert file for both runs: ScienceWorld lists same-named objects in a different order on
+    # each load, so shards that each played the expert would see other prompts (and samples)
+    expert = tmp_path / "expert.jsonl"
+    subprocess.run([sys.executable, "-m", "act_trainer.cli", "expert", "--env", "scienceworld", "--split", "train",
+                    "--episodes", "4", "--max-length", "12", "--tasks", "find-living-thing,find-non-living-thing",
+                    "--out", str(expert)], check=True, capture_output=True, timeout=600)
+    one, m1 = collected_pairs(tmp_path / "one", 1, expert)
+    three, m3 = collected_pairs(tmp_path / "three", 3, expert)
     assert one and three == one
     for key in ("episodes", "states", "sampled", "kept", "pairs_train", "pairs_heldout", "removed_duplicate"):
         assert m3[key] == m1[key], key

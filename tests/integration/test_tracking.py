@@ -37,6 +37,8 @@ def config_keys(model: BaseModel, prefix: str = "") -> set[str]:
 def stage_config(stage: str, root: str, tracking: dict, **extra):
     """A real config of `stage` with its required fields (the rest default)."""
     required = {
+        "warmup": {"model": "tiny://qwen3-tiny", "env": {"name": "scienceworld", "tasks": ["boil"]},
+                   "checkpoints": f"{root}/ckpt"},
         "collect": {"model": "tiny://qwen3-tiny", "env": {"name": "scienceworld", "tasks": ["boil"]}},
         "judge": {"model": "tiny://qwen3-tiny", "pairs": f"{root}/pairs", "checkpoints": f"{root}/ckpt"},
         "policy": {"model": f"{root}/models/judge", "method": "il", "expert": f"{root}/pairs/expert.jsonl"},
