@@ -65,3 +65,10 @@ def apply_crd(api_client, crd: dict, timeout: float = 30.0) -> None:
             raise TimeoutError(f"CRD {name} not Established after {timeout}s: "
                                f"{[(c.type, c.status, c.message) for c in conditions]}")
         time.sleep(0.1)
+
+
+def run_operator(namespace: str):
+    """The operator's handlers under kopf's test runner, watching one namespace."""
+    from kopf.testing import KopfRunner
+
+    return KopfRunner(["run", "--namespace", namespace, "--standalone", "-m", "act_operator.handlers"])

@@ -117,14 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     from act_operator.local import LocalExecutor
     from act_operator.preflight import local_problems
 
-    problems = local_problems(job)
-    if problems:
-        console.print(f"[red]{args.file}: cannot run on this machine ({len(problems)} problem(s)); no stage started:[/]")
-        for p in problems:
-            console.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
+    if _cannot_run(args.file, local_problems(job), console):
         return 2
     result = LocalExecutor(job, Path(args.workdir), console, fresh=args.fresh).run()
     return 0 if result.status.phase == "Succeeded" else 1
+
+
+def _cannot_run(path: str, problems: list[str], console: Console) -> bool:
+    """Print what keeps a file from running on this machine (nothing has started); True if anything does."""
+    if problems:
+        console.print(f"[red]{path}: cannot run on this machine ({len(problems)} problem(s)); no stage started:[/]")
+        for p in problems:
+            console.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
+    return bool(problems)
 
 
 def _experiment(args, exp, console: Console) -> int:
@@ -144,11 +149,8 @@ def _experiment(args, exp, console: Console) -> int:
     from act_operator.preflight import local_problems
 
     template = E.child_spec(exp.spec, E.children(exp.spec)[0], {})
-    problems = local_problems(parse_actjob({"metadata": {"name": exp.metadata.name}, "spec": template}))
-    if problems:
-        console.print(f"[red]{args.file}: cannot run on this machine ({len(problems)} problem(s)); nothing started:[/]")
-        for p in problems:
-            console.print(f"  - {p}", highlight=False, markup=False, soft_wrap=True)
+    if _cannot_run(args.file, local_problems(parse_actjob({"metadata": {"name": exp.metadata.name},
+                                                            "spec": template})), console):
         return 2
     st = LocalExperiment(exp, Path(args.workdir), console, fresh=args.fresh).run()
     return 0 if st.phase == "Succeeded" else 1

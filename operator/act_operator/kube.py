@@ -69,16 +69,34 @@ def _ignore_exists(fn, *args, **kwargs) -> bool:
         raise
 
 
-# --- ACTJobs ---------------------------------------------------------------------------------
-
-def read_actjob(namespace: str, name: str) -> dict | None:
-    core, batch, custom = _apis()
+def _none_if_missing(fn, *args):
+    """What a read returns, or None when the object does not exist."""
     try:
-        return custom.get_namespaced_custom_object(A.GROUP, A.VERSION, namespace, A.PLURAL, name)
+        return fn(*args)
     except ApiException as e:
         if e.status == 404:
             return None
         raise
+
+
+def _patch_status(fn, group: str, version: str, namespace: str, plural: str, name: str, status: dict,
+                  resource_version: str) -> dict:
+    """A status written with the resourceVersion it was computed from: a conflict means somebody
+    else moved first (the caller re-reads and re-plans)."""
+    body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+    try:
+        return fn(group, version, namespace, plural, name, body)
+    except ApiException as e:
+        if e.status == 409:
+            raise Conflict(f"{namespace}/{name} changed while it was reconciled") from None
+        raise
+
+
+# --- ACTJobs ---------------------------------------------------------------------------------
+
+def read_actjob(namespace: str, name: str) -> dict | None:
+    core, batch, custom = _apis()
+    return _none_if_missing(custom.get_namespaced_custom_object, A.GROUP, A.VERSION, namespace, A.PLURAL, name)
 
 
 def create_actjob(namespace: str, body: dict) -> dict:
@@ -108,36 +126,21 @@ def delete_actjob(namespace: str, name: str) -> bool:
 
 def patch_status(namespace: str, name: str, status: dict, resource_version: str) -> dict:
     core, batch, custom = _apis()
-    body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-    try:
-        return custom.patch_namespaced_custom_object_status(A.GROUP, A.VERSION, namespace, A.PLURAL, name, body)
-    except ApiException as e:
-        if e.status == 409:
-            raise Conflict(f"{namespace}/{name} changed while it was reconciled") from None
-        raise
+    return _patch_status(custom.patch_namespaced_custom_object_status, A.GROUP, A.VERSION, namespace, A.PLURAL,
+                         name, status, resource_version)
 
 
 # --- ACTExperiments and their child ACTJobs ----------------------------------------------------
 
 def read_experiment(namespace: str, name: str) -> dict | None:
     core, batch, custom = _apis()
-    try:
-        return custom.get_namespaced_custom_object(A.GROUP, A.VERSION, namespace, E.PLURAL, name)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
+    return _none_if_missing(custom.get_namespaced_custom_object, A.GROUP, A.VERSION, namespace, E.PLURAL, name)
 
 
 def patch_experiment_status(namespace: str, name: str, status: dict, resource_version: str) -> None:
     core, batch, custom = _apis()
-    body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-    try:
-        custom.patch_namespaced_custom_object_status(A.GROUP, A.VERSION, namespace, E.PLURAL, name, body)
-    except ApiException as e:
-        if e.status == 409:
-            raise Conflict(f"{namespace}/{name} changed while it was reconciled") from None
-        raise
+    _patch_status(custom.patch_namespaced_custom_object_status, A.GROUP, A.VERSION, namespace, E.PLURAL, name,
+                  status, resource_version)
 
 
 def experiment_children(namespace: str, experiment: str) -> list[dict]:
@@ -228,12 +231,9 @@ def observe(namespace: str, job_name: str | None) -> Observed:
     if not job_name:
         return Observed("missing")
     core, batch, custom = _apis()
-    try:
-        job = batch.read_namespaced_job(job_name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return Observed("missing")
-        raise
+    job = _none_if_missing(batch.read_namespaced_job, job_name, namespace)
+    if job is None:
+        return Observed("missing")
     conditions = {c.type: c for c in (job.status.conditions or []) if c.status == "True"} if job.status else {}
     if "Failed" in conditions:
         results = _results(namespace, job_name)
@@ -278,12 +278,9 @@ def stalls(namespace: str, job_name: str | None, *, queued: bool) -> list[tuple[
     if not job_name:
         return []
     core, batch, custom = _apis()
-    try:
-        job = batch.read_namespaced_job(job_name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return []
-        raise
+    job = _none_if_missing(batch.read_namespaced_job, job_name, namespace)
+    if job is None:
+        return []
     if job.spec.suspend:
         if not queued:
             return []  # suspended by spec.suspend: the ACTJob says so itself

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from kubernetes import client
-from test_operator import PREFLIGHT_OK, Cluster, result, run_operator, wait_for
+from test_operator import PREFLIGHT_OK, Cluster, result, wait_for
 
 from act_operator import api as A
 from act_operator import experiment as E
@@ -31,15 +31,6 @@ def cluster(kube_api):
     ns = f"ex-{uuid.uuid4().hex[:6]}"
     client.CoreV1Api().create_namespace({"metadata": {"name": ns}})
     return Cluster(ns)
-
-
-@pytest.fixture
-def operator(cluster, mlflow_server, monkeypatch):
-    monkeypatch.setenv("ACT_PORT", "0")
-    monkeypatch.setenv("ACT_MLFLOW_TRACKING_URI", mlflow_server)
-    with run_operator(cluster.ns) as runner:
-        yield runner
-    assert runner.exception is None, runner.exception
 
 
 def apply_experiment(c: Cluster, name: str, **spec) -> dict:

@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+from kube import run_operator
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -116,21 +117,6 @@ def cluster(kube_api):
     ns = f"op-{uuid.uuid4().hex[:6]}"
     client.CoreV1Api().create_namespace({"metadata": {"name": ns}})
     return Cluster(ns)
-
-
-def run_operator(namespace: str):
-    from kopf.testing import KopfRunner
-
-    return KopfRunner(["run", "--namespace", namespace, "--standalone", "-m", "act_operator.handlers"])
-
-
-@pytest.fixture
-def operator(cluster, mlflow_server, monkeypatch):
-    monkeypatch.setenv("ACT_PORT", "0")
-    monkeypatch.setenv("ACT_MLFLOW_TRACKING_URI", mlflow_server)
-    with run_operator(cluster.ns) as runner:
-        yield runner
-    assert runner.exception is None, runner.exception
 
 
 def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
