@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
         out = Console(width=None if sys.stdout.isatty() else 200)
         metrics = [m for m in args.metrics.split(",") if m] or None
-        experiments = [e for r in args.runs if (e := load_experiment_state(Path(r)))]
-        for name, spec, status in experiments:  # an experiment's run directory: its Table 1
+        states = {r: load_experiment_state(Path(r)) for r in args.runs}
+        for name, spec, status in filter(None, states.values()):  # an experiment's run directory: its Table 1
             out.print(arms_table(name, spec, status, metrics))
-        runs = [load_run(Path(r)) for r in args.runs if not load_experiment_state(Path(r))]
+        runs = [load_run(Path(r)) for r, state in states.items() if state is None]
         if runs:
             out.print(table(runs, metrics))
             if args.plot:

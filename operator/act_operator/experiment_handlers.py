@@ -66,8 +66,7 @@ def _reconcile_once(namespace: str, name: str) -> None:
     status = E.status(name, exp.spec, observed, run_id)
     if status.phase in ("Succeeded", "Failed") and uri and run_id:
         try:
-            tracking.finish_experiment(uri, run_id, status.phase, {
-                r.arm: {"label": r.label, "seeds": r.seeds, "mean": r.mean, "std": r.std} for r in status.arms})
+            tracking.finish_experiment(uri, run_id, status)
         except Exception as e:  # noqa: BLE001 - the table is in the status either way
             log.warning("MLflow: the experiment's run %s was not closed: %s", run_id, e)
     after = status.model_dump(mode="json", by_alias=True)
@@ -82,11 +81,7 @@ def _start_run(exp: E.ACTExperiment, uri: str | None) -> str | None:
     if not uri:
         return None
     try:
-        return tracking.start_experiment(uri, exp.metadata.name, exp.metadata.uid or exp.metadata.name,
-                                         exp.spec.template.tracking.experiment,
-                                         {"act.arms": ",".join(exp.spec.arms),
-                                          "act.seeds": ",".join(map(str, exp.spec.seeds)),
-                                          "act.environment": exp.spec.template.environment.name})
+        return tracking.start_experiment(uri, exp)
     except Exception as e:  # noqa: BLE001 - an outage holds no arm back; the children report it too
         log.warning("MLflow at %s does not answer (%s): the children run without the experiment's run", uri, e)
         return None

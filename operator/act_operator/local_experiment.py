@@ -48,7 +48,7 @@ class LocalExperiment:
         self._save(st)
         if run_id:
             try:
-                tracking.finish_experiment(self.tracking_uri, run_id, st.phase, table_dict(st))
+                tracking.finish_experiment(self.tracking_uri, run_id, st)
             except Exception as e:  # noqa: BLE001 - the table is in experiment.json either way
                 self.console.print(f"[yellow]MLflow: the experiment's run was not closed ({e})[/]")
         self.console.print(arms_table(name, exp.spec, st))
@@ -61,11 +61,7 @@ class LocalExperiment:
     def _start_run(self) -> str | None:
         exp = self.exp
         try:
-            return tracking.start_experiment(
-                self.tracking_uri, exp.metadata.name, exp.metadata.uid or f"local-{exp.metadata.name}",
-                exp.spec.template.tracking.experiment,
-                {"act.arms": ",".join(exp.spec.arms), "act.seeds": ",".join(map(str, exp.spec.seeds)),
-                 "act.environment": exp.spec.template.environment.name})
+            return tracking.start_experiment(self.tracking_uri, exp)
         except Exception as e:  # noqa: BLE001 - an outage holds no arm back; each child says so too
             self.console.print(f"[yellow]MLflow at {self.tracking_uri} does not answer ({e}); the children run "
                                "without the experiment's run[/]")
@@ -77,10 +73,6 @@ class LocalExperiment:
         tmp = self.dir / "experiment.json.tmp"
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.dir / "experiment.json")
-
-
-def table_dict(st: E.ExperimentStatus) -> dict:
-    return {r.arm: {"label": r.label, "seeds": r.seeds, "mean": r.mean, "std": r.std} for r in st.arms}
 
 
 def arms_table(name: str, spec: E.ExperimentSpec, st: E.ExperimentStatus, metrics: list[str] | None = None):

@@ -165,26 +165,35 @@ def register_model(uri: str, job: ACTJob) -> str:
     return f"{name}/{version.version}"
 
 
-def start_experiment(uri: str, name: str, uid: str, experiment: str, tags: dict) -> str:
-    """An ACTExperiment's run, the parent of its children's runs; found by uid when it exists."""
+def start_experiment(uri: str, exp) -> str:
+    """An ACTExperiment's run, the parent of its children's runs; found by uid when it exists (a
+    local experiment has no uid: its name stands in)."""
+    name, uid = exp.metadata.name, exp.metadata.uid or f"local-{exp.metadata.name}"
     client = _client(uri)
-    experiment_id = ensure_experiment(client, experiment)
+    experiment_id = ensure_experiment(client, exp.spec.template.tracking.experiment)
     found = client.search_runs([experiment_id], filter_string=f"tags.`act.experiment.uid` = '{uid}'", max_results=1)
     if found:
         return found[0].info.run_id
-    run = client.create_run(experiment_id, run_name=name,
-                            tags={"act.experiment": name, "act.experiment.uid": uid, **tags})
+    run = client.create_run(experiment_id, run_name=name, tags={
+        "act.experiment": name, "act.experiment.uid": uid, "act.arms": ",".join(exp.spec.arms),
+        "act.seeds": ",".join(map(str, exp.spec.seeds)), "act.environment": exp.spec.template.environment.name})
     return run.info.run_id
 
 
-def finish_experiment(uri: str, run_id: str, outcome: str, table: dict) -> None:
+def experiment_table(status) -> dict:
+    """An ACTExperiment status's table by arm: label, seeds, mean and std of every metric."""
+    return {r.arm: {"label": r.label, "seeds": r.seeds, "mean": r.mean, "std": r.std} for r in status.arms}
+
+
+def finish_experiment(uri: str, run_id: str, status) -> None:
     """Close an experiment's run with its table: per arm, each metric's mean over seeds as a metric
     (`<arm>.<metric>`) and the whole table (means, stds, seeds) as table.json."""
     client = _client(uri)
     if client.get_run(run_id).info.status != "RUNNING":
         return
+    table = experiment_table(status)
     client.log_dict(run_id, table, "table.json")
     for arm, row in table.items():
         for metric, value in row["mean"].items():
             client.log_metric(run_id, f"{arm.replace('+', '_')}.{metric}", value)
-    client.set_terminated(run_id, status=RUN_STATUS.get(outcome, "FINISHED"))
+    client.set_terminated(run_id, status=RUN_STATUS.get(status.phase, "FINISHED"))
