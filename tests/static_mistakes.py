@@ -39,6 +39,12 @@ CASES = [
      ["stages.eval.splits", "unknown ALFWorld split", "valid_unseen"]),
     ("too many tasks", {"environment": {"name": SW, "tasks": ["boil"] * 65}},
      ["environment.tasks", "65"]),
+    # Early Experience judges learn from recorded outcomes, which only replaying environments give
+    ("world-model judge without recorded outcomes", {"stages": {"judge": {"method": "iwm"}}},
+     ["stages.judge.method", "stages.collect.recordOutcomes: true"]),
+    ("recorded outcomes on webshop", {"environment": {"name": "webshop", "url": "http://shop:3000"},
+                                      "stages": {"collect": {"recordOutcomes": True}}},
+     ["stages.collect.recordOutcomes", "WebShop cannot restore expert states", "off for it"]),
     # secrets stay out of specs
     ("S3 secret key in pod env", {"pod": {"env": {"AWS_SECRET_ACCESS_KEY": "abc", "NCCL_DEBUG": "INFO"}}},
      ["spec.pod.env", "must not carry credentials", "spec.storage.s3.credentialsSecret"]),
@@ -67,6 +73,11 @@ VALID = [
                                                         "stages": {"eval": {"enabled": False}}}),
     ("textworld-express tasks naming its game", {"environment": {"name": TWX, "game": "coin", "tasks": ["coin"]}}),
     ("textworld-express default game", {"environment": {"name": TWX, "tasks": ["twc"]}}),
+    ("self-reflection judge: outcomes recorded, no GRPO batch rule", {
+        "environment": {"name": TWX}, "stages": {"collect": {"recordOutcomes": True},
+                                                 "judge": {"method": "sr", "batchSize": 3}}}),
+    ("world-model judge on reused pairs", {"stages": {"collect": {"enabled": False, "reuse": "s3://b/pairs"},
+                                                      "judge": {"method": "iwm"}}}),
     ("absolute file:// root, harmless pod env", {"storage": {"root": "file:///data/act"},
                                                  "pod": {"env": {"NCCL_SOCKET_IFNAME": "eth0"}}}),
 ]

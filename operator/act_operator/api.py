@@ -148,7 +148,8 @@ class CollectStage(StageCommon, K.CollectSettings):
 
 
 class JudgeStage(StageCommon, K.JudgeSettings):
-    """judge (the ACT stage): GRPO on choosing the better of two actions."""
+    """judge (the ACT stage): GRPO on choosing the better of two actions (or an Early Experience
+    baseline in its place: method iwm or sr)."""
 
     enabled: bool = Field(True, description="Run the ACT (judge) stage; false gives the IL/RL baseline.")
     reuse: str | None = Field(None, description="Use a judge model trained by another run (its URI).")
@@ -255,6 +256,16 @@ class ACTJobSpec(Model):
                              "environment.expert.uri")
         if not any([st.warmup.enabled, st.collect.enabled, st.judge.enabled, st.policy.method != "none", st.eval.enabled]):
             raise ValueError("stages: every stage is disabled; nothing to do")
+        env = K.ENV_FACTS[self.environment.name]
+        collects = st.collect.enabled and not st.collect.reuse
+        if collects and st.collect.branches and not env.branching:
+            field = "verifyAlternatives" if st.collect.verify_alternatives else "recordOutcomes"
+            raise ValueError(f"stages.collect.{field}: {env.label} cannot restore expert states by replay; "
+                             f"turn {field} off for it")
+        if st.judge.enabled and not st.judge.reuse and st.judge.method in K.EARLY_EXPERIENCE \
+                and collects and not st.collect.branches:
+            raise ValueError(f"stages.judge.method '{st.judge.method}' learns from what followed each "
+                             "alternative: set stages.collect.recordOutcomes: true")
         if st.eval.enabled:
             found = K.env_problems(self.environment.name, [], None, {"stages.eval.splits": st.eval.splits})
             if found:

@@ -115,6 +115,17 @@ def _eval_split_rules() -> list[dict]:
              "fieldPath": ".stages.eval.splits"} for name, f in ENV_FACTS.items()]
 
 
+def _branching_rules() -> list[dict]:
+    """Collect takes alternatives in the environment only where it replays (ACTJobSpec._cross_field)."""
+    return [{"rule": f"!self.stages.collect.enabled || has(self.stages.collect.reuse) || "
+                     f"self.environment.name != '{name}' || !self.stages.collect.{field}",
+             "message": f"stages.collect.{field}: {f.label} cannot restore expert states by replay; "
+                        f"turn {field} off for it",
+             "fieldPath": f".stages.collect.{field}"}
+            for name, f in ENV_FACTS.items() if not f.branching
+            for field in ("verifyAlternatives", "recordOutcomes")]
+
+
 _SECRET_ENV_RULE = {"rule": f"!self.exists(k, k in {_cel_list(SECRET_ENV_NAMES)})",
                     "message": f"{SECRET_ENV_MESSAGE} (refused names: {', '.join(SECRET_ENV_NAMES)})"}
 
@@ -134,7 +145,7 @@ MODEL_EXTRA: dict[type[BaseModel], dict] = {
         "message": "maxAlternatives cannot exceed samples; raise samples or lower maxAlternatives",
         "fieldPath": ".maxAlternatives",
     }]},
-    JudgeStage: {"x-kubernetes-validations": [_grpo_batch("")]},
+    JudgeStage: {"x-kubernetes-validations": [_grpo_batch("self.method != 'act' || ")]},
     RolloutSettings: {"x-kubernetes-validations": [
         {"rule": "self.mode != 'server' || self.serverGpus >= 1",
          "message": "rollout.mode 'server' needs a GPU for the vLLM server: set rollout.serverGpus >= 1, "
@@ -158,7 +169,13 @@ MODEL_EXTRA: dict[type[BaseModel], dict] = {
                  "self.stages.policy.method != 'none' || self.stages.eval.enabled",
          "message": "stages: every stage is disabled; nothing to do",
          "fieldPath": ".stages"},
-    ] + _eval_split_rules()},
+        {"rule": "!self.stages.judge.enabled || has(self.stages.judge.reuse) || self.stages.judge.method == 'act' "
+                 "|| !self.stages.collect.enabled || has(self.stages.collect.reuse) || self.stages.collect.recordOutcomes "
+                 "|| self.stages.collect.verifyAlternatives",
+         "message": "stages.judge.method iwm and sr learn from what followed each alternative: set "
+                    "stages.collect.recordOutcomes: true",
+         "fieldPath": ".stages.judge.method"},
+    ] + _eval_split_rules() + _branching_rules()},
     EnvironmentSpec: {"x-kubernetes-validations": _env_rules()},
 }
 
@@ -352,11 +369,21 @@ def experiment_crd() -> dict:
         {"rule": "!has(self.template.stages) || !has(self.template.stages.collect) || "
                  "self.template.stages.collect.enabled || has(self.template.stages.collect.reuse)",
          "message": "template.stages.collect: the arms share one collect (or stages.collect.reuse); do not disable it",
-         "fieldPath": ".template.stages.collect"}])
+         "fieldPath": ".template.stages.collect"},
+        {"rule": "!has(self.template.stages) || !has(self.template.stages.judge) || "
+                 "self.template.stages.judge.method == 'act'",
+         "message": "template.stages.judge.method: the arms choose the judge stage's method (act arms: act; iwm+il, "
+                    "sr+il: iwm, sr); leave it unset",
+         "fieldPath": ".template.stages.judge.method"},
+    ] + [{"rule": f"self.template.environment.name != '{name}' || !self.arms.exists(a, a in "
+                  f"{_cel_list(E.EARLY_EXPERIENCE)})",
+          "message": f"arms: iwm+il and sr+il learn from what followed each alternative, and {f.label} cannot "
+                     "restore expert states by replay; drop them",
+          "fieldPath": ".arms"} for name, f in ENV_FACTS.items() if not f.branching])
     spec["description"] = "Arms and seeds of the ACT comparison (the paper's Table 1) over one ACTJob template."
     return _crd(E.ACTExperiment, E.KIND, E.PLURAL, "actx", spec, E.ExperimentStatus,
-                "ACTExperiment runs arms (IL, IL w/ ACT, RL, RL w/ ACT, ACT only) and seeds as ACTJobs that share "
-                "one collect and one judge per seed.", [
+                "ACTExperiment runs arms (IL, IL w/ ACT, RL, RL w/ ACT, ACT only, the Early Experience baselines) "
+                "and seeds as ACTJobs that share one collect and one judge per seed.", [
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                     {"name": "Best", "type": "string", "jsonPath": ".status.bestArm",
                      "description": "The arm with the highest mean of spec.metric."},

@@ -1,14 +1,17 @@
 """ACTExperiment: the paper's Table 1 as one resource, arms x seeds over shared stages.
 
-An ACTExperiment names arms (``il``, ``act+il``, ``rl``, ``act+rl``, ``act``, and ``base``: the
-initial policy's own eval) and seeds over one ACTJob template, and is carried out as ordinary
-ACTJobs, its children, wired together with ``reuse``:
+An ACTExperiment names arms (``il``, ``act+il``, ``rl``, ``act+rl``, ``act``; the Early Experience
+baselines ``iwm+il`` and ``sr+il``; and ``base``: the initial policy's own eval) and seeds over one
+ACTJob template, and is carried out as ordinary ACTJobs, its children, wired together with ``reuse``:
 
     <name>-pairs          collect once (after the warm-up, if the template has one), shared by
                           every arm, which all start from its initial policy (its eval is ``base``)
     <name>-act-s<seed>    one judge per seed, shared by the ACT arms (its eval is ``act``)
     <name>-il-s<seed>     IL from the base model          <name>-act-il-s<seed>  IL from that seed's judge
     <name>-rl-s<seed>     RL from the base model          <name>-act-rl-s<seed>  RL from that seed's judge
+    <name>-iwm-il-s<seed> implicit world modelling, then IL   <name>-sr-il-s<seed>  self-reflection, then IL
+                          (Early Experience: the judge stage with method iwm / sr, on the same pairs,
+                          which then record what followed each action: stages.collect.recordOutcomes)
 
 Why children and not a bigger ACTJob: every arm stays an ordinary ACTJob (its status, events,
 logs, MLflow lineage and registered model are the ones users already know), the ACTJob planner
@@ -29,14 +32,16 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from act_operator.api import DNS_LABEL_PATTERN, ACTJob, ACTJobSpec, Model, ObjectMeta, SpecError, problems
+from act_trainer import contract as K
 
 KIND = "ACTExperiment"
 PLURAL = "actexperiments"
-ARMS = ("base", "act", "il", "act+il", "rl", "act+rl")
-Arm = Literal["base", "act", "il", "act+il", "rl", "act+rl"]
+ARMS = ("base", "act", "il", "act+il", "rl", "act+rl", "iwm+il", "sr+il")
+Arm = Literal["base", "act", "il", "act+il", "rl", "act+rl", "iwm+il", "sr+il"]
+EARLY_EXPERIENCE = {f"{m}+il": m for m in K.EARLY_EXPERIENCE}  # arm -> the judge stage's method
 LABELS = {"base": "pi0 (before ACT)", "act": "ACT only", "il": "IL", "act+il": "IL w/ ACT", "rl": "RL",
-          "act+rl": "RL w/ ACT"}  # the paper's row names (report.PAPER)
-MAX_NAME = 28  # + "-act-rl-s99" stays within an ACTJob name's 40 characters
+          "act+rl": "RL w/ ACT", "iwm+il": "IL w/ IWM", "sr+il": "IL w/ SR"}  # the paper's row names (report.PAPER)
+MAX_NAME = 28  # + "-act-rl-s99" / "-iwm-il-s99" stays within an ACTJob name's 40 characters
 MAX_SEEDS = 10
 LABEL = "act-operator.io/experiment"
 
@@ -48,7 +53,8 @@ class ExperimentSpec(Model):
                                              "tracking and stage settings. Which stages run is the arm's.")
     arms: list[Arm] = Field(default_factory=lambda: ["il", "act+il", "rl", "act+rl", "act"], min_length=1,
                             max_length=len(ARMS), description="Rows of the table: il, act+il, rl, act+rl, act "
-                            "(the judge alone) and base (the initial policy's eval).")
+                            "(the judge alone), the Early Experience baselines iwm+il and sr+il (implicit world "
+                            "modelling or self-reflection, then IL), and base (the initial policy's eval).")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS,
                              description="One judge and one policy per arm for each seed; rows are mean ± std.")
     metric: str | None = Field(None, description="Eval metric that picks the best arm, e.g. valid_seen/success_rate "
@@ -77,6 +83,18 @@ class ExperimentSpec(Model):
                              "do not disable it")
         if not st.eval.enabled:
             raise ValueError("template.stages.eval.enabled: the table is made of each arm's eval; enable it")
+        if st.judge.method != "act":
+            raise ValueError("template.stages.judge.method: the arms choose the judge stage's method (act arms: "
+                             "act; iwm+il, sr+il: iwm, sr); leave it unset")
+        ee = [a for a in self.arms if a in EARLY_EXPERIENCE]
+        env = K.ENV_FACTS[self.template.environment.name]
+        if ee and not env.branching:
+            raise ValueError(f"arms: {', '.join(ee)} learn from what followed each alternative, and "
+                             f"{env.label} cannot restore expert states by replay; drop {', '.join(ee)}")
+        if ee and st.collect.reuse and not st.collect.enabled:
+            raise ValueError(f"arms: {', '.join(ee)} need pairs with recorded outcomes; reused pairs "
+                             "(template.stages.collect.reuse) must have been collected with recordOutcomes: true "
+                             "- enable template.stages.collect instead")
         return self
 
     def best_metric(self) -> str:
@@ -156,6 +174,9 @@ def children(spec: ExperimentSpec) -> list[Child]:
                 out.append(Child(f"{method}-s{s}", method, s, ("pairs",)))
             if f"act+{method}" in arms:
                 out.append(Child(f"act-{method}-s{s}", f"act+{method}", s, ("pairs", f"act-s{s}")))
+        for arm, method in EARLY_EXPERIENCE.items():
+            if arm in arms:
+                out.append(Child(f"{method}-il-s{s}", arm, s, ("pairs",)))
     return out
 
 
@@ -195,6 +216,8 @@ def child_spec(spec: ExperimentSpec, child: Child, observed: dict[str, Observed]
         st["judge"]["enabled"] = False
         st["policy"]["method"] = "none"
         st["eval"]["enabled"] = child.arm is not None
+        if any(a in EARLY_EXPERIENCE for a in spec.arms):  # the Early Experience arms learn from the outcomes
+            st["collect"]["recordOutcomes"] = True
         return s
     s["seed"] = child.seed
     st["collect"]["reuse"] = observed["pairs"].pairs
@@ -208,7 +231,9 @@ def child_spec(spec: ExperimentSpec, child: Child, observed: dict[str, Observed]
         return s
     method = kind.rpartition("-")[2]
     st["policy"]["method"] = method
-    if kind.startswith("act-"):
+    if child.arm in EARLY_EXPERIENCE:  # the judge stage in its Early Experience role, on the shared pairs
+        st["judge"].update(enabled=True, method=EARLY_EXPERIENCE[child.arm])
+    elif kind.startswith("act-"):
         st["judge"]["reuse"] = observed[f"act-s{child.seed}"].judge
     else:
         st["judge"]["enabled"] = False

@@ -290,11 +290,17 @@ def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None
 def _stop_vllm_server(job: A.ACTJob, stage: str) -> None:
     """A stage attempt that ended takes its vLLM server (rollout.mode: server) with it: the
     server Job is suspended, which ends its pod (the operator patches Jobs; it deletes nothing)."""
-    if getattr(job.spec.stages, stage).rollout.mode != "server":
+    if not _has_vllm_server(job, stage):
         return
     attempts = max(1, job.status.stages[stage].attempts)
     kube.set_suspended(job.metadata.namespace, [manifests.vllm_server_name(pipeline.job_name(
         job.metadata.name, stage, a)) for a in range(1, attempts + 1)], True)
+
+
+def _has_vllm_server(job: A.ACTJob, stage: str) -> bool:
+    """A GRPO stage with rollout.mode server (manifests.vllm_server_objects gives it a server Job)."""
+    section = getattr(job.spec.stages, stage, None)
+    return bool(getattr(section, "runs_grpo", False)) and section.rollout.mode == "server"
 
 
 def post_event(body: dict, reason: str, message: str, type_: str = "Normal") -> None:
@@ -314,7 +320,7 @@ def resumable_jobs(job: A.ACTJob) -> list[str]:
     for stage, st in job.status.stages.items():
         if st.phase == "Running" and st.job_name:
             out.append(st.job_name)
-            if stage in ("judge", "policy") and getattr(job.spec.stages, stage).rollout.mode == "server":
+            if _has_vllm_server(job, stage):
                 out.append(manifests.vllm_server_name(st.job_name))
     return out
 

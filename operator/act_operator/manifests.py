@@ -241,8 +241,7 @@ def vllm_server_objects(job: ACTJob, run: Launch, attempt: int, settings: Operat
     pushes weights on. The operator suspends the server Job (ending its pod) when the attempt ends."""
     cfg = run.configs[0]
     rollout = getattr(cfg, "rollout", None)
-    grpo = run.stage == "judge" or getattr(cfg, "method", None) == "rl"
-    if not grpo or rollout is None or rollout.engine != "vllm" or rollout.mode != "server":
+    if not getattr(cfg, "runs_grpo", False) or rollout is None or rollout.engine != "vllm" or rollout.mode != "server":
         return []
     name, stage = vllm_server_name(run.name), run.stage
     section = getattr(job.spec.stages, stage)

@@ -14,15 +14,17 @@ from pathlib import Path
 from act_operator.api import ACTJob, ACTJobStatus
 
 # METHOD.md: Qwen3-8B, success % (ALFWorld ID/OOD, WebShop), next-action accuracy % (ScienceWorld)
+# The paper's "Early Experience" row is its reflection-distillation baseline (METHOD.md), shown
+# beside our self-reflection arm (IL w/ SR); it reports no IWM row.
 PAPER = {
     ("alfworld", "valid_seen", "success_rate"): {"IL": 85.71, "IL w/ ACT": 91.43, "RL": 90.71, "RL w/ ACT": 92.86,
-                                                 "ACT only": 72.86},
+                                                 "ACT only": 72.86, "IL w/ SR": 87.86},
     ("alfworld", "valid_unseen", "success_rate"): {"IL": 82.84, "IL w/ ACT": 87.31, "RL": 84.33,
-                                                   "RL w/ ACT": 88.06, "ACT only": 72.39},
+                                                   "RL w/ ACT": 88.06, "ACT only": 72.39, "IL w/ SR": 85.82},
     ("webshop", "test", "success_rate"): {"IL": 28.00, "IL w/ ACT": 31.60, "RL": 29.40, "RL w/ ACT": 33.80,
-                                          "ACT only": 7.40},
+                                          "ACT only": 7.40, "IL w/ SR": 31.00},
     ("scienceworld", "test", "next_action_accuracy"): {"IL": 42.80, "IL w/ ACT": 48.69, "RL": 43.04,
-                                                       "RL w/ ACT": 50.34, "ACT only": 26.71},
+                                                       "RL w/ ACT": 50.34, "ACT only": 26.71, "IL w/ SR": 45.60},
 }
 
 
@@ -38,13 +40,15 @@ class Run:
 
 
 def arm_label(job: ACTJob) -> str:
-    """IL / RL / ACT only / IL w/ ACT / RL w/ ACT, from what the ACTJob ran."""
+    """IL / RL / ACT only / IL w/ ACT / RL w/ ACT (IL w/ IWM, IL w/ SR: the Early Experience
+    judge methods), from what the ACTJob ran."""
     st = job.status.stages
-    act = st["judge"].phase in ("Succeeded", "Reused")
+    judged = st["judge"].phase in ("Succeeded", "Reused")
+    via = "ACT" if job.spec.stages.judge.method == "act" else job.spec.stages.judge.method.upper()
     method = job.spec.stages.policy.method if st["policy"].phase == "Succeeded" else "none"
     if method == "none":
-        return "ACT only" if act else "base"
-    return f"{method.upper()} w/ ACT" if act else method.upper()
+        return f"{via} only" if judged else "base"
+    return f"{method.upper()} w/ {via}" if judged else method.upper()
 
 
 def load_run(path: Path, label: str | None = None) -> Run:

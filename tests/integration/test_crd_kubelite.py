@@ -294,3 +294,10 @@ def test_experiment_template_rules_hold_on_the_server(objects):
     del body["spec"]["template"]["storage"]
     assert "storage.root is required on a cluster" in rejection(create_experiment, objects, body)
     assert "at most 28 characters" in rejection(create_experiment, objects, experiment(name="x" * 29))
+    body = experiment()
+    body["spec"]["template"]["stages"]["judge"]["method"] = "sr"
+    assert "template.stages.judge.method" in rejection(create_experiment, objects, body)
+    body = experiment(arms=["il", "sr+il"])
+    body["spec"]["template"]["environment"] = {"name": "webshop", "url": "http://shop:3000"}
+    body["spec"]["template"]["stages"]["eval"]["splits"] = ["test"]
+    assert "WebShop cannot restore expert states" in rejection(create_experiment, objects, body)

@@ -46,7 +46,7 @@ def _changed(model: type[BaseModel], name: str):
     if name in ("zero_stage",):
         return 2
     if name == "method":
-        return "rl"
+        return "sr" if model is K.JudgeSettings else "rl"
     if name == "engine":
         return "hf"
     if name == "parallel_episodes":

@@ -1,5 +1,7 @@
 """The ACTExperiment planner: fan-out, shared stages, failing arms, suspend, restarts. Pure."""
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -164,3 +166,38 @@ def test_a_warm_up_runs_once_in_the_shared_child_and_every_arm_starts_from_its_p
     for a in E.plan("t1", sp, observed):
         assert a.spec["model"]["uri"] == "s3://b/pi0" and a.spec["stages"]["warmup"]["enabled"] is False
         parse_spec(a.spec)
+
+
+def test_the_early_experience_arms_learn_from_the_shared_pairs_which_then_record_outcomes():
+    sp = spec(arms=["il", "iwm+il", "sr+il"], seeds=[0, 1])
+    order, observed = drive(sp)
+    assert order[0] == "pairs" and sorted(order[1:]) == sorted(f"{k}-s{s}" for k in ("il", "iwm-il", "sr-il")
+                                                               for s in (0, 1))
+    assert "act-s0" not in order  # no ACT arm asked: no judge trained
+    pairs = E.child_spec(sp, E.children(sp)[0], {})
+    assert pairs["stages"]["collect"]["recordOutcomes"] is True
+    assert "recordOutcomes" not in E.child_spec(spec(arms=["il", "act+il"]), E.children(spec())[0], {})[
+        "stages"]["collect"]  # only when an Early Experience arm needs them
+    specs = {a.key: a.spec for a in E.plan("t1", sp, {"pairs": done("pairs")})}
+    for method in ("iwm", "sr"):
+        child = specs[f"{method}-il-s1"]
+        assert child["stages"]["judge"] == {"enabled": True, "method": method}
+        assert child["stages"]["policy"]["method"] == "il" and child["seed"] == 1
+        assert child["stages"]["collect"]["reuse"] == "s3://b/pairs/pairs"
+        parse_spec(child)
+    st = E.status("t1", sp, observed)
+    assert [(r.arm, r.label, r.seeds) for r in st.arms] == [("il", "IL", 2), ("iwm+il", "IL w/ IWM", 2),
+                                                            ("sr+il", "IL w/ SR", 2)]
+
+
+@pytest.mark.parametrize("template, arms, words", [
+    ({"environment": {"name": "webshop", "url": "http://shop:3000"}, "stages": {"eval": {"splits": ["test"]}}},
+     ["il", "sr+il"], "WebShop cannot restore expert states by replay; drop sr+il"),
+    ({"stages": {"judge": {"method": "iwm"}, "collect": {"recordOutcomes": True}, "eval": {"splits": ["dev"]}}},
+     ["il", "act+il"], "template.stages.judge.method: the arms choose"),
+    ({"stages": {"collect": {"enabled": False, "reuse": "s3://b/pairs"}, "eval": {"splits": ["dev"]}}},
+     ["iwm+il"], "enable template.stages.collect instead"),
+])
+def test_early_experience_arms_are_refused_where_they_cannot_learn(template, arms, words):
+    with pytest.raises(ValidationError, match=re.escape(words)):
+        E.ExperimentSpec.model_validate({"template": {**TEMPLATE, **template}, "arms": arms})

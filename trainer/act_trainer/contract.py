@@ -214,6 +214,16 @@ class CollectSettings(Settings):
                                       "the expert's action: wins, gains as much score, or reaches the same "
                                       "next observation. ScienceWorld, ALFWorld, TextWorldExpress; costs a "
                                       "replay of the state's prefix per alternative.")
+    record_outcomes: bool = Field(False, description="Take each kept alternative in the environment, from the "
+                                  "expert state restored by replay, and store what followed (the next "
+                                  "observation of the alternative and of the expert's action) with the pair: "
+                                  "the Early Experience judge methods (iwm, sr) learn from it. verifyAlternatives "
+                                  "records it too. ScienceWorld, ALFWorld, TextWorldExpress.")
+
+    @property
+    def branches(self) -> bool:
+        """Whether collect takes alternatives in the environment (restoring expert states by replay)."""
+        return self.verify_alternatives or self.record_outcomes
 
     @model_validator(mode="after")
     def _m_le_k(self):
@@ -277,7 +287,8 @@ class TrainSettings(Settings):
     group_size: int = Field(8, ge=2, le=128, description="G: GRPO completions per prompt.")
     beta: float = Field(0.0, ge=0.0, le=10.0, description="GRPO KL coefficient.")
     epsilon: float = Field(0.2, gt=0.0, le=10.0, description="GRPO clip range.")
-    max_completion_length: int = Field(64, ge=1, le=32768, description="GRPO completion token budget.")
+    max_completion_length: int = Field(64, ge=1, le=32768, description="GRPO completion token budget "
+                                       "(judge method sr: the generated rationale's).")
     temperature: float = Field(1.0, gt=0.0, le=5.0, description="GRPO sampling temperature.")
     rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="How GRPO completions are "
                                      "generated: vLLM (colocated or a server pod) or transformers.")
@@ -297,14 +308,30 @@ class TrainSettings(Settings):
                              f"groupSize ({self.group_size})")
 
 
-class JudgeSettings(TrainSettings):
-    """judge (the ACT stage): GRPO on choosing the better of two actions."""
+JUDGE_METHODS = ("act", "iwm", "sr")
+EARLY_EXPERIENCE = ("iwm", "sr")  # the Early Experience baselines (arXiv 2510.08558): they need outcomes
 
+
+class JudgeSettings(TrainSettings):
+    """judge (the ACT stage): GRPO on choosing the better of two actions; or, in its place, one of the
+    Early Experience baselines learning from the same pairs (SFT)."""
+
+    method: Literal[JUDGE_METHODS] = Field("act", description="act: GRPO on choosing the better action (ACT). "
+                                           "Early Experience baselines, SFT on the pairs' recorded outcomes "
+                                           "(stages.collect.recordOutcomes): iwm (implicit world modelling: "
+                                           "predict the next observation after an action) or sr (self-"
+                                           "reflection: the model's own rationale for the expert's action "
+                                           "given both outcomes, then the action).")
     malformed_penalty: float = Field(0.0, ge=-1.0, le=0.0, description="Reward for an unreadable judgement.")
+
+    @property
+    def runs_grpo(self) -> bool:
+        return self.method == "act"
 
     @model_validator(mode="after")
     def _grpo_batch(self):
-        self.check_grpo_batch()
+        if self.runs_grpo:
+            self.check_grpo_batch()
         return self
 
 
@@ -327,9 +354,13 @@ class PolicySettings(TrainSettings):
                                                                   "reward = match with the expert action.")
     format_judgements: float = Field(0.0, ge=0.0, le=1.0, description="il only: " + FORMAT_JUDGEMENTS)
 
+    @property
+    def runs_grpo(self) -> bool:
+        return self.method == "rl"
+
     @model_validator(mode="after")
     def _grpo_batch(self):
-        if self.method == "rl":
+        if self.runs_grpo:
             self.check_grpo_batch()
         return self
 

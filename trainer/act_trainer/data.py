@@ -124,7 +124,10 @@ def loads_trajectories(blob: bytes, name: str = "trajectories") -> list[Trajecto
     return trajs
 
 
-def pair_record(state: State, expert: str, alternative: str) -> dict:
+def pair_record(state: State, expert: str, alternative: str, expert_next: str | None = None,
+                alternative_next: str | None = None) -> dict:
+    """One contrast pair; `*_next`: the observation after each action, where collect took them
+    (stages.collect.recordOutcomes), else None."""
     pid = hashlib.sha1(f"{state.episode_id}|{state.step}|{alternative}".encode()).hexdigest()[:16]
     return {
         "pair_id": pid, "episode_id": state.episode_id, "step": state.step, "goal": state.goal,
@@ -132,6 +135,7 @@ def pair_record(state: State, expert: str, alternative: str) -> dict:
         "history": [{"action": a, "observation": o} for a, o in state.history],
         "expert_action": expert, "alternative": alternative,
         "admissible": state.admissible,
+        "expert_next": expert_next, "alternative_next": alternative_next,
     }
 
 
@@ -151,6 +155,7 @@ def write_parquet(rows: list[dict]) -> bytes:
         ("observation", pa.string()),
         ("history", pa.list_(pa.struct([("action", pa.string()), ("observation", pa.string())]))),
         ("expert_action", pa.string()), ("alternative", pa.string()), ("admissible", pa.list_(pa.string())),
+        ("expert_next", pa.string()), ("alternative_next", pa.string()),
     ])
     table = pa.Table.from_pylist(rows, schema=schema)
     buf = io.BytesIO()

@@ -56,6 +56,40 @@ def judgement_prompt(state: State, first: str, second: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
+def world_model_prompt(state: State, action: str) -> list[dict]:
+    """Early Experience, implicit world modelling: what follows `action` in `state`?"""
+    text = (
+        "You are an agent acting in a text environment.\n"
+        f"{describe_state(state)}\n"
+        f"You take the action: {action}\n"
+        "What do you observe next? Give the observation as <observation>what you see</observation>."
+    )
+    return [{"role": "user", "content": text}]
+
+
+def world_model_answer(observation: str) -> str:
+    return f"<observation>{_clip(observation)}</observation>"
+
+
+def reflection_prompt(state: State, expert: str, expert_next: str, alternative: str, alternative_next: str
+                      ) -> list[dict]:
+    """Early Experience, self-reflection: the model explains, from both outcomes, why the expert's
+    action is the better one; the explanation (not this prompt) is what it is then trained on."""
+    text = (
+        "You are an agent acting in a text environment.\n"
+        f"{describe_state(state)}\n"
+        f"Action A: {expert}\nWhat followed A: {_clip(expert_next, 300)}\n"
+        f"Action B: {alternative}\nWhat followed B: {_clip(alternative_next, 300)}\n"
+        "Action A is the better action for the task. Explain briefly why, inside <think></think>."
+    )
+    return [{"role": "user", "content": text}]
+
+
+def reflection_answer(rationale: str, expert: str) -> str:
+    """What self-reflection trains on, after an action prompt: the rationale, then the action."""
+    return f"<think>{rationale.strip()}</think><action>{expert}</action>"
+
+
 def order_candidates(expert: str, alternative: str, key: str, seed: int) -> tuple[str, str, int]:
     """Seeded random order; returns (first, second, index of the expert action: 1 or 2)."""
     if random.Random(f"{seed}|{key}").random() < 0.5:

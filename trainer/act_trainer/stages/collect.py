@@ -3,7 +3,9 @@ the METHOD.md rules (counting what each rule removed), and write contrast pairs.
 
 With verify_alternatives, each alternative that passes the other rules is also taken in the
 environment from its restored expert state (Environment.branch) and dropped when it does as well
-as the expert's action (filters.as_good_as_expert).
+as the expert's action (filters.as_good_as_expert). With verify_alternatives or record_outcomes,
+each pair also holds the observation that followed each action (expert_next, alternative_next):
+what the Early Experience judge methods learn from.
 
 Outputs under cfg.output: pairs/train.parquet, pairs/heldout.parquet (episodes held out
 for judgement accuracy), expert.jsonl (the trajectories used), filter_report.json.
@@ -61,15 +63,17 @@ def batch_seed(seed: int, batch: int) -> int:
 
 
 class Verifier:
-    """Verified alternatives: takes the expert's action and an alternative from the same restored
-    state (Environment.branch) and asks filters.as_good_as_expert; counts what it ran and its time.
-    A state whose expert prefix does not replay (ReplayDiverged) cannot be verified: its
-    alternatives are dropped as "unverifiable"."""
+    """Takes the expert's action and an alternative from the same restored state (Environment.branch)
+    and records the observations that followed; when it verifies (`drop`), asks
+    filters.as_good_as_expert too. Counts what it ran and its time. A state whose expert prefix does
+    not replay (ReplayDiverged) cannot be verified: its alternatives are dropped as "unverifiable"
+    when verifying, else kept without outcomes."""
 
-    def __init__(self, env: Environment):
-        self.env = env
+    def __init__(self, env: Environment, drop: bool = True):
+        self.env, self.drop = env, drop
         self.alternatives = 0      # alternatives taken in the environment
         self.seconds = 0.0         # spent branching, the expert's actions included
+        self.outcomes: dict[tuple[str, int, str], str] = {}  # (episode, step, alternative) -> next observation
 
     def _branch(self, traj: data.Trajectory, step: int, action: str):
         try:
@@ -90,13 +94,16 @@ class Verifier:
         """filter_alternatives' verify for one state: the rule that drops an alternative, or None."""
         def check(alternative: str) -> str | None:
             if expert_outcome is None:
-                return "unverifiable"
+                return "unverifiable" if self.drop else None
             t0 = time.monotonic()
             outcome = self._branch(traj, step, alternative)
             self.seconds += time.monotonic() - t0
             if outcome is None:
-                return "unverifiable"
+                return "unverifiable" if self.drop else None
             self.alternatives += 1
+            self.outcomes[traj.episode_id, step, alternative] = outcome.next.text
+            if not self.drop:
+                return None
             why = as_good_as_expert(expert_outcome, outcome)
             if why:
                 log.debug("%s step %d: dropped %r: %s", traj.episode_id, step, alternative, why)
@@ -125,11 +132,14 @@ def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
                                   seed=batch_seed(cfg.seed, b))
         experts = verifier.expert_outcomes(batch) if verifier else {}
         for (traj, state, expert), outs in zip(batch, samples, strict=True):
-            verify = verifier.verify(traj, state.step, experts[traj.episode_id, state.step]) if verifier else None
+            expert_outcome = experts.get((traj.episode_id, state.step))
+            verify = verifier.verify(traj, state.step, expert_outcome) if verifier else None
             kept, r = filter_alternatives(expert, outs, state.admissible, cfg.max_alternatives,
                                           cfg.filter_inadmissible, verify)
             report.add(r)
-            rows.extend(data.pair_record(state, expert, alt) for alt in kept)
+            expert_next = expert_outcome.next.text if expert_outcome else None
+            rows.extend(data.pair_record(state, expert, alt, expert_next, verifier.outcomes.get(
+                (traj.episode_id, state.step, alt)) if verifier else None) for alt in kept)
         p = meter.update(advance=len(batch), metrics={"sampled": report.sampled, "kept": report.kept},
                          final=i == len(mine) - 1)
         if p and on_progress:
@@ -140,10 +150,11 @@ def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
 def run(cfg: CollectConfig) -> dict:
     with stage(cfg) as st, contextlib.ExitStack() as cleanup:
         env = None
-        if cfg.verify_alternatives:
+        if cfg.branches:
             if not ENV_FACTS[cfg.env.name].branching:
-                raise InputError(f"stages.collect.verifyAlternatives: {ENV_FACTS[cfg.env.name].label} cannot "
-                                 "restore expert states by replay; turn verifyAlternatives off for it")
+                field = "verifyAlternatives" if cfg.verify_alternatives else "recordOutcomes"
+                raise InputError(f"stages.collect.{field}: {ENV_FACTS[cfg.env.name].label} cannot "
+                                 f"restore expert states by replay; turn {field} off for it")
             env = make_env(cfg.env)
             cleanup.callback(env.close)
         model_dir = resolve_model(cfg.model)
@@ -161,7 +172,7 @@ def run(cfg: CollectConfig) -> dict:
 
         engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
         t0 = time.monotonic()
-        verifier = Verifier(env) if env is not None else None
+        verifier = Verifier(env, drop=cfg.verify_alternatives) if env is not None else None
         rows, report = contrast_pairs(cfg, engine, train + held, cfg.shard, verifier, on_progress=st.run.report)
         gen_s = time.monotonic() - t0
         held_ids = {t.episode_id for t in held}
@@ -190,9 +201,10 @@ def run(cfg: CollectConfig) -> dict:
             "alternatives_per_s": round(report.sampled / gen_s, 3) if gen_s else 0.0,
             "generate_seconds": round(gen_s, 3),  # what alternatives_per_s is over: shards merge by it
         }
-        if verifier:  # the cost of verifying (the expert's actions included) per alternative taken
+        if verifier:  # the cost of branching (the expert's actions included) per alternative taken
             metrics.update(verified=verifier.alternatives, verify_seconds_per_alternative=round(
-                verifier.seconds / verifier.alternatives, 4) if verifier.alternatives else 0.0)
+                verifier.seconds / verifier.alternatives, 4) if verifier.alternatives else 0.0,
+                outcomes_recorded=sum(r["alternative_next"] is not None for r in rows))
         log.info("collect: kept %d of %d samples; removed %s", report.kept, report.sampled, report.removed)
         st.run.log_dict(filter_report, "filter_report.json")
         plots.log_plot(st.run, "filter_report.png", plots.filter_report, filter_report)

@@ -1,4 +1,5 @@
-"""judge (the ACT stage): GRPO on "which of these two actions is better?".
+"""judge (the ACT stage): GRPO on "which of these two actions is better?" (method act; the Early
+Experience baselines iwm and sr run in its place: stages/early_experience.py).
 
 Each contrast pair becomes one prompt with the expert's and the alternative action in a
 seeded random order; the reward is 1 for choosing the expert's action (rewards.py).
@@ -39,6 +40,10 @@ def judgement_rows(pairs: list[dict], seed: int, history: int) -> list[dict]:
 
 
 def run(cfg: JudgeConfig) -> dict:
+    if not cfg.runs_grpo:  # an Early Experience baseline in the ACT stage's place
+        from act_trainer.stages import early_experience
+
+        return early_experience.run(cfg)
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
@@ -64,7 +69,7 @@ def run(cfg: JudgeConfig) -> dict:
             return {}
         metrics, info = done
         metrics["pairs"] = len(rows)
-        pairs_manifest = _manifest_digest(cfg.pairs)
+        pairs_manifest = manifest_digest(cfg.pairs)
         st.run.log_dataset(cfg.pairs, "contrast_pairs", pairs_manifest, "training",
                            rows=[{k: p[k] for k in ("pair_id", "expert_action", "alternative")} for p in pairs])
         result = st.publish(metrics, extra={"base_model": cfg.model, "pairs": cfg.pairs,
@@ -73,7 +78,7 @@ def run(cfg: JudgeConfig) -> dict:
         return result
 
 
-def _manifest_digest(uri: str) -> str:
+def manifest_digest(uri: str) -> str:
     from act_trainer.manifest import read_manifest
 
     try:

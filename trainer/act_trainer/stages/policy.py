@@ -63,11 +63,6 @@ def run(cfg: PolicyConfig) -> dict:
 def train(cfg: TrainerBase, st, trajs: list[data.Trajectory], source: str, method: str) -> dict:
     """IL or RL on `trajs` (read from `source`), then publish the model: the policy stage, and
     the warm-up (IL) before collect."""
-    from datasets import Dataset
-    from transformers import AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
-
-    model_dir = resolve_model(cfg.model)
     rows = action_rows(trajs, cfg.history, method)
     if method == "il" and cfg.format_judgements:
         extra = format_rows(trajs, cfg.history, cfg.format_judgements, cfg.seed)
@@ -75,6 +70,27 @@ def train(cfg: TrainerBase, st, trajs: list[data.Trajectory], source: str, metho
         rows = rows + extra
     log.info("%s (%s): %d examples from %d episodes, starting from %s", cfg.stage, method, len(rows),
              len(trajs), cfg.model)
+    done = fit(cfg, st, rows, method)
+    if done is None:
+        return {}
+    metrics, info = done
+    metrics["examples"] = len(rows)
+    st.run.log_dataset(source, "expert", data.digest_trajectories(trajs), "training",
+                       rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])
+    result = st.publish(metrics, extra={"method": method, "start_model": cfg.model, **info})
+    training.delete_all_checkpoints(cfg)
+    return result
+
+
+def fit(cfg: TrainerBase, st, rows: list[dict], method: str, model_dir=None) -> tuple[dict, dict] | None:
+    """SFT on prompt/completion rows (il), or GRPO with the action reward on prompt/expert_action
+    rows (rl), from cfg.model, resuming from the stage's checkpoints; the saved model's metrics and
+    runtime info, or None on a rank that does not publish."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
+
+    model_dir = model_dir or resolve_model(cfg.model)
     ckpt_dir = st.scratch / "checkpoints"
     resume = training.fetch_checkpoint(cfg.checkpoints, ckpt_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -88,13 +104,4 @@ def train(cfg: TrainerBase, st, trajs: list[data.Trajectory], source: str, metho
         trainer = GRPOTrainer(model=str(model_dir), processing_class=tokenizer, reward_funcs=[action_reward],
                               train_dataset=dataset, args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
                               callbacks=callbacks)
-    done = training.train_and_save(trainer, st, resume)
-    if done is None:
-        return {}
-    metrics, info = done
-    metrics["examples"] = len(rows)
-    st.run.log_dataset(source, "expert", data.digest_trajectories(trajs), "training",
-                       rows=[{"episode": t.episode_id, "steps": len(t.steps)} for t in trajs])
-    result = st.publish(metrics, extra={"method": method, "start_model": cfg.model, **info})
-    training.delete_all_checkpoints(cfg)
-    return result
+    return training.train_and_save(trainer, st, resume)
