@@ -110,7 +110,8 @@ def lineage_tags(job: ACTJob) -> dict:
         "act.base_model": job.spec.model.uri, "act.environment": job.spec.environment.name,
         "act.policy_method": job.spec.stages.policy.method if stages["policy"].phase == "Succeeded" else "none",
         "act.judge_checkpoint": stages["judge"].outputs.uri or "none",
-        "act.judge_method": job.spec.stages.judge.method if stages["judge"].phase == "Succeeded" else "none",
+        "act.judge_method": (job.spec.stages.judge.method if stages["judge"].phase in ("Succeeded", "Reused")
+                             else "none"),
         "act.contrast_pairs": stages["collect"].outputs.uri or "none",
         "act.contrast_pairs_digest": stages["collect"].outputs.digest or "none",
     }

@@ -86,6 +86,7 @@ def test_the_judge_starts_from_pi0_and_a_given_expert_file_is_used_as_is():
     assert configs["warmup"].expert.uri == configs["collect"].expert.uri == "s3://bucket/expert.jsonl"
     tags = tracking.lineage_tags(job)
     assert tags["act.initial_policy"] == f"{ROOT}/models/warmup" and tags["act.base_model"] == "s3://bucket/base"
+    assert tags["act.judge_method"] == "act"
     assert job.status.model_uri == f"{ROOT}/models/judge"
 
 
