@@ -70,7 +70,7 @@ bench:  ## ratios against baselines measured in the same process
 	$(PYTHON) bench/branch_cost.py
 	$(PYTHON) bench/operator_latency.py
 
-experiment:  ## does ACT train judgement? 5 arms x 3 seeds on TextWorldExpress, < 1 h on 2 cores
+experiment:  ## does ACT train judgement? one ACTExperiment (arms x 3 seeds on TextWorldExpress), < 1 h on 2 cores
 	$(PYTHON) experiments/act_learns.py
 
 crds:  ## regenerate the CRD from act_operator/api.py, and its copy in the chart (tests fail on drift)

@@ -1,32 +1,63 @@
-"""The ACT experiment, mechanically: every arm runs, the metrics are in range, the report and
-the plot are written. It asserts nothing about which arm wins."""
+"""The ACT experiment, mechanically: it is one ACTExperiment, every arm runs, the metrics are in
+range, the report, the plot and the experiment's MLflow run are written. It asserts nothing about
+which arm wins."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "experiments" / "act_learns.py"
+
+
+def script_arms() -> list[str]:
+    spec = importlib.util.spec_from_file_location("act_learns", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ARMS
 
 
 def test_experiment_smoke(tmp_path):
+    from mlflow import MlflowClient
+
+    from act_operator.experiment import parse_experiment
+    from act_operator.local_experiment import load_experiment_state
+
     out = tmp_path / "experiment"
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "act_learns.py"), "--smoke", "--out", str(out)],
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out)],
                           capture_output=True, text=True, timeout=1800, cwd=ROOT)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+
+    exp = parse_experiment(yaml.safe_load((out / "act-learns.yaml").read_text()))  # the file a user can apply
+    arms = script_arms()
+    assert exp.spec.arms == arms and exp.spec.seeds == [0] and exp.spec.template.stages.warmup.enabled
+    _, _, status = load_experiment_state(out / "runs" / exp.metadata.name)
+    assert status.phase == "Succeeded"
+    assert all(c.phase == "Succeeded" for c in status.children.values()), status.children
+
     report = json.loads((out / "report" / "results.json").read_text())
-    assert set(report["results"]) == {"pi0 (before ACT)", "ACT only", "IL", "IL w/ ACT", "RL", "RL w/ ACT"}
+    assert list(report["results"]) == arms  # every arm has a row
     for arm, metrics in report["results"].items():
         for metric in ("judge_accuracy", "dev/next_action_accuracy", "dev/success_rate"):
             assert 0.0 <= metrics[metric]["mean"] <= 1.0, (arm, metric)
             assert metrics[metric]["seeds"] == 1
-    assert report["judge_reward_curves"] and all(0.0 <= r <= 1.0 for r in report["judge_reward_curves"][0])
+    assert {r["arm"] for r in report["runs"]} == set(arms)
+    curve = report["judge_reward_curves"]["0"]
+    assert curve and all(0.0 <= r <= 1.0 for r in curve)
     png = out / "report" / "act_learns.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "judge_accuracy" in proc.stdout  # the table was printed
+    assert "judge_accuracy" in proc.stdout and "IL w/ ACT" in proc.stdout  # the table was printed
+
+    client = MlflowClient(report["mlflow"]["tracking_uri"])  # the report is logged to the experiment's run
+    assert report["mlflow"]["run_id"] == status.mlflow_run_id
+    logged = {a.path for a in client.list_artifacts(status.mlflow_run_id, "report")}
+    assert logged == {"report/results.json", "report/act_learns.png"}
