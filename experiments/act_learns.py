@@ -26,6 +26,9 @@ an ACTJob, runs the file with the local executor and writes the report:
       act (ACT only) = the judge (GRPO on the pairs); its eval gives judgement accuracy after ACT
       il  = policy IL from pi0          act+il = policy IL from the seed's judge
       rl  = policy RL from pi0          act+rl = policy RL from the seed's judge
+      iwm+il, sr+il = the Early Experience baselines: the judge stage learns by implicit world
+            modelling or self-reflection from the same pairs (whose collect then records what
+            followed each action), then the same IL
     IL and RL share one policy learning rate (2e-4; the template has one policy stage). The judge's
     lr was tuned on this machine: 5e-5 left its greedy answers unchanged after 120 steps, 1e-3
     collapsed it into malformed output by step 80; 3e-4 for 200 steps moved it.
@@ -64,7 +67,7 @@ from act_operator import experiment as E  # noqa: E402
 from act_operator.api import read_yaml  # noqa: E402
 
 NAME = "act-learns"
-ARMS = ["base", "act", "il", "act+il", "rl", "act+rl"]  # the table's rows (experiment.ARMS names them)
+ARMS = ["base", "act", "il", "act+il", "iwm+il", "sr+il", "rl", "act+rl"]  # the table's rows (experiment.ARMS)
 ENV = {"name": "textworld-express", "game": "twc", "gameParams": "numLocations=1,numItemsToPutAway=1",
        "maxSteps": 8, "history": 1}
 PRESET = "qwen3-mini"
