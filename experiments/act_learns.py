@@ -54,6 +54,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # an experiment, not a benchmark: use both cores
@@ -66,28 +67,63 @@ from rich.console import Console  # noqa: E402
 from act_operator import experiment as E  # noqa: E402
 from act_operator.api import read_yaml  # noqa: E402
 
-NAME = "act-learns"
-ARMS = ["base", "act", "il", "act+il", "iwm+il", "sr+il", "rl", "act+rl"]  # the table's rows (experiment.ARMS)
-ENV = {"name": "textworld-express", "game": "twc", "gameParams": "numLocations=1,numItemsToPutAway=1",
-       "maxSteps": 8, "history": 1}
 PRESET = "qwen3-mini"
-METRICS = ["judge_accuracy", "dev/next_action_accuracy", "dev/success_rate", "judge_malformed_rate",
-           "dev/action_malformed_rate"]
-
-FULL = dict(seeds=[0, 1, 2], episodes=140, warmup_steps=300, judge_steps=200, policy_steps=60, eval_episodes=20,
-            action_states=120, judge_pairs=150)
-SMOKE = dict(seeds=[0], episodes=14, warmup_steps=4, judge_steps=2, policy_steps=2, eval_episodes=2,
-             action_states=8, judge_pairs=8)
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def experiment(out: Path, p: dict) -> dict:
-    """The ACTExperiment (wire form): today's settings as one template, ARMS x p['seeds']."""
+@dataclass(frozen=True)
+class Setup:
+    """One environment's experiment: its name, arms, environment section, eval splits and sizes."""
+
+    name: str
+    arms: list[str]                      # the table's rows (experiment.ARMS)
+    env: dict                            # spec.environment, less the expert file
+    splits: list[str]                    # eval splits
+    expert_args: list[str]               # `act-trainer expert` arguments that pick the episodes
+    full: dict
+    smoke: dict
+
+    @property
+    def metrics(self) -> list[str]:
+        return (["judge_accuracy"] + [f"{s}/{m}" for m in ("next_action_accuracy", "success_rate") for s in self.splits]
+                + ["judge_malformed_rate"] + [f"{s}/action_malformed_rate" for s in self.splits])
+
+
+TWX = Setup(
+    name="act-learns", arms=["base", "act", "il", "act+il", "iwm+il", "sr+il", "rl", "act+rl"],
+    env={"name": "textworld-express", "game": "twc", "gameParams": "numLocations=1,numItemsToPutAway=1",
+         "maxSteps": 8, "history": 1},
+    splits=["dev"], expert_args=["--game", "twc", "--game-params", "numLocations=1,numItemsToPutAway=1",
+                                 "--max-length", "12"],
+    full=dict(seeds=[0, 1, 2], episodes=140, warmup_steps=300, judge_steps=200, policy_steps=60, eval_episodes=20,
+              action_states=120, judge_pairs=150),
+    smoke=dict(seeds=[0], episodes=14, warmup_steps=4, judge_steps=2, policy_steps=2, eval_episodes=2,
+               action_states=8, judge_pairs=8))
+# ALFWorld (ID = valid_seen, OOD = valid_unseen), at the scale one hour on 2 cores allows: one seed, and no
+# Early Experience arms (recording outcomes costs a reload and replay per alternative, ~2.4 s each here).
+ALFWORLD = Setup(
+    name="act-learns-alfworld", arms=["base", "act", "il", "act+il", "rl", "act+rl"],
+    env={"name": "alfworld", "maxSteps": 15, "history": 1},
+    splits=["valid_seen", "valid_unseen"], expert_args=["--max-length", "15"],
+    full=dict(seeds=[0], episodes=40, warmup_steps=300, judge_steps=200, policy_steps=60, eval_episodes=10,
+              action_states=60, judge_pairs=100),
+    smoke=dict(seeds=[0], episodes=4, warmup_steps=4, judge_steps=2, policy_steps=2, eval_episodes=1,
+               action_states=4, judge_pairs=4))
+SETUPS = {"textworld-express": TWX, "alfworld": ALFWORLD}
+ARMS = TWX.arms  # the default experiment's rows
+
+
+def experiment(out: Path, p: dict, setup: Setup = TWX) -> dict:
+    """The ACTExperiment (wire form): today's settings as one template, setup.arms x p['seeds']."""
     train = {"maxRetries": 0, "gradientCheckpointing": False, "saveSteps": 1000}
+    env = {**setup.env, "expert": {"uri": f"file://{out / 'expert.jsonl'}"}}
+    if setup.env["name"] == "alfworld":
+        env["dataDir"] = str(out / "alfworld-data")
     template = {
         "model": {"uri": f"file://{out / 'base-model'}"},
-        "environment": {**ENV, "expert": {"uri": f"file://{out / 'expert.jsonl'}"}},
+        "environment": env,
         "storage": {"root": f"file://{out / 'storage'}"},
-        "tracking": {"experiment": NAME},
+        "tracking": {"experiment": setup.name},
         "stages": {
             "warmup": {**train, "enabled": True, "batchSize": 16, "learningRate": 1e-3,
                        "maxSteps": p["warmup_steps"], "formatJudgements": 0.5},
@@ -97,12 +133,12 @@ def experiment(out: Path, p: dict) -> dict:
                       "maxCompletionLength": 16},
             "policy": {**train, "groupSize": 4, "batchSize": 16, "learningRate": 2e-4,
                        "maxSteps": p["policy_steps"], "maxCompletionLength": 16},
-            "eval": {"maxRetries": 0, "splits": ["dev"], "episodes": p["eval_episodes"],
+            "eval": {"maxRetries": 0, "splits": setup.splits, "episodes": p["eval_episodes"],
                      "actionStates": p["action_states"], "judgePairs": p["judge_pairs"], "maxNewTokens": 24},
         },
     }
-    return {"apiVersion": "act-operator.io/v1alpha1", "kind": E.KIND, "metadata": {"name": NAME},
-            "spec": {"arms": ARMS, "seeds": p["seeds"], "metric": "judge_accuracy", "template": template}}
+    return {"apiVersion": "act-operator.io/v1alpha1", "kind": E.KIND, "metadata": {"name": setup.name},
+            "spec": {"arms": setup.arms, "seeds": p["seeds"], "metric": "judge_accuracy", "template": template}}
 
 
 def sh(console: Console, *cmd: str) -> None:
@@ -110,12 +146,23 @@ def sh(console: Console, *cmd: str) -> None:
     subprocess.run([sys.executable, "-m", "act_trainer.cli", *cmd], check=True)
 
 
-def prepare(out: Path, p: dict, console: Console) -> None:
-    """The inputs no ACTJob makes: the expert's episodes and the random base model (kept when present)."""
+def prepare(out: Path, p: dict, console: Console, setup: Setup = TWX) -> None:
+    """The inputs no ACTJob makes: the expert's episodes and the random base model (kept when present);
+    ALFWorld's game files, unpacked from ../shared/data/alfworld."""
     expert = out / "expert.jsonl"
+    more = []
+    if setup.env["name"] == "alfworld":
+        data = out / "alfworld-data"
+        if not (data / "json_2.1.1").exists():
+            data.mkdir(parents=True, exist_ok=True)
+            shared = Path(os.environ.get("ACT_SHARED_DIR", ROOT.parent / "shared"))
+            tarball = shared / "data" / "alfworld" / "json_2.1.1.tar.xz"
+            console.print(f"[dim]$ tar -xJf {tarball} -C {data}[/]")
+            subprocess.run(["tar", "-xJf", str(tarball), "-C", str(data)], check=True)
+        more = ["--data-dir", str(data)]
     if not expert.exists():
-        sh(console, "expert", "--env", ENV["name"], "--game", ENV["game"], "--game-params", ENV["gameParams"],
-           "--split", "train", "--max-length", "12", "--episodes", str(p["episodes"]), "--out", str(expert))
+        sh(console, "expert", "--env", setup.env["name"], *setup.expert_args, *more, "--split", "train",
+           "--episodes", str(p["episodes"]), "--out", str(expert))
     if not (out / "base-model" / "config.json").exists():
         sh(console, "tiny-model", "--preset", PRESET, "--out", str(out / "base-model"), "--corpus", str(expert))
 
@@ -131,7 +178,7 @@ def reward_curves(observed: dict[str, E.Observed], seeds: list[int]) -> dict[int
     return curves
 
 
-def plot(rows: list[E.ArmRow], curves: dict[int, list[float]], path: Path) -> None:
+def plot(rows: list[E.ArmRow], curves: dict[int, list[float]], path: Path, metrics: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +186,7 @@ def plot(rows: list[E.ArmRow], curves: dict[int, list[float]], path: Path) -> No
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 4.8))
     labels = [r.label for r in rows]
-    shown = [m for m in METRICS if "malformed" not in m]
+    shown = [m for m in metrics if "malformed" not in m]
     width = 0.8 / len(shown)
     for i, metric in enumerate(shown):
         means = [r.mean.get(metric, float("nan")) * 100 for r in rows]
@@ -169,37 +216,40 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="1 seed, a handful of steps (CI)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: 3, --smoke: 1)")
-    parser.add_argument("--out", default=".act/experiment")
+    parser.add_argument("--env", choices=sorted(SETUPS), default=TWX.env["name"],
+                        help="textworld-express (the default table) or alfworld (the ID/OOD row)")
+    parser.add_argument("--out", default=None, help="default .act/experiment (alfworld: .act/experiment-alfworld)")
     args = parser.parse_args(argv)
-    p = dict(SMOKE if args.smoke else FULL)
+    setup = SETUPS[args.env]
+    p = dict(setup.smoke if args.smoke else setup.full)
     if args.seeds:
         p["seeds"] = list(range(args.seeds))
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
-    out = Path(args.out).resolve()
+    out = Path(args.out or (".act/experiment" if setup is TWX else ".act/experiment-alfworld")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    prepare(out, p, console)
+    prepare(out, p, console, setup)
 
     from act_operator.local_experiment import LocalExperiment, arms_table
     from act_operator.logs import local_run
 
-    exp_file = out / f"{NAME}.yaml"
-    exp_file.write_text(yaml.safe_dump(experiment(out, p), sort_keys=False))
+    exp_file = out / f"{setup.name}.yaml"
+    exp_file.write_text(yaml.safe_dump(experiment(out, p, setup), sort_keys=False))
     exp = E.parse_experiment(read_yaml(exp_file))  # what runs is the file a user can run or apply
     local = LocalExperiment(exp, out, console)
     st = local.run()
     if st.phase != "Succeeded":
-        console.print(f"[red]{NAME}: {st.phase}: {st.message}[/]")
+        console.print(f"[red]{setup.name}: {st.phase}: {st.message}[/]")
         return 1
 
     report = out / "report"
     report.mkdir(exist_ok=True)
-    Console(width=200).print(arms_table(NAME, exp.spec, st, METRICS))
+    Console(width=200).print(arms_table(setup.name, exp.spec, st, setup.metrics))
     curves = reward_curves(local.observed, p["seeds"])
-    plot(st.arms, curves, report / "act_learns.png")
+    plot(st.arms, curves, report / "act_learns.png", setup.metrics)
     pairs_status, _ = local_run(out, st.children["pairs"].name)
     summary = {
-        "experiment": str(exp_file), "params": p, "environment": ENV,
+        "experiment": str(exp_file), "params": p, "environment": setup.env,
         "minutes": round((time.monotonic() - started) / 60, 1),
         "pairs": {k: v for k, v in pairs_status.stages["collect"].metrics.items()
                   if k in ("pairs_train", "pairs_heldout", "kept", "sampled")},
