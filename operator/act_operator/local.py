@@ -351,6 +351,8 @@ class LocalExecutor:
         self.console.print(f"[bold {color}]{outcome}[/]: {job.status.message or ''}")
         if job.status.registered_model:
             self.console.print(f"registered model: {job.status.registered_model}  (mlflow {self.tracking_uri})")
+        elif outcome == "Succeeded" and (why := tracking.unregistrable(self.tracking_uri, job.status.model_uri or "")):
+            self.console.print(f"[yellow]{why}[/]", highlight=False)
 
 
 def summary_table(job: ACTJob, durations: dict[str, float] | None = None) -> Table:

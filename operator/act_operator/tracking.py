@@ -151,10 +151,25 @@ def model_description(uri: str, job: ACTJob, name: str) -> str:
     return "\n".join(lines)
 
 
-def register_model(uri: str, job: ACTJob) -> str:
-    """Register the ACTJob's final model; returns '<name>/<version>'."""
+def unregistrable(uri: str, model_uri: str) -> str | None:
+    """Why the MLflow at `uri` cannot register a model stored at `model_uri`, or None. An MLflow
+    server takes a local path as a model version's source only inside the run's own artifacts
+    (which live on the server), so a model under a file:// storage root is refused every time:
+    a permanent answer, not an outage to wait out."""
+    if uri.startswith(("http://", "https://")) and (model_uri.startswith("file://") or "://" not in model_uri):
+        return (f"not registered: the MLflow server at {uri} registers models from storage it can read "
+                f"(s3://), and this one is a local path ({model_uri}); set storage.root to s3:// to register it")
+    return None
+
+
+def register_model(uri: str, job: ACTJob) -> str | None:
+    """Register the ACTJob's final model; returns '<name>/<version>', or None where the server
+    cannot take it (unregistrable: logged, and the rest of the lineage completes)."""
     from mlflow.exceptions import MlflowException
 
+    if why := unregistrable(uri, job.status.model_uri or ""):
+        log.warning("%s: %s", job.metadata.name, why)
+        return None
     client = _client(uri)
     name = job.spec.tracking.register_model or f"act-{job.metadata.name}"
     try:

@@ -44,6 +44,11 @@ def test_an_experiment_runs_its_arms_over_shared_stages_and_prints_table_1(mlflo
     def child(key):
         return json.loads((work / "runs" / f"t1-{key}" / "state.json").read_text())["status"]["stages"]
 
+    for key in state["children"]:  # the lineage is complete: a local model on a server is not registered, and
+        conditions = json.loads((work / "runs" / f"t1-{key}" / "state.json").read_text())["status"]["conditions"]
+        assert not [c for c in conditions if c["type"] == "Waiting" and c["status"] == "True"], (key, conditions)
+    assert "not registered: the MLflow server" in out  # ... says why, instead of waiting for ever
+
     pairs, judge = child("pairs")["collect"]["outputs"]["uri"], child("act-s0")["judge"]["outputs"]["uri"]
     for key in ("act-s0", "act-il-s0", "iwm-il-s0", "sr-il-s0"):  # collected once ...
         assert child(key)["collect"]["phase"] == "Reused" and child(key)["collect"]["outputs"]["uri"] == pairs

@@ -125,3 +125,4 @@ def test_rendered_warmup_job_and_collect_reading_its_model():
     warmup_job = next(o for o in objects if o["metadata"]["name"] == "demo-warmup-1")
     c = warmup_job["spec"]["template"]["spec"]["containers"][0]
     assert c["command"][:2] == ["act-trainer", "warmup"] and c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
