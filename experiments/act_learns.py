@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     exp_file.write_text(yaml.safe_dump(experiment(out, p, setup), sort_keys=False))
     exp = E.parse_experiment(read_yaml(exp_file))  # what runs is the file a user can run or apply
     local = LocalExperiment(exp, out, console)
-    st = local.run()
+    st = local.run(table=False)  # printed below, with the malformed rates
     if st.phase != "Succeeded":
         console.print(f"[red]{setup.name}: {st.phase}: {st.message}[/]")
         return 1

@@ -30,7 +30,8 @@ class LocalExperiment:
         self.tracking_uri = tpl.uri or f"sqlite:///{self.dir / 'mlflow.db'}"
         self.observed: dict[str, E.Observed] = {}
 
-    def run(self) -> E.ExperimentStatus:
+    def run(self, table: bool = True) -> E.ExperimentStatus:
+        """Every child in turn, then Table 1 (printed unless `table` is false: a caller with its own)."""
         from act_operator.local import LocalExecutor
 
         exp, name = self.exp, self.exp.metadata.name
@@ -51,7 +52,8 @@ class LocalExperiment:
                 tracking.finish_experiment(self.tracking_uri, run_id, st)
             except Exception as e:  # noqa: BLE001 - the table is in experiment.json either way
                 self.console.print(f"[yellow]MLflow: the experiment's run was not closed ({e})[/]")
-        self.console.print(arms_table(name, exp.spec, st))
+        if table:
+            self.console.print(arms_table(name, exp.spec, st))
         return st
 
     def _spec(self, spec: dict) -> dict:
