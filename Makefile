@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment lint crds helm helm-lint images clean
+.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment experiment-alfworld lint crds helm helm-lint images clean
 
 JAVA := command -v java >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
@@ -72,6 +72,9 @@ bench:  ## ratios against baselines measured in the same process
 
 experiment:  ## does ACT train judgement? one ACTExperiment (arms x 3 seeds on TextWorldExpress), < 1 h on 2 cores
 	$(PYTHON) experiments/act_learns.py
+
+experiment-alfworld:  ## the same on ALFWorld, ID (valid_seen) and OOD (valid_unseen): one seed, no Early Experience arms
+	$(PYTHON) experiments/act_learns.py --env alfworld
 
 crds:  ## regenerate the CRD from act_operator/api.py, and its copy in the chart (tests fail on drift)
 	actjob crd > crds/actjob.yaml
