@@ -39,6 +39,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +73,13 @@ def _packages():
     except ImportError as e:
         raise not_installed("alfworld", str(e)) from None
     return textworld, PddlEnv, AlfredDemangler, AlfredExpert
+
+
+# One load (and reset) at a time in the process: TextWorld's PDDL parser (a tatsu parser shared by
+# every PddlEnv) and the translation cache's patch of fast_downward.pddl2sas and sys.argv are
+# process-wide, and eval resets its parallel episodes from a thread pool. Steps stay concurrent:
+# each PddlEnv runs its own copy of fast-downward's library.
+_LOADING = threading.Lock()
 
 
 class _Translations:
@@ -151,7 +159,7 @@ class ALFWorldEnv(Replaying):
 
     def _load(self, game: _Game, path: str) -> dict:
         """Load (unless already loaded) and reset; the initial game state."""
-        with self._translations.active():
+        with _LOADING, self._translations.active():
             try:
                 if game.path != path:
                     game.path = None
