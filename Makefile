@@ -70,7 +70,7 @@ bench:  ## ratios against baselines measured in the same process
 	$(PYTHON) bench/branch_cost.py
 	$(PYTHON) bench/operator_latency.py
 
-experiment:  ## does ACT train judgement? one ACTExperiment (arms x 3 seeds on TextWorldExpress), < 1 h on 2 cores
+experiment:  ## does ACT train judgement? one ACTExperiment (arms x 3 seeds on TextWorldExpress), about 45 min alone on 2 cores
 	$(PYTHON) experiments/act_learns.py
 
 experiment-alfworld:  ## the same on ALFWorld, ID (valid_seen) and OOD (valid_unseen): one seed, no Early Experience arms
