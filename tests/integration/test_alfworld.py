@@ -169,18 +169,24 @@ def test_long_walkthroughs_are_skipped(env):
     assert list(env.expert("valid_seen", limit=5, max_length=2)) == []
 
 
-def test_episodes_reset_at_once_from_threads_load_their_own_games(alfworld_data, env):
-    """Eval resets its parallel episodes from a thread pool (stages/evaluate.play_many): TextWorld's
-    PDDL parser and the translation cache are process-wide, so loads must not interleave."""
+def test_episodes_played_at_once_from_threads_see_their_own_games(alfworld_data, env):
+    """Eval plays its parallel episodes from a thread pool (stages/evaluate.play_many): TextWorld's
+    parsers and the translation cache are process-wide, so its calls must not interleave."""
     from concurrent.futures import ThreadPoolExecutor
 
+    def play(e, episode):  # a reset, then the first two admissible actions
+        seen = [e.reset(episode).text]
+        for _ in range(2):
+            seen.append(e.step(sorted(e.admissible())[0]).text)
+        return seen
+
     episodes = [ep for split in EVAL_SPLITS for ep in env.episodes(split)]
-    expected = {ep: env.reset(ep).text for ep in episodes}
+    expected = {ep: play(env, ep) for ep in episodes}
     envs = [make_env(config(alfworld_data)) for _ in episodes]
     try:
         for _ in range(2):  # a second round: every env loads another game than the one it holds
             with ThreadPoolExecutor(len(envs)) as pool:
-                got = list(pool.map(lambda pair: pair[0].reset(pair[1]).text, zip(envs, episodes, strict=True)))
+                got = list(pool.map(lambda pair: play(*pair), zip(envs, episodes, strict=True)))
             assert got == [expected[ep] for ep in episodes]
             episodes = episodes[1:] + episodes[:1]
     finally:

@@ -75,11 +75,12 @@ def _packages():
     return textworld, PddlEnv, AlfredDemangler, AlfredExpert
 
 
-# One load (and reset) at a time in the process: TextWorld's PDDL parser (a tatsu parser shared by
-# every PddlEnv) and the translation cache's patch of fast_downward.pddl2sas and sys.argv are
-# process-wide, and eval resets its parallel episodes from a thread pool. Steps stay concurrent:
-# each PddlEnv runs its own copy of fast-downward's library.
-_LOADING = threading.Lock()
+# One TextWorld call (load, reset, step) at a time in the process: its PDDL and text-grammar parsers
+# (tatsu, shared by every PddlEnv; a step parses too) and the translation cache's patch of
+# fast_downward.pddl2sas and sys.argv are process-wide, and eval plays its parallel episodes from a
+# thread pool. Little is lost: that work is pure Python under the GIL, while generation, the part
+# worth running at once, batches across episodes outside it.
+_TEXTWORLD = threading.Lock()
 
 
 class _Translations:
@@ -159,7 +160,7 @@ class ALFWorldEnv(Replaying):
 
     def _load(self, game: _Game, path: str) -> dict:
         """Load (unless already loaded) and reset; the initial game state."""
-        with _LOADING, self._translations.active():
+        with _TEXTWORLD, self._translations.active():
             try:
                 if game.path != path:
                     game.path = None
@@ -223,7 +224,8 @@ class ALFWorldEnv(Replaying):
         if self._episode is None or game is None or game.state is None:
             raise EnvError("step() before reset(): start an episode first")
         self._steps += 1
-        game.state, _, _ = game.env.step(action)
+        with _TEXTWORLD:
+            game.state, _, _ = game.env.step(action)
         self._now = self._observation(game.state, first=False, limit=limit)
         self._played.append(action)
         return self._now
