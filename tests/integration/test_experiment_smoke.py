@@ -22,6 +22,7 @@ SCRIPT = ROOT / "experiments" / "act_learns.py"
 def script_arms() -> list[str]:
     spec = importlib.util.spec_from_file_location("act_learns", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module.ARMS
 
