@@ -54,7 +54,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # an experiment, not a benchmark: use both cores
@@ -219,14 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: 3, --smoke: 1)")
     parser.add_argument("--env", choices=sorted(SETUPS), default=TWX.env["name"],
                         help="textworld-express (the default table) or alfworld (the ID/OOD row)")
+    parser.add_argument("--arms", default=None, help="comma-separated subset of the arms (default: all of the setup's)")
     parser.add_argument("--out", default=None, help="default .act/experiment (alfworld: .act/experiment-alfworld)")
     args = parser.parse_args(argv)
     setup = SETUPS[args.env]
+    if args.arms:
+        setup = replace(setup, arms=args.arms.split(","))
     p = dict(setup.smoke if args.smoke else setup.full)
     if args.seeds:
         p["seeds"] = list(range(args.seeds))
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
-    out = Path(args.out or (".act/experiment" if setup is TWX else ".act/experiment-alfworld")).resolve()
+    out = Path(args.out or (".act/experiment" if args.env == TWX.env["name"] else ".act/experiment-alfworld")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     prepare(out, p, console, setup)
