@@ -73,7 +73,7 @@ bench:  ## ratios against baselines measured in the same process
 experiment:  ## does ACT train judgement? one ACTExperiment (arms x 3 seeds on TextWorldExpress), about 45 min alone on 2 cores
 	$(PYTHON) experiments/act_learns.py
 
-experiment-alfworld:  ## the same on ALFWorld, ID (valid_seen) and OOD (valid_unseen): one seed; pi0, ACT only, IL, IL w/ ACT
+experiment-alfworld:  ## the same on ALFWorld, ID (valid_seen) and OOD (valid_unseen): one seed, no Early Experience arms
 	$(PYTHON) experiments/act_learns.py --env alfworld
 
 crds:  ## regenerate the CRD from act_operator/api.py, and its copy in the chart (tests fail on drift)

@@ -99,11 +99,10 @@ TWX = Setup(
               action_states=120, judge_pairs=150),
     smoke=dict(seeds=[0], episodes=14, warmup_steps=4, judge_steps=2, policy_steps=2, eval_episodes=2,
                action_states=8, judge_pairs=8))
-# ALFWorld (ID = valid_seen, OOD = valid_unseen), at the scale one hour on 2 cores allows: one seed, the
-# paper's central comparison (IL vs IL w/ ACT, ACT alone, pi0), no Early Experience arms (recording outcomes
-# costs a reload and replay per alternative, ~2.4 s each here) and no RL arms (each eval plays 20 episodes).
+# ALFWorld (ID = valid_seen, OOD = valid_unseen), at the scale one hour on 2 cores allows: one seed, and no
+# Early Experience arms (recording outcomes costs a reload and replay per alternative, ~2.4 s each here).
 ALFWORLD = Setup(
-    name="act-learns-alfworld", arms=["base", "act", "il", "act+il"],
+    name="act-learns-alfworld", arms=["base", "act", "il", "act+il", "rl", "act+rl"],
     env={"name": "alfworld", "maxSteps": 15, "history": 1},
     splits=["valid_seen", "valid_unseen"], expert_args=["--max-length", "15"],
     full=dict(seeds=[0], episodes=40, warmup_steps=300, judge_steps=200, policy_steps=60, eval_episodes=10,
