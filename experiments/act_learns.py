@@ -2,6 +2,8 @@
 
     python experiments/act_learns.py            # the full comparison (3 seeds), < 1 h on 2 cores
     python experiments/act_learns.py --smoke    # 1 seed, a handful of steps: checks the mechanics
+    python experiments/act_learns.py --env alfworld   # the ALFWorld ID/OOD row (1 seed, ~30 min)
+    python experiments/act_learns.py --arms base,act,act+il   # a subset of the rows
 
 The experiment is one ACTExperiment (`<out>/act-learns.yaml`, the very file that runs: `actjob run`
 it, or `kubectl apply` it with storage and model on S3). This script only prepares what cannot be
