@@ -256,12 +256,9 @@ class ACTJobSpec(Model):
                              "environment.expert.uri")
         if not any([st.warmup.enabled, st.collect.enabled, st.judge.enabled, st.policy.method != "none", st.eval.enabled]):
             raise ValueError("stages: every stage is disabled; nothing to do")
-        env = K.ENV_FACTS[self.environment.name]
         collects = st.collect.enabled and not st.collect.reuse
-        if collects and st.collect.branches and not env.branching:
-            field = "verifyAlternatives" if st.collect.verify_alternatives else "recordOutcomes"
-            raise ValueError(f"stages.collect.{field}: {env.label} cannot restore expert states by replay; "
-                             f"turn {field} off for it")
+        if collects and (why := st.collect.branching_refusal(self.environment.name)):
+            raise ValueError(why)
         if st.judge.enabled and not st.judge.reuse and st.judge.method in K.EARLY_EXPERIENCE \
                 and collects and not st.collect.branches:
             raise ValueError(f"stages.judge.method '{st.judge.method}' learns from what followed each "

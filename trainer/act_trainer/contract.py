@@ -225,6 +225,14 @@ class CollectSettings(Settings):
         """Whether collect takes alternatives in the environment (restoring expert states by replay)."""
         return self.verify_alternatives or self.record_outcomes
 
+    def branching_refusal(self, env: str) -> str | None:
+        """Why collect cannot take alternatives in environment `env` as asked, or None."""
+        if not self.branches or ENV_FACTS[env].branching:
+            return None
+        field = "verifyAlternatives" if self.verify_alternatives else "recordOutcomes"
+        return (f"stages.collect.{field}: {ENV_FACTS[env].label} cannot restore expert states by replay; "
+                f"turn {field} off for it")
+
     @model_validator(mode="after")
     def _m_le_k(self):
         if self.max_alternatives > self.samples:

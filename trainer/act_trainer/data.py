@@ -139,8 +139,11 @@ def pair_record(state: State, expert: str, alternative: str, expert_next: str | 
     }
 
 
-def pair_state(rec: dict) -> State:
+def pair_state(rec: dict, history: int | None = None) -> State:
+    """A pair's state; with `history`, only its last `history` turns (what prompts show)."""
     hist = [(h["action"], h["observation"]) for h in (rec.get("history") or [])]
+    if history is not None:
+        hist = last_turns(hist, history)
     adm = rec.get("admissible")
     return State(rec["episode_id"], int(rec["step"]), rec["goal"], rec["observation"], hist,
                  list(adm) if adm is not None else None)

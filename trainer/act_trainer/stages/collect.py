@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 
 from act_trainer import data, plots, progress, store
 from act_trainer.config import CollectConfig, Shard
-from act_trainer.contract import ENV_FACTS
 from act_trainer.engines import make_engine
 from act_trainer.envs import Environment, make_env
 from act_trainer.envs.branching import ReplayDiverged
@@ -150,11 +149,9 @@ def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
 def run(cfg: CollectConfig) -> dict:
     with stage(cfg) as st, contextlib.ExitStack() as cleanup:
         env = None
+        if why := cfg.branching_refusal(cfg.env.name):
+            raise InputError(why)
         if cfg.branches:
-            if not ENV_FACTS[cfg.env.name].branching:
-                field = "verifyAlternatives" if cfg.verify_alternatives else "recordOutcomes"
-                raise InputError(f"stages.collect.{field}: {ENV_FACTS[cfg.env.name].label} cannot "
-                                 f"restore expert states by replay; turn {field} off for it")
             env = make_env(cfg.env)
             cleanup.callback(env.close)
         model_dir = resolve_model(cfg.model)

@@ -35,12 +35,6 @@ from act_trainer.stages.common import stage
 log = logging.getLogger("act_trainer.early_experience")
 
 
-def _state(pair: dict, history: int) -> data.State:
-    state = data.pair_state(pair)
-    state.history = data.last_turns(state.history, history)
-    return state
-
-
 def _completion(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
@@ -54,7 +48,7 @@ def world_model_rows(pairs: list[dict], history: int) -> list[dict]:
     """Next-observation prediction: each alternative, and the expert's action once per state."""
     rows, states = [], set()
     for p in pairs:
-        state = _state(p, history)
+        state = data.pair_state(p, history)
         taken = [(p["alternative"], p["alternative_next"])]
         if (p["episode_id"], p["step"]) not in states:
             states.add((p["episode_id"], p["step"]))
@@ -65,7 +59,7 @@ def world_model_rows(pairs: list[dict], history: int) -> list[dict]:
 
 
 def reflection_prompts(pairs: list[dict], history: int) -> list[list[dict]]:
-    return [reflection_prompt(_state(p, history), p["expert_action"], p["expert_next"], p["alternative"],
+    return [reflection_prompt(data.pair_state(p, history), p["expert_action"], p["expert_next"], p["alternative"],
                               p["alternative_next"]) for p in pairs]
 
 
@@ -76,7 +70,7 @@ def rationale(text: str) -> str:
 
 
 def reflection_rows(pairs: list[dict], rationales: list[str], history: int) -> list[dict]:
-    return [{"prompt": action_prompt(_state(p, history)),
+    return [{"prompt": action_prompt(data.pair_state(p, history)),
              "completion": _completion(reflection_answer(r, p["expert_action"]))}
             for p, r in zip(pairs, rationales, strict=True)]
 

@@ -33,9 +33,7 @@ def judgement_rows(pairs: list[dict], seed: int, history: int) -> list[dict]:
     rows = []
     for p in pairs:
         first, second, answer = order_candidates(p["expert_action"], p["alternative"], p["pair_id"], seed)
-        state = data.pair_state(p)
-        state.history = data.last_turns(state.history, history)
-        rows.append({"prompt": judgement_prompt(state, first, second), "answer": answer, "pair_id": p["pair_id"]})
+        rows.append({"prompt": judgement_prompt(data.pair_state(p, history), first, second), "answer": answer, "pair_id": p["pair_id"]})
     return rows
 
 
