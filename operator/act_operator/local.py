@@ -146,7 +146,8 @@ class LocalExecutor:
                 job.status = pipeline.apply(job, action, now())
                 watch.headline(job.status)
                 self._open_parent_run()  # before the first stage's config: it names the parent run
-                self._save()
+                if job.status.phase not in pipeline.TERMINAL:
+                    self._save()  # a final phase is written with its lineage (_finish), as the operator's one patch
                 self._perform(action)
             if job.status.phase in pipeline.TERMINAL:
                 break
