@@ -176,6 +176,13 @@ def judgement_accuracy(engine, cfg: EvalConfig) -> dict:
             "judge_malformed_rate": sum(c is None for c in choices) / len(rows), "judge_pairs": len(rows)}
 
 
+def count_for(metric: str, counts: dict, count_key: str) -> int:
+    """How many items a rate is over: a task type's (`success_rate.boil` over `episodes.boil`), else
+    the split's (`success_rate` over `episodes`)."""
+    kind = metric.partition(".")[2]
+    return int(counts.get(f"{count_key}.{kind}", counts.get(count_key, 0)) if kind else counts.get(count_key, 0))
+
+
 def run(cfg: EvalConfig) -> dict:
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
@@ -194,10 +201,9 @@ def run(cfg: EvalConfig) -> dict:
                 # the counts the rates are over go to metrics too (shards merge by them), not to rows
                 counts = {k: measured.pop(k) for k in list(measured)
                           if k in (count_key, "turns") or k.startswith(count_key + ".")}
-                n = int(counts.get(count_key, 0))
                 for metric, value in measured.items():
                     rows.append({"environment": cfg.env.name, "split": split, "metric": metric,
-                                 "value": round(value, 6), "n": n})
+                                 "value": round(value, 6), "n": count_for(metric, counts, count_key)})
                 for metric, value in {**measured, **counts}.items():
                     metrics[f"{split}/{metric}" if split != "heldout" else metric] = value
 
