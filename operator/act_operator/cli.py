@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run every stage of an ACTJob on this machine")
     run.add_argument("file")
     run.add_argument("--workdir", default=".act", help="where run state, logs and the local MLflow store go")
-    run.add_argument("--fresh", action="store_true", help="start over instead of resuming a stopped run")
+    run.add_argument("--fresh", action="store_true",
+                     help="start over instead of resuming a stopped run or trying a failed one again")
     val = sub.add_parser("validate", help="check an ACTJob file and print its problems")
     val.add_argument("file")
     ren = sub.add_parser("render", help="print the Kubernetes objects the operator would create (like helm template)")

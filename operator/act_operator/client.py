@@ -184,8 +184,9 @@ class _Local:
             raise RuntimeError(f"ACTJob {name} is already running here")
         run_dir = self._dir(name)
         run_dir.mkdir(parents=True, exist_ok=True)
-        # a state `actjob run` will not go on from (another spec, a failed run) must not be read as
-        # this job's before the run replaces it
+        # a state `actjob run` will not go on from (another spec) must not be read as this job's before
+        # the run replaces it; a failed run of this spec is set to run again here (resumable), before
+        # the run starts: a wait must not read the old failure as the new run's outcome
         resolved = job.model_copy(deep=True)
         resolved.spec.storage.root = resolve_root(job.spec.storage.root, Path.cwd())
         if not resumable(run_dir / "state.json", resolved):

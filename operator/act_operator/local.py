@@ -75,12 +75,22 @@ def shard_stem(name: str, index: int, shards: int) -> str:
 
 def resumable(state_file: Path, job: ACTJob) -> dict | None:
     """The saved state a run of `job` (its storage root resolved) goes on from, or None: the same
-    spec goes on where it stopped, and a finished one is not run again (as an applied ACTJob is
-    not); a Failed run or a changed spec starts over."""
+    spec goes on where it stopped, a Succeeded one is not run again (as an applied ACTJob is not),
+    a Failed one tries its failed stage again (pipeline.run_again), and a changed spec starts over.
+    A run again is written back at once: whoever reads the state (ACTClient) must not take the old
+    failure for the new run's outcome."""
     if not state_file.exists():
         return None
     saved = json.loads(state_file.read_text())
-    return saved if saved.get("spec_hash") == spec_hash(job) and saved["status"]["phase"] != "Failed" else None
+    if saved.get("spec_hash") != spec_hash(job):
+        return None
+    if saved["status"]["phase"] == "Failed":
+        status = pipeline.run_again(ACTJobStatus.model_validate(saved["status"]), now())
+        saved["status"] = status.model_dump(mode="json", by_alias=True)
+        tmp = state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(saved, indent=2))
+        tmp.replace(state_file)
+    return saved
 
 
 class LocalExecutor:
@@ -104,7 +114,9 @@ class LocalExecutor:
             job.metadata.uid = saved["uid"]
             job.status = ACTJobStatus.model_validate(saved["status"])
             verb = "already succeeded" if job.status.phase == "Succeeded" else "resuming"
-            self.console.print(f"[bold]{verb}[/] {job.metadata.name} (uid {job.metadata.uid}; --fresh runs it again)")
+            again = f": {job.status.message}" if job.status.phase == "Pending" and job.status.message else ""
+            self.console.print(f"[bold]{verb}[/] {job.metadata.name}{again} (uid {job.metadata.uid}; --fresh starts "
+                               "over)", highlight=False)
             return job
         job.metadata.uid = str(uuid.uuid4())
         job.status = ACTJobStatus()

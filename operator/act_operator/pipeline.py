@@ -445,6 +445,27 @@ def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
     return status
 
 
+def run_again(status: ACTJobStatus, now: datetime) -> ACTJobStatus:
+    """A Failed ACTJob run again unchanged (`actjob run` of the same spec, as `argo retry`): the
+    stages that succeeded keep their outputs, the one that failed is tried again. Its attempts count
+    on (the earlier attempts' logs stay): a run again is one attempt more, plus any retries maxRetries
+    still leaves; a training stage resumes from its newest checkpoint as any retry does. A new
+    object; any other phase is kept."""
+    if status.phase != "Failed":
+        return status
+    status = status.model_copy(deep=True)
+    failed = [stage for stage, st in status.stages.items() if st.phase == "Failed"]
+    for stage in failed:
+        st = status.stages[stage]
+        st.phase, st.completion_time, st.next_attempt_at = "Pending", None, None
+        st.message = f"tried again after: {st.message or 'a failure'}"
+    message = f"run again: {', '.join(failed)} tried again (attempt {status.stages[failed[0]].attempts + 1})" \
+        if failed else "run again"
+    status.phase, status.message, status.completion_time, status.current_stage = "Pending", message, None, None
+    set_condition(status, "Failed", False, "RunAgain", message, now, status.observed_generation)
+    return status
+
+
 def _apply_replay(job: ACTJob, status: ACTJobStatus, action: Action, now: datetime) -> None:
     """The replay's own status and condition; the ACTJob's phase, message and times stay as they are."""
     r = status.mlflow.replay = status.mlflow.replay or ReplayStatus()

@@ -135,6 +135,16 @@ def test_permanent_stage_failure_is_tried_once(tmp_path):
     none = actjob("logs", "quickstart", "judge", "--workdir", str(tmp_path / "work"), cwd=tmp_path, timeout=60)
     assert none.returncode == 1 and "judge has not run yet" in none.stderr
 
+    # the same file again: the failed stage is tried once more (the cause may lie outside the spec);
+    # the preflight that passed is kept, and so is the first attempt's log
+    again = actjob("run", str(job_file), "--workdir", str(tmp_path / "work"), cwd=tmp_path, timeout=300)
+    assert again.returncode == 1 and "run again: collect tried again (attempt 2)" in again.stdout + again.stderr
+    status = json.loads((run_dir / "state.json").read_text())
+    assert status["uid"] == state["uid"] and status["status"]["stages"]["collect"]["attempts"] == 2
+    assert status["status"]["phase"] == "Failed" and "no successful episode" in status["status"]["message"]
+    assert (run_dir / "quickstart-collect-1.log").exists() and (run_dir / "quickstart-collect-2.log").exists()
+    assert not list(run_dir.glob("quickstart-preflight-2*"))
+
 
 def collected_pairs(tmp_path: Path, shards: int, expert: Path) -> tuple[list[str], dict]:
     """Collect only (the quickstart's collect stage) from the trajectories in `expert`, in `shards`

@@ -240,6 +240,45 @@ def test_permanent_failure_fails_the_job_at_once_with_the_stage_message():
     assert job.status.stages["policy"].phase == "Succeeded"  # what came before stays done
 
 
+def test_a_failed_actjob_run_again_tries_its_failed_stage_once_more_and_keeps_what_succeeded():
+    job = make_job(eval={"maxRetries": 1})
+    crash = P.Observed("failed", reason="exit code 1: OOM")
+    run_to_end(job, {"eval": [crash, crash]})
+    assert job.status.phase == "Failed" and job.status.stages["eval"].attempts == 2
+    done = {s: st.model_copy() for s, st in job.status.stages.items() if st.phase == "Succeeded"}
+    failed = job.status
+
+    job.status = P.run_again(failed, T0)
+    assert failed.phase == "Failed" and failed.stages["eval"].phase == "Failed"  # the input is not changed
+    assert job.status.phase == "Pending" and job.status.completion_time is None
+    assert job.status.message == "run again: eval tried again (attempt 3)"
+    assert [c for c in job.status.conditions if c.type == "Failed"][0].status == "False"
+    ev = job.status.stages["eval"]
+    assert ev.phase == "Pending" and ev.attempts == 2 and "tried again after: eval failed after 2" in ev.message
+    trace = run_to_end(job, {"eval": [crash, crash, crash]})  # the third attempt fails as well
+    assert [a for a in trace if isinstance(a, P.StartStage)] == [P.StartStage("eval", 3)]  # one attempt more
+    assert job.status.phase == "Failed" and "after 3 attempt(s)" in job.status.message
+    assert {s: st for s, st in job.status.stages.items() if s in done} == done  # collect, judge, policy kept
+
+    job.status = P.run_again(job.status, T0)
+    trace = run_to_end(job)
+    assert [a for a in trace if isinstance(a, P.StartStage)] == [P.StartStage("eval", 4)]
+    assert job.status.phase == "Succeeded" and isinstance(trace[-1], P.SucceedJob)
+    assert [c for c in job.status.conditions if c.type == "Succeeded"][0].status == "True"
+    assert P.run_again(job.status, T0) == job.status  # only a Failed ACTJob is run again
+
+
+def test_a_failed_preflight_run_again_checks_again():
+    job = make_job(preflight_passed=False)
+    run_to_end(job, {P.PREFLIGHT: [P.Observed("failed", result={"problems": ["spec.storage.root: no bucket"]})]})
+    assert job.status.phase == "Failed" and job.status.stages["collect"].attempts == 0
+    job.status = P.run_again(job.status, T0)
+    assert P.plan(job, {}, T0) == [P.StartStage(P.PREFLIGHT, 2)]
+    run_to_end(job)
+    valid = [c for c in job.status.conditions if c.type == "Valid"][0]
+    assert job.status.phase == "Succeeded" and (valid.status, valid.reason) == ("True", "PreflightPassed")
+
+
 def test_transient_failure_uses_max_retries():
     job = make_job(collect={"maxRetries": 0})
     step(job, {})
