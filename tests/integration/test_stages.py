@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -78,7 +79,8 @@ def collected(s3, mlflow_server, tmp_path_factory):
     parent = mlflow.MlflowClient().create_run(mlflow.set_experiment("itest").experiment_id).info.run_id
     cfg = CollectConfig(**common(root, "pairs", mlflow_server, parent), model=MODEL, env=ENV,
                         expert=ExpertSource(split="train", episodes=4, max_length=12), samples=4,
-                        max_alternatives=2, heldout_fraction=0.25, temperature=1.0, max_new_tokens=10)
+                        max_alternatives=2, heldout_fraction=0.25, temperature=1.0, max_new_tokens=10,
+                        record_outcomes=True)  # for the Early Experience judge below
     proc, report = run_stage(cfg, tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"root": root, "cfg": cfg, "report": report, "parent": parent, "tracking": mlflow_server}
@@ -225,6 +227,27 @@ def test_judge_two_process_zero3(collected, warmed, tmp_path):
     after = weights(cfg.output)
     assert all(t.numel() > 0 for t in after.values())  # gathered, not empty ZeRO-3 shards
     assert changed(weights(warmed), after)
+
+
+def test_self_reflection_as_a_two_process_gang_splits_the_rationales_and_trains_on_them_all(collected, warmed,
+                                                                                           tmp_path):
+    """judge.method sr on a 2-process ZeRO-3 gang (gloo): each rank writes half the rationales, every
+    rank trains on all of them, and rank 0 publishes one per pair."""
+    cfg = judge_cfg(collected, "judge-sr", warmed, method="sr", processes_per_node=2, zero_stage=3)
+    proc, report = run_stage(cfg, tmp_path, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    manifest = read_manifest(cfg.output)
+    pairs = manifest["metrics"]["pairs"]  # those with both outcomes recorded
+    assert pairs > 1 and pairs + manifest["metrics"]["pairs_without_outcomes"] == \
+        collected["report"]["metrics"]["pairs_train"]
+    assert manifest["world_size"] == 2 and manifest["metrics"]["examples"] == pairs
+    shares = sorted(re.findall(r"this rank wrote rationales (\d+)-(\d+) of (\d+)", out))
+    half = str(pairs // 2)
+    assert shares == sorted([("0", half, str(pairs)), (half, str(pairs), str(pairs))]), out[-3000:]
+    lines = store.read_bytes(f"{cfg.output}/rationales.jsonl").decode().splitlines()
+    assert len(lines) == pairs and len({json.loads(x)["pair_id"] for x in lines}) == pairs
+    assert changed(weights(warmed), weights(cfg.output))
 
 
 @pytest.mark.parametrize("method", ["il", "rl"])

@@ -80,3 +80,11 @@ def test_recording_outcomes_keeps_every_alternative_and_remembers_what_followed(
     verifier = Verifier(env)  # verifying drops both
     found = verifier.expert_outcomes([(traj, data.State(ep, 0, GOAL, "o", [], None), "take mug")])
     assert verifier.verify(traj, 0, found[(ep, 0)])("look") == "as_good_as_expert"
+
+
+def test_a_gangs_ranks_share_the_rationales_to_write_between_them_whole_and_in_order():
+    for n, world in [(10, 1), (10, 2), (7, 3), (2, 4)]:
+        shares = [ee.share(n, rank, world) for rank in range(world)]
+        assert [i for s in shares for i in s] == list(range(n))  # each pair once, in order
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    assert ee.gather(["a", "b"]) == ["a", "b"]  # one process: nothing to gather

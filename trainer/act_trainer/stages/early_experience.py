@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 
 from act_trainer import data, progress
 from act_trainer.config import JudgeConfig
@@ -75,26 +76,58 @@ def reflection_rows(pairs: list[dict], rationales: list[str], history: int) -> l
             for p, r in zip(pairs, rationales, strict=True)]
 
 
+def share(n: int, rank: int, world: int) -> range:
+    """The indices of n items one rank of a gang of `world` takes: contiguous, sizes within one."""
+    return range(n * rank // world, n * (rank + 1) // world)
+
+
+def gather(local: list[str]) -> list[str]:
+    """Every rank's items in rank order, on every rank: a gang (torchrun) splits the generation.
+    The process group is the one training goes on to use (DeepSpeed and accelerate take an
+    initialized one as it is): NCCL on GPUs, else gloo."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return local
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    parts: list[list[str] | None] = [None] * world
+    dist.all_gather_object(parts, local)
+    return [item for part in parts for item in part]
+
+
 def generate_rationales(cfg: JudgeConfig, model_dir, pairs: list[dict], report) -> list[str]:
-    """The model's own reflections, one per pair, in generate batches of cfg.batch_size."""
+    """The model's own reflections, one per pair, in generate batches of cfg.batch_size; a gang's
+    ranks each write their share (one engine per rank, its own GPU) and gather them. A batch's seed
+    is its first pair's index, whichever rank takes it."""
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    prompts = reflection_prompts(pairs, cfg.history)
+    mine = share(len(prompts), rank, world)
     engine = make_engine(cfg.rollout.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size,
                          field="stages.judge.rollout.engine")
-    prompts = reflection_prompts(pairs, cfg.history)
     meter = progress.Meter("judge", len(prompts))
     meter.unit = "rationales"
     out: list[str] = []
     try:
-        for start in range(0, len(prompts), cfg.batch_size):
-            batch = prompts[start:start + cfg.batch_size]
-            texts = engine.generate(batch, n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length,
-                                    prefill="<think>", seed=cfg.seed + start)
+        for start in range(mine.start, mine.stop, cfg.batch_size):
+            stop = min(start + cfg.batch_size, mine.stop)
+            texts = engine.generate(prompts[start:stop], n=1, temperature=cfg.temperature,
+                                    max_new_tokens=cfg.max_completion_length, prefill="<think>", seed=cfg.seed + start)
             out.extend(rationale(t[0]) for t in texts)
-            if p := meter.update(advance=len(batch), final=start + cfg.batch_size >= len(prompts)):
+            # rank 0 reports for the gang: its share done, times the ranks (they go at one pace)
+            last = stop >= mine.stop
+            if p := meter.update(len(prompts) if last else (stop - mine.start) * world, final=last):
                 report(p)
     finally:
         del engine  # its weights (and, with vLLM, its GPU memory) before training loads the model again
         gc.collect()
-    return out
+    if world > 1:
+        log.info("judge (sr): this rank wrote rationales %d-%d of %d", mine.start, mine.stop, len(prompts))
+    return gather(out)
 
 
 def run(cfg: JudgeConfig) -> dict:
