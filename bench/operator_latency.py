@@ -1,8 +1,8 @@
 """Operator latency against a real API server (kubelite), with the operator in its own process.
 
 Measures, for N ACTJobs applied at once:
-  - ACTJob created -> its first (collect) Job exists
-  - collect Job completed (as a kubelet + Job controller would report it) -> the judge Job exists
+  - ACTJob created -> its first Job (the preflight's) exists
+  - that Job completed (as a kubelet + Job controller would report it) -> the next stage's Job exists
 each as a ratio to the median round trip of a bare Job create on the same server, and the
 operator's peak RSS.   Targets: medians <= 5x the bare round trip, hand-off < 1 s, RSS <= 200 MB.
 Throughput, ROUNDS times: the time from the first of N ACTJobs applied at once (from THREADS
@@ -65,7 +65,7 @@ class JobWatcher(threading.Thread):
         deadline = time.monotonic() + timeout
         while name not in self.seen:
             if time.monotonic() > deadline:
-                raise TimeoutError(name)
+                raise TimeoutError(f"{name} (Jobs seen: {sorted(self.seen)[:8]})")
             time.sleep(0.002)
         return self.seen[name]
 
@@ -96,6 +96,23 @@ def actjob_body(name: str) -> dict:
     return {"apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": name}, "spec": SPEC}
 
 
+def first_stages() -> tuple[str, str]:
+    """The stage whose Job an ACTJob of SPEC starts with, and the one after it: as the planner says."""
+    from act_operator import api as A
+    from act_operator import pipeline as P
+
+    body = actjob_body("x")
+    body["metadata"].update(uid="u", generation=1)
+    job, t = A.parse_actjob(body), P.now()
+    (first,) = P.plan(job, {}, t)
+    job.status = P.apply(job, first, t)
+    after = P.plan(job, {first.stage: P.Observed("succeeded", result={"manifest": "s3://b/x/_MANIFEST.json"})}, t)
+    return first.stage, next(a.stage for a in after if isinstance(a, P.StartStage))
+
+
+FIRST, SECOND = first_stages()
+
+
 def stage_objects(ns: str, name: str) -> list[dict]:
     """What the operator creates for an ACTJob's first stage (ConfigMap + Job), built as it builds them."""
     from act_operator import api as A
@@ -104,7 +121,7 @@ def stage_objects(ns: str, name: str) -> list[dict]:
 
     body = actjob_body(name)
     body["metadata"].update(namespace=ns, uid=str(uuid.uuid4()), generation=1)
-    return build(A.parse_actjob(body), "collect", 1, OperatorSettings())
+    return build(A.parse_actjob(body), FIRST, 1, OperatorSettings())
 
 
 def bare_burst(core, batch, ns: str, names: list[str], threads: int) -> float:
@@ -173,7 +190,7 @@ def main(n: int = 100, rounds: int = 3, threads: int = 8) -> None:
                 t = time.monotonic()
                 custom.create_namespaced_custom_object(A.GROUP, A.VERSION, ns, A.PLURAL, {
                     "apiVersion": A.API_VERSION, "kind": A.KIND, "metadata": {"name": nm}, "spec": SPEC})
-                alone.append(watcher.wait(f"{nm}-collect-1") - t)
+                alone.append(watcher.wait(f"{nm}-{FIRST}-1") - t)
             bursts, first = [], []
             # BENCH_PYSPY=FILE: sample the operator during the bursts (py-spy, collapsed stacks)
             spy = os.environ.get("BENCH_PYSPY") and subprocess.Popen(
@@ -190,7 +207,7 @@ def main(n: int = 100, rounds: int = 3, threads: int = 8) -> None:
                 t0 = time.monotonic()
                 with ThreadPoolExecutor(threads) as pool:  # "at once"
                     list(pool.map(apply, names))
-                seen = [watcher.wait(f"{nm}-collect-1") for nm in names]
+                seen = [watcher.wait(f"{nm}-{FIRST}-1") for nm in names]
                 bursts.append(max(seen) - t0)
                 first += [s - created[nm] for s, nm in zip(seen, names, strict=True)]
                 time.sleep(2)  # let the round's own status events settle
@@ -200,9 +217,9 @@ def main(n: int = 100, rounds: int = 3, threads: int = 8) -> None:
             names = [f"r0-{i:03d}" for i in range(n)]
             handoff = []
             for nm in names:
-                complete(core, batch, ns, f"{nm}-collect-1", f"s3://bucket/act/{nm}/pairs")
+                complete(core, batch, ns, f"{nm}-{FIRST}-1", f"s3://bucket/act/{nm}/{FIRST}")
                 done = time.monotonic()
-                handoff.append(watcher.wait(f"{nm}-judge-1") - done)
+                handoff.append(watcher.wait(f"{nm}-{SECOND}-1") - done)
             rss = peak_rss_mb(op.pid)
             watcher.stop = True
         finally:
