@@ -167,15 +167,17 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     mlflow_down = _open_parent_run(job, uri)
     observed = {stage: kube.observe(namespace, st.job_name) for stage, st in job.status.stages.items()
                 if st.phase == "Running"}
-    wait = None
+    wait, started = None, set()
     for action in pipeline.plan(job, observed, t):
         job.status = pipeline.apply(job, action, t)
         if not mlflow_down:  # before the first stage's config is rendered: it names the parent run
             mlflow_down = _open_parent_run(job, uri)
         wait = _perform(job, body, action, uri) or wait
+        if isinstance(action, pipeline.StartStage):
+            started.add(action.stage)
     if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id and not mlflow_down:
         mlflow_down = _finish_tracking(job, uri)
-    _explain_waits(job, body, [mlflow_down] if mlflow_down else [], t)
+    _explain_waits(job, body, [mlflow_down] if mlflow_down else [], t, started)
     if job.status.phase in pipeline.TERMINAL:
         wait = _replay(job, body, uri) or wait
     watch.headline(job.status)  # a stage that ended or started again: its Progress and ETA go
@@ -240,12 +242,14 @@ def _replay(job: A.ACTJob, body: dict, uri: str | None) -> float | None:
     return wait
 
 
-def _explain_waits(job: A.ACTJob, body: dict, waits: list[tuple[str, str]], t) -> None:
+def _explain_waits(job: A.ACTJob, body: dict, waits: list[tuple[str, str]], t,
+                   started: set[str] = frozenset()) -> None:
     """The Waiting condition (and an Event when it changes): what the running stages' pods, Kueue,
-    a retry or MLflow hold the ACTJob up on; cleared once nothing does."""
+    a retry or MLflow hold the ACTJob up on; cleared once nothing does. A stage `started` in this
+    reconcile is not looked at: its Job was just created and has no pods yet (the timer looks)."""
     if job.status.phase not in pipeline.TERMINAL:
         queued = bool(job.spec.scheduling.queue_name) and not job.spec.suspend
-        waits = waits + [w for st in job.status.stages.values() if st.phase == "Running"
+        waits = waits + [w for stage, st in job.status.stages.items() if st.phase == "Running" and stage not in started
                          for w in kube.stalls(job.metadata.namespace, st.job_name, queued=queued)]
         waits += pipeline.retry_waits(job.status)
     event = pipeline.set_waiting(job.status, waits, t, job.metadata.generation)
@@ -395,10 +399,11 @@ WATCH_S = 10.0  # how often a running stage is looked at for waits (a GET and a 
 
 
 @kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=WATCH_S, initial_delay=WATCH_S, when=_running)
-def watch_timer(namespace, name, **_):
+def watch_timer(namespace, name, body, **_):
     """While a stage runs: explain what it waits on (pods that cannot start, Kueue, MLflow), and
-    clear it once it goes on. Only while a stage runs, so idle ACTJobs cost nothing."""
-    reconcile(namespace, name)
+    clear it once it goes on. Only while a stage runs, so idle ACTJobs cost nothing. kopf's body is
+    the watch's latest (a stale one costs a status conflict and a read, as any race does)."""
+    reconcile(namespace, name, _plain(body))
 
 
 def _progress_due(status, spec, **_) -> bool:
