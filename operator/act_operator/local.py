@@ -73,6 +73,13 @@ def shard_stem(name: str, index: int, shards: int) -> str:
     return name if shards == 1 else f"{name}.shard-{index:05d}"
 
 
+def write_json(path: Path, state: dict) -> None:
+    """Replace `path` whole (a reader never sees half a state)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
 def resumable(state_file: Path, job: ACTJob) -> dict | None:
     """The saved state a run of `job` (its storage root resolved) goes on from, or None: the same
     spec goes on where it stopped, a Succeeded one is not run again (as an applied ACTJob is not),
@@ -87,9 +94,7 @@ def resumable(state_file: Path, job: ACTJob) -> dict | None:
     if saved["status"]["phase"] == "Failed":
         status = pipeline.run_again(ACTJobStatus.model_validate(saved["status"]), now())
         saved["status"] = status.model_dump(mode="json", by_alias=True)
-        tmp = state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(saved, indent=2))
-        tmp.replace(state_file)
+        write_json(state_file, saved)
     return saved
 
 
@@ -129,9 +134,7 @@ class LocalExecutor:
         spec = self.dir / "spec.json"
         if not spec.exists():  # what ran, beside how it went (actjob compare reads both)
             spec.write_text(self.job.spec.model_dump_json(by_alias=True, indent=2))
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_file)
+        write_json(self.state_file, state)
 
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> ACTJob:

@@ -18,6 +18,7 @@ from rich.console import Console
 from act_operator import experiment as E
 from act_operator import tracking
 from act_operator.api import ACTJob
+from act_operator.local import LocalExecutor, write_json
 
 
 class LocalExperiment:
@@ -32,8 +33,6 @@ class LocalExperiment:
 
     def run(self, table: bool = True) -> E.ExperimentStatus:
         """Every child in turn, then Table 1 (printed unless `table` is false: a caller with its own)."""
-        from act_operator.local import LocalExecutor
-
         exp, name = self.exp, self.exp.metadata.name
         run_id = self._start_run()
         while actions := [a for a in E.plan(name, exp.spec, self.observed) if isinstance(a, E.CreateChild)]:
@@ -72,9 +71,7 @@ class LocalExperiment:
     def _save(self, st: E.ExperimentStatus) -> None:
         state = {"name": self.exp.metadata.name, "spec": self.exp.spec.model_dump(mode="json", by_alias=True),
                  "status": st.model_dump(mode="json", by_alias=True)}
-        tmp = self.dir / "experiment.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.dir / "experiment.json")
+        write_json(self.dir / "experiment.json", state)
 
 
 def arms_table(name: str, spec: E.ExperimentSpec, st: E.ExperimentStatus, metrics: list[str] | None = None):

@@ -87,4 +87,4 @@ def test_a_gangs_ranks_share_the_rationales_to_write_between_them_whole_and_in_o
         shares = [ee.share(n, rank, world) for rank in range(world)]
         assert [i for s in shares for i in s] == list(range(n))  # each pair once, in order
         assert max(map(len, shares)) - min(map(len, shares)) <= 1
-    assert ee.gather(["a", "b"]) == ["a", "b"]  # one process: nothing to gather
+    assert ee.gather(["a", "b"], 1) == ["a", "b"]  # one process: nothing to gather

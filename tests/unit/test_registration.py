@@ -17,4 +17,3 @@ def test_a_local_model_is_not_registered_on_an_mlflow_server_and_the_reason_says
     assert bool(why) is refused
     if refused:
         assert "storage.root" in why and "s3://" in why and model_uri in why
-

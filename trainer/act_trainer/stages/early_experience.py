@@ -81,11 +81,10 @@ def share(n: int, rank: int, world: int) -> range:
     return range(n * rank // world, n * (rank + 1) // world)
 
 
-def gather(local: list[str]) -> list[str]:
+def gather(local: list[str], world: int) -> list[str]:
     """Every rank's items in rank order, on every rank: a gang (torchrun) splits the generation.
     The process group is the one training goes on to use (DeepSpeed and accelerate take an
     initialized one as it is): NCCL on GPUs, else gloo."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return local
     import torch
@@ -127,7 +126,7 @@ def generate_rationales(cfg: JudgeConfig, model_dir, pairs: list[dict], report) 
         gc.collect()
     if world > 1:
         log.info("judge (sr): this rank wrote rationales %d-%d of %d", mine.start, mine.stop, len(prompts))
-    return gather(out)
+    return gather(out, world)
 
 
 def run(cfg: JudgeConfig) -> dict:

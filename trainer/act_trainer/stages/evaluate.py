@@ -180,7 +180,7 @@ def count_for(metric: str, counts: dict, count_key: str) -> int:
     """How many items a rate is over: a task type's (`success_rate.boil` over `episodes.boil`), else
     the split's (`success_rate` over `episodes`)."""
     kind = metric.partition(".")[2]
-    return int(counts.get(f"{count_key}.{kind}", counts.get(count_key, 0)) if kind else counts.get(count_key, 0))
+    return int(counts.get(f"{count_key}.{kind}" if kind else count_key, counts.get(count_key, 0)))
 
 
 def run(cfg: EvalConfig) -> dict:
