@@ -192,3 +192,24 @@ def load_trajectories(uri: str, field: str, name: str = "expert.jsonl") -> list[
         raise InputError(f"{field}: {e}") from None
     except store.StoreError as e:  # an outage or credentials: transient
         raise store.StoreError(f"{field}: cannot read expert trajectories: {e}") from None
+
+
+def load_pairs(uri: str, name: str = "train.parquet") -> list[dict]:
+    """The contrast pairs of a collect stage's output: every `name` under `uri` (its shards)."""
+    from act_trainer import store
+
+    files = [u for u in store.list_uris(uri) if u.endswith("/" + name)]
+    if not files:
+        raise MissingInput(f"pairs: no {name} under {uri}; point it at a collect stage's output")
+    return [row for f in files for row in read_parquet(store.read_bytes(f))]
+
+
+def manifest_digest(uri: str) -> str:
+    """The digest in the manifest of a stage's output at `uri` (its lineage), or "unknown"."""
+    from act_trainer import store
+    from act_trainer.manifest import read_manifest
+
+    try:
+        return read_manifest(uri)["digest"]
+    except (store.StoreError, KeyError, ValueError):
+        return "unknown"

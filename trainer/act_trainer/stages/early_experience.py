@@ -30,7 +30,7 @@ from act_trainer.prompts import (
     world_model_answer,
     world_model_prompt,
 )
-from act_trainer.stages import policy, training
+from act_trainer.stages import training
 from act_trainer.stages.common import stage
 
 log = logging.getLogger("act_trainer.early_experience")
@@ -130,11 +130,9 @@ def generate_rationales(cfg: JudgeConfig, model_dir, pairs: list[dict], report) 
 
 
 def run(cfg: JudgeConfig) -> dict:
-    from act_trainer.stages.judge import load_pairs, manifest_digest
-
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
-        pairs = load_pairs(cfg.pairs)[: cfg.max_pairs]
+        pairs = data.load_pairs(cfg.pairs)[: cfg.max_pairs]
         usable = with_outcomes(pairs)
         if not usable:
             raise InputError(f"stages.judge.method '{cfg.method}': none of the {len(pairs)} pairs under {cfg.pairs} "
@@ -150,14 +148,14 @@ def run(cfg: JudgeConfig) -> dict:
                 {"pair_id": p["pair_id"], "rationale": r} for p, r in zip(usable, rationales, strict=True)))
         log.info("judge (%s): %d examples from %d pairs (%d without outcomes)", cfg.method, len(rows), len(usable),
                  len(pairs) - len(usable))
-        done = policy.fit(cfg, st, rows, "il", model_dir)
+        done = training.fit(cfg, st, rows, "il", model_dir)
         if done is None:
             return {}
         metrics, info = done
         metrics.update(examples=len(rows), pairs=len(usable), pairs_without_outcomes=len(pairs) - len(usable))
         if cfg.method == "sr":
             metrics["empty_rationales"] = empty
-        digest = manifest_digest(cfg.pairs)
+        digest = data.manifest_digest(cfg.pairs)
         st.run.log_dataset(cfg.pairs, "contrast_pairs", digest, "training",
                            rows=[{k: p[k] for k in ("pair_id", "expert_action", "alternative")} for p in usable])
         result = st.publish(metrics, extra={"method": cfg.method, "base_model": cfg.model, "pairs": cfg.pairs,

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from act_trainer import data, store
+from act_trainer import data
 from act_trainer.config import JudgeConfig
-from act_trainer.errors import MissingInput
 from act_trainer.models import resolve_model
 from act_trainer.prompts import judgement_prompt, order_candidates
 from act_trainer.rewards import make_judgement_reward
@@ -20,13 +19,6 @@ from act_trainer.stages import training
 from act_trainer.stages.common import stage
 
 log = logging.getLogger("act_trainer.judge")
-
-
-def load_pairs(uri: str, name: str = "train.parquet") -> list[dict]:
-    files = [u for u in store.list_uris(uri) if u.endswith("/" + name)]
-    if not files:
-        raise MissingInput(f"pairs: no {name} under {uri}; point it at a collect stage's output")
-    return [row for f in files for row in data.read_parquet(store.read_bytes(f))]
 
 
 def judgement_rows(pairs: list[dict], seed: int, history: int) -> list[dict]:
@@ -48,7 +40,7 @@ def run(cfg: JudgeConfig) -> dict:
 
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
-        pairs = load_pairs(cfg.pairs)[: cfg.max_pairs]
+        pairs = data.load_pairs(cfg.pairs)[: cfg.max_pairs]
         rows = judgement_rows(pairs, cfg.seed, cfg.history)
         log.info("judge: %d judgement prompts (expert first in %d)", len(rows), sum(r["answer"] == 1 for r in rows))
         ckpt_dir = st.scratch / "checkpoints"
@@ -67,7 +59,7 @@ def run(cfg: JudgeConfig) -> dict:
             return {}
         metrics, info = done
         metrics["pairs"] = len(rows)
-        pairs_manifest = manifest_digest(cfg.pairs)
+        pairs_manifest = data.manifest_digest(cfg.pairs)
         st.run.log_dataset(cfg.pairs, "contrast_pairs", pairs_manifest, "training",
                            rows=[{k: p[k] for k in ("pair_id", "expert_action", "alternative")} for p in pairs])
         result = st.publish(metrics, extra={"base_model": cfg.model, "pairs": cfg.pairs,
@@ -75,11 +67,3 @@ def run(cfg: JudgeConfig) -> dict:
         training.delete_all_checkpoints(cfg)
         return result
 
-
-def manifest_digest(uri: str) -> str:
-    from act_trainer.manifest import read_manifest
-
-    try:
-        return read_manifest(uri)["digest"]
-    except (store.StoreError, KeyError, ValueError):
-        return "unknown"

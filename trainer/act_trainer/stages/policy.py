@@ -12,9 +12,7 @@ import random
 
 from act_trainer import data
 from act_trainer.config import PolicyConfig, TrainerBase
-from act_trainer.models import resolve_model
 from act_trainer.prompts import action_prompt, judgement_prompt, normalize_action
-from act_trainer.rewards import action_reward
 from act_trainer.stages import training
 from act_trainer.stages.common import stage
 
@@ -70,7 +68,7 @@ def train(cfg: TrainerBase, st, trajs: list[data.Trajectory], source: str, metho
         rows = rows + extra
     log.info("%s (%s): %d examples from %d episodes, starting from %s", cfg.stage, method, len(rows),
              len(trajs), cfg.model)
-    done = fit(cfg, st, rows, method)
+    done = training.fit(cfg, st, rows, method)
     if done is None:
         return {}
     metrics, info = done
@@ -81,27 +79,3 @@ def train(cfg: TrainerBase, st, trajs: list[data.Trajectory], source: str, metho
     training.delete_all_checkpoints(cfg)
     return result
 
-
-def fit(cfg: TrainerBase, st, rows: list[dict], method: str, model_dir=None) -> tuple[dict, dict] | None:
-    """SFT on prompt/completion rows (il), or GRPO with the action reward on prompt/expert_action
-    rows (rl), from cfg.model, resuming from the stage's checkpoints; the saved model's metrics and
-    runtime info, or None on a rank that does not publish."""
-    from datasets import Dataset
-    from transformers import AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
-
-    model_dir = model_dir or resolve_model(cfg.model)
-    ckpt_dir = st.scratch / "checkpoints"
-    resume = training.fetch_checkpoint(cfg.checkpoints, ckpt_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    callbacks = [training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run),
-                 training.ReportProgress(st.run)]
-    dataset = Dataset.from_list(rows)
-    if method == "il":
-        trainer = SFTTrainer(model=str(model_dir), processing_class=tokenizer, train_dataset=dataset,
-                             args=SFTConfig(**training.common_args(cfg, ckpt_dir)), callbacks=callbacks)
-    else:
-        trainer = GRPOTrainer(model=str(model_dir), processing_class=tokenizer, reward_funcs=[action_reward],
-                              train_dataset=dataset, args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
-                              callbacks=callbacks)
-    return training.train_and_save(trainer, st, resume)

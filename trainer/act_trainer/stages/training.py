@@ -1,5 +1,5 @@
-"""What the judge and policy stages share: TRL configs, DeepSpeed ZeRO, checkpoints that
-survive the pod (synced to storage, resumed from the newest complete one), and MLflow
+"""What the training stages share: fit (SFT or GRPO through TRL), TRL configs, DeepSpeed
+ZeRO, checkpoints that survive the pod (synced to storage, resumed from the newest complete one), and MLflow
 metrics from the trainer's logs."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from transformers import TrainerCallback
 from act_trainer import mlmodel, plots, progress, store
 from act_trainer.config import TrainerBase
 from act_trainer.engines import gpu_available, resolve
+from act_trainer.models import resolve_model
+from act_trainer.rewards import action_reward
 from act_trainer.tracking import StageRun
 
 log = logging.getLogger("act_trainer.training")
@@ -297,6 +299,32 @@ class ReportProgress(TrainerCallback):
     def _report(self, state, final: bool) -> None:
         if self.meter is not None and (p := self.meter.update(state.global_step, final=final)):
             self.run.report(p)
+
+
+def fit(cfg: TrainerBase, st, rows: list[dict], method: str, model_dir=None) -> tuple[dict, dict] | None:
+    """SFT on prompt/completion rows (il), or GRPO with the action reward on prompt/expert_action
+    rows (rl), from cfg.model, resuming from the stage's checkpoints; the saved model's metrics and
+    runtime info, or None on a rank that does not publish. The policy stage, the warm-up and the
+    Early Experience baselines train through it."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
+
+    model_dir = model_dir or resolve_model(cfg.model)
+    ckpt_dir = st.scratch / "checkpoints"
+    resume = fetch_checkpoint(cfg.checkpoints, ckpt_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    callbacks = [SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), LogMetrics(st.run),
+                 ReportProgress(st.run)]
+    dataset = Dataset.from_list(rows)
+    if method == "il":
+        trainer = SFTTrainer(model=str(model_dir), processing_class=tokenizer, train_dataset=dataset,
+                             args=SFTConfig(**common_args(cfg, ckpt_dir)), callbacks=callbacks)
+    else:
+        trainer = GRPOTrainer(model=str(model_dir), processing_class=tokenizer, reward_funcs=[action_reward],
+                              train_dataset=dataset, args=GRPOConfig(**grpo_args(cfg, ckpt_dir)),
+                              callbacks=callbacks)
+    return train_and_save(trainer, st, resume)
 
 
 def train_and_save(trainer, st, resume: str | None) -> tuple[dict, dict] | None:
