@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 
@@ -27,10 +28,17 @@ def test_every_configurable_environment_has_an_adapter():
         assert module.startswith("act_trainer.envs.") and cls.endswith("Env") and adapter.modules
 
 
-def test_require_passes_when_installed(monkeypatch):
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+def test_require_passes_when_installed_and_fails_when_not(monkeypatch):
+    """Real package lookups: `make install` installs every environment (the envs extra), so each
+    one passes; an adapter that needs a package this install lacks fails, so passing means
+    something was found, not that nothing was looked for."""
     for name in REGISTRY:
         require(name)
+    missing = dataclasses.replace(REGISTRY["webshop"], modules=("requests", "act_no_such_package"))
+    monkeypatch.setitem(REGISTRY, "webshop", missing)
+    with pytest.raises(EnvNotInstalled, match=r"environment 'webshop' is not installed \(no module named "
+                                              r"'act_no_such_package'\)"):
+        require("webshop")
 
 
 def test_require_names_the_environment_and_how_to_install_it(monkeypatch):
