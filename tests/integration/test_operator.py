@@ -498,15 +498,29 @@ def test_delete_ends_the_mlflow_run_as_killed(cluster, operator, mlflow_server):
 
 
 def test_many_actjobs_racing_for_one_mlflow_experiment(cluster, operator, mlflow_server):
-    """ACTJobs created together all open their parent runs in one new experiment."""
+    """ACTJobs created together all open their parent runs in one new experiment: exactly one
+    experiment of that name exists, every status names it, and it holds each ACTJob's own run."""
+    from mlflow import MlflowClient
+
     c = cluster
-    spec = dict(SPEC, tracking={"experiment": f"race-{uuid.uuid4().hex[:6]}"})
+    experiment = f"race-{uuid.uuid4().hex[:6]}"
+    spec = dict(SPEC, tracking={"experiment": experiment})
     names = [f"race-{i}" for i in range(6)]
     for name in names:
         c.apply(name, spec)
+    statuses = {}
     for name in names:
-        wait_for(lambda n=name: c.status(n).get("mlflow", {}).get("runId"), f"{name} parent run")
+        statuses[name] = wait_for(lambda n=name: c.status(n).get("mlflow", {}).get("runId") and c.status(n)["mlflow"],
+                                  f"{name} parent run")
         c.job(f"{name}-collect-1")
+    client = MlflowClient(mlflow_server)
+    found = [e for e in client.search_experiments() if e.name.startswith(experiment)]  # no second one, no look-alike
+    assert [e.name for e in found] == [experiment]
+    exp = found[0]
+    assert {s["experimentId"] for s in statuses.values()} == {exp.experiment_id}
+    runs = [r for r in client.search_runs([exp.experiment_id], max_results=100) if "act.stage" not in r.data.tags]
+    assert {r.info.run_name: r.info.run_id for r in runs} == {n: s["runId"] for n, s in statuses.items()}
+    assert all(client.get_run(s["runId"]).info.experiment_id == exp.experiment_id for s in statuses.values())
 
 
 def waiting(c: Cluster, name: str) -> dict:
