@@ -39,8 +39,10 @@ def _schema(kind: str) -> dict:
 
 
 def _cell(text: str) -> str:
-    """Markdown table cell: one line, pipes escaped."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Markdown table cell: one line, pipes escaped, and `<` outside code spans (`act-<name>` is no HTML tag)."""
+    parts = " ".join(str(text).split()).split("`")
+    parts[::2] = [part.replace("<", "&lt;") for part in parts[::2]]
+    return "`".join(parts).replace("|", "\\|")
 
 
 def _value(value) -> str:

@@ -73,7 +73,7 @@ def test_render_of_a_small_schema():
         "type": "object", "description": "The top.\n  Two lines.", "required": ["count"],
         "x-kubernetes-validations": [{"rule": "self.a", "message": "a needs b", "fieldPath": ".inner"}],
         "properties": {
-            "count": {"type": "integer", "minimum": 1, "maximum": 5.0, "description": "How many | a pipe."},
+            "count": {"type": "integer", "minimum": 1, "maximum": 5.0, "description": "How many | a pipe, <n> of `a<b`."},
             "ratio": {"type": "number", "minimum": 0.0, "exclusiveMinimum": True, "default": 0.5, "nullable": True},
             "root": {"type": "string", "description": "Where.",
                      "x-kubernetes-validations": [{"rule": "self != ''", "message": "root: not empty"}]},
@@ -89,7 +89,7 @@ def test_render_of_a_small_schema():
     assert lines == [
         "## top", "", "The top. Two lines.", "",
         "| field | type | default | description |", "|---|---|---|---|",
-        "| `count` | integer | required | How many \\| a pipe. (1 ≤ x ≤ 5) |",
+        "| `count` | integer | required | How many \\| a pipe, &lt;n> of `a<b`. (1 ≤ x ≤ 5) |",
         "| `ratio` | number | `0.5` | > 0; optional |",
         "| `root` | string | `\"file://here\"` in `actjob run`; none on a cluster | Where. |",
         "| `fixed` | string |  | immutable |",
