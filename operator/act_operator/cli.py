@@ -189,7 +189,7 @@ def _logs(args, console: Console) -> int:
         if local:
             status, run_dir = local
             pairs = logs.chosen(status, args.stage, args.attempt)
-            fetch = lambda stage, attempt: logs.local_logs(run_dir, args.name, stage, attempt)  # noqa: E731
+            fetch = lambda stage, attempt: logs.local_logs(run_dir, stage, attempt)  # noqa: E731
         else:
             from kubernetes import config
 

@@ -19,7 +19,6 @@ verbs read that state.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import get_args
 
 from act_operator.api import ACTJob, JobPhase, SpecError, parse_actjob
+from act_operator.rundir import RunDir
 
 TERMINAL = {"Succeeded", "Failed"}
 
@@ -165,14 +165,12 @@ class _Kubernetes:
 
 
 class _Local:
-    FILE = "actjob.yaml"  # the ACTJob `train` was given, beside the executor's state
-
     def __init__(self, config: LocalBackendConfig):
         self.workdir = Path(config.workdir).resolve()
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def _dir(self, name: str) -> Path:
-        return self.workdir / "runs" / name
+    def _dir(self, name: str) -> RunDir:
+        return RunDir(self.workdir, name)
 
     def create(self, job: ACTJob) -> str:
         import yaml
@@ -182,22 +180,20 @@ class _Local:
         name = job.metadata.name
         if name in self.procs and self.procs[name].poll() is None:
             raise RuntimeError(f"ACTJob {name} is already running here")
-        run_dir = self._dir(name)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = self._dir(name).make()
         # a state `actjob run` will not go on from (another spec) must not be read as this job's before
         # the run replaces it; a failed run of this spec is set to run again here (resumable), before
         # the run starts: a wait must not read the old failure as the new run's outcome
         resolved = job.model_copy(deep=True)
         resolved.spec.storage.root = resolve_root(job.spec.storage.root, Path.cwd())
-        if not resumable(run_dir / "state.json", resolved):
-            for stale in ("state.json", "spec.json"):
-                (run_dir / stale).unlink(missing_ok=True)
-        path = run_dir / self.FILE
+        if not resumable(run_dir, resolved):
+            run_dir.start_over()
+        path = run_dir.submitted_file  # the ACTJob `train` was given, beside the executor's state
         path.write_text(yaml.safe_dump(job.model_dump(mode="json", by_alias=True, exclude={"status"},
                                                       exclude_none=True), sort_keys=False))
         # the same program as `actjob run` (a run of the same spec resumes, as there), in its own
         # session so that delete_job stops it with its stages
-        with open(run_dir / "actjob-run.log", "w") as log:
+        with open(run_dir.run_log, "w") as log:
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "act_operator.cli", "run", str(path), "--workdir", str(self.workdir)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -205,22 +201,17 @@ class _Local:
 
     def get(self, name: str) -> ACTJob:
         run_dir = self._dir(name)
-        state_file, spec_file = run_dir / "state.json", run_dir / "spec.json"
-        if state_file.exists() and spec_file.exists():
-            state = json.loads(state_file.read_text())
-            return ACTJob.model_validate({"metadata": {"name": state.get("name", name), "uid": state.get("uid")},
-                                          "spec": json.loads(spec_file.read_text()), "status": state["status"]})
-        if (run_dir / self.FILE).exists():  # submitted, no state yet: Pending
+        if job := run_dir.load_job():
+            return job
+        if run_dir.submitted_file.exists():  # submitted, no state yet: Pending
             import yaml
 
-            return parse_actjob(yaml.safe_load((run_dir / self.FILE).read_text()))
-        raise ACTJobNotFound(f"ACTJob {name} not found under {self.workdir / 'runs'}")
+            return parse_actjob(yaml.safe_load(run_dir.submitted_file.read_text()))
+        raise ACTJobNotFound(f"ACTJob {name} not found under {run_dir.path.parent}")
 
     def list(self) -> list[ACTJob]:
-        runs = self.workdir / "runs"
-        names = sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
         jobs = []
-        for name in names:
+        for name in RunDir.names(self.workdir):
             try:
                 jobs.append(self.get(name))
             except (ACTJobNotFound, SpecError):
@@ -239,13 +230,9 @@ class _Local:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         run_dir = self._dir(name)
-        if not run_dir.is_dir():
-            raise ACTJobNotFound(f"ACTJob {name} not found under {self.workdir / 'runs'}")
-        import shutil
-
-        for p in run_dir.iterdir():
-            if p.name != "mlflow.db":
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if not run_dir.path.is_dir():
+            raise ACTJobNotFound(f"ACTJob {name} not found under {run_dir.path.parent}")
+        run_dir.forget()
 
     def check_alive(self, name: str) -> None:
         """A run that stopped before its ACTJob ended (refused, crashed) says why."""
@@ -254,9 +241,11 @@ class _Local:
             return
         job = self.get(name)
         if job.status.phase not in TERMINAL:
-            tail = (self._dir(name) / "actjob-run.log").read_text()[-2000:]
+            tail = self._dir(name).run_log.read_text()[-2000:]
             raise RuntimeError(f"actjob run of {name} exited with code {proc.returncode} while the ACTJob was "
                                f"{job.status.phase}:\n{tail}")
 
     def tracking_uri(self, job: ACTJob) -> str:
-        return job.spec.tracking.uri or f"sqlite:///{self._dir(job.metadata.name) / 'mlflow.db'}"
+        from act_operator.tracking import tracking_uri
+
+        return tracking_uri(job.spec.tracking.uri, self._dir(job.metadata.name).mlflow_store)

@@ -1,6 +1,7 @@
 """kopf wiring of ACTExperiments: reconcile on the experiment's own changes and on its child
 ACTJobs' events. The decisions are experiment.plan's; each child is an ordinary ACTJob that
-handlers.py runs. Imported by handlers.py, so `kopf run -m act_operator.handlers` serves both."""
+handlers.py runs. What the two share (settings, locks, Events, kopf's configuration) is
+runtime.py's; handlers.py imports this module, so `kopf run -m act_operator.handlers` serves both."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import kopf
 
 from act_operator import api as A
 from act_operator import experiment as E
-from act_operator import handlers, kube, tracking
+from act_operator import kube, runtime, tracking
 
 log = logging.getLogger("act_operator.experiment")
 
 
 def reconcile_experiment(namespace: str, name: str) -> None:
-    with handlers._locks[f"experiment:{namespace}/{name}"]:
+    with runtime.LOCKS[f"experiment:{namespace}/{name}"]:
         for _ in range(5):  # a status conflict: read again and re-plan
             try:
                 return _reconcile_once(namespace, name)
@@ -37,7 +38,7 @@ def _reconcile_once(namespace: str, name: str) -> None:
         status = E.ExperimentStatus(phase="Failed", message="invalid spec: " + "; ".join(e.problems))
         if before.get("phase") != "Failed":
             kube.patch_experiment_status(namespace, name, status.model_dump(mode="json", by_alias=True), rv)
-            handlers.post_event(body, "InvalidSpec", status.message, "Warning")
+            runtime.post_event(body, "InvalidSpec", status.message, "Warning")
         return
     if exp.status.phase in ("Succeeded", "Failed"):
         return
@@ -48,7 +49,7 @@ def _reconcile_once(namespace: str, name: str) -> None:
             observed[key] = E.observe(A.parse_actjob(child))
         except A.SpecError as e:
             observed[key] = E.Observed("Failed", message=f"invalid child: {e}")
-    uri = exp.spec.template.tracking.uri or handlers.SETTINGS.mlflow_tracking_uri
+    uri = runtime.SETTINGS.tracking_uri(exp.spec.template.tracking.uri)
     run_id = exp.status.mlflow_run_id or _start_run(exp, uri)
     for action in E.plan(name, exp.spec, observed):
         if isinstance(action, E.CreateChild):
@@ -59,7 +60,7 @@ def _reconcile_once(namespace: str, name: str) -> None:
                     "apiVersion": A.API_VERSION, "kind": A.KIND, "spec": action.spec, "metadata": {
                         "name": action.name, "namespace": namespace, "labels": action.labels,
                         "annotations": annotations, "ownerReferences": [owner]}}):
-                handlers.post_event(body, "ChildCreated", f"{action.name} (arm {action.labels['act-operator.io/arm']})")
+                runtime.post_event(body, "ChildCreated", f"{action.name} (arm {action.labels['act-operator.io/arm']})")
             observed[action.key] = E.Observed("Pending")
         elif isinstance(action, E.SetSuspend):
             kube.set_actjob_suspended(namespace, action.name, action.suspend)
@@ -73,7 +74,7 @@ def _reconcile_once(namespace: str, name: str) -> None:
     if after != before:
         kube.patch_experiment_status(namespace, name, after, rv)
         if status.phase != before.get("phase") and status.phase in ("Succeeded", "Failed"):
-            handlers.post_event(body, status.phase, status.message or f"best arm: {status.best_arm or '-'}",
+            runtime.post_event(body, status.phase, status.message or f"best arm: {status.best_arm or '-'}",
                                 "Normal" if status.phase == "Succeeded" else "Warning")
 
 
@@ -89,9 +90,9 @@ def _start_run(exp: E.ACTExperiment, uri: str | None) -> str | None:
 
 # --- triggers --------------------------------------------------------------------------------
 
-@kopf.on.resume(A.GROUP, A.VERSION, E.PLURAL, backoff=handlers.RETRY_S)
-@kopf.on.create(A.GROUP, A.VERSION, E.PLURAL, backoff=handlers.RETRY_S)
-@kopf.on.update(A.GROUP, A.VERSION, E.PLURAL, field="spec", backoff=handlers.RETRY_S)
+@kopf.on.resume(A.GROUP, A.VERSION, E.PLURAL, backoff=runtime.RETRY_S)
+@kopf.on.create(A.GROUP, A.VERSION, E.PLURAL, backoff=runtime.RETRY_S)
+@kopf.on.update(A.GROUP, A.VERSION, E.PLURAL, field="spec", backoff=runtime.RETRY_S)
 def on_experiment(namespace, name, **_):
     reconcile_experiment(namespace, name)
 

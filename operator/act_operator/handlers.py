@@ -1,5 +1,7 @@
-"""kopf wiring: which events make the operator reconcile an ACTJob. Thin on purpose:
-the decisions are pipeline.plan's, the objects manifests', the API calls kube's.
+"""kopf wiring of ACTJobs: which events make the operator reconcile one, and the cluster's
+executor. Thin on purpose: the loop is drive.advance's, the decisions pipeline.plan's, the
+lineage lineage.py's, the objects manifests', the API calls kube's; what the process shares
+with the ACTExperiment handlers (settings, locks, kopf's configuration) is runtime.py's.
 
     kopf run -m act_operator.handlers --all-namespaces
 """
@@ -8,21 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import kopf
 
 from act_operator import api as A
-from act_operator import kube, manifests, metrics, pipeline, tracking, watch
+from act_operator import drive, kube, lineage, manifests, metrics, pipeline, runtime, watch
 from act_operator.pipeline import now
-from act_operator.settings import OperatorSettings
+from act_operator.runtime import DIFFBASE, RETRY_S, plain, post_event
 
 log = logging.getLogger("act_operator")
-SETTINGS = OperatorSettings()  # read again when the operator starts (configure): its environment counts
-_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
 EVENTS = {  # action -> (reason, type)
     pipeline.StartStage: ("StageStarted", "Normal"), pipeline.CompleteStage: ("StageSucceeded", "Normal"),
@@ -36,64 +34,8 @@ EVENTS = {  # action -> (reason, type)
 }
 
 
-@kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_):
-    global SETTINGS
-    from kubernetes import config
-
-    SETTINGS = OperatorSettings()
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    kube.reset_clients()
-    # progress in annotations: the ACTJob status schema is ours, kopf must not write into it
-    settings.persistence.progress_storage = ProgressStorage(prefix="act-operator.io")
-    # the last handled spec in memory, not in an annotation: one patch (and one watch event) less per
-    # handled change. Every handler calls the same level-triggered reconcile, so what kopf loses on a
-    # restart (it sees every ACTJob as new: on.create instead of on.resume) changes nothing
-    settings.persistence.diffbase_storage = DIFFBASE
-    settings.posting.level = logging.WARNING
-    # kopf waits this long for more events of one object before handling them (0.1 s by default):
-    # shorter keeps the hand-off between stages quick
-    settings.batching.batch_window = 0.01
-    settings.execution.max_workers = SETTINGS.max_concurrent_reconciles
-    tracking.fail_fast()  # an MLflow outage is reported in seconds, not after minutes of client retries
-    metrics.serve(SETTINGS.port)
-
-
-class ProgressStorage(kopf.AnnotationsProgressStorage):
-    """kopf's per-handler progress in annotations (written only while a handler is retried) without
-    the `<prefix>/kopf-managed` marker kopf adds to every object it handles: a patch per ACTJob that
-    only tells other kopf operators the prefix is taken."""
-
-    def _store_marker(self, prefix, patch, body) -> None:
-        pass
-
-
-class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
-    """kopf's "last handled configuration" of each ACTJob, kept in this process (by uid)."""
-
-    def __init__(self):
-        super().__init__()
-        self.essences: dict[str, dict] = {}
-
-    def fetch(self, *, body):
-        return self.essences.get(body.get("metadata", {}).get("uid"))
-
-    def store(self, *, body, patch, essence) -> None:
-        self.essences[body.get("metadata", {}).get("uid")] = essence
-
-    def forget(self, uid: str | None) -> None:
-        self.essences.pop(uid, None)
-
-
-DIFFBASE = MemoryDiffBaseStorage()
-
-
 def tracking_uri(job: A.ACTJob) -> str | None:
-    return job.spec.tracking.uri or SETTINGS.mlflow_tracking_uri
+    return runtime.SETTINGS.tracking_uri(job.spec.tracking.uri)
 
 
 def describe(action) -> str:
@@ -133,7 +75,7 @@ def describe(action) -> str:
 def reconcile(namespace: str, name: str, body: dict | None = None) -> float | None:
     """Plan, act, record. Returns seconds until the planner wants to be asked again, if it said.
     `body` is the ACTJob as the triggering event saw it: it saves a read when it is current."""
-    with _locks[f"{namespace}/{name}"], metrics.RECONCILE_SECONDS.time():
+    with runtime.LOCKS[f"{namespace}/{name}"], metrics.RECONCILE_SECONDS.time():
         for _ in range(5):  # a status conflict means someone moved first: read again and re-plan
             try:
                 return _reconcile_once(namespace, name, body)
@@ -156,30 +98,20 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     except A.SpecError as e:
         return _invalid(body, e, rv)
     metrics.observe_phase(namespace, name, job.status.phase)
+    ex = ClusterExecutor(job, body)
     if job.status.phase in pipeline.TERMINAL:
-        return _complete_lineage(job, body, rv)
+        return _complete_lineage(job, ex, rv)
     t = now()
     before = job.status.model_dump(mode="json", by_alias=True)
     if not any(c.type == "Valid" for c in job.status.conditions):
         pipeline.set_condition(job.status, "Valid", True, "SpecValid", "the spec passed validation", t,
                                job.metadata.generation)
-    uri = tracking_uri(job)
-    mlflow_down = _open_parent_run(job, uri)
-    observed = {stage: kube.observe(namespace, st.job_name) for stage, st in job.status.stages.items()
-                if st.phase == "Running"}
-    wait, started = None, set()
-    for action in pipeline.plan(job, observed, t):
-        job.status = pipeline.apply(job, action, t)
-        if not mlflow_down:  # before the first stage's config is rendered: it names the parent run
-            mlflow_down = _open_parent_run(job, uri)
-        wait = _perform(job, body, action, uri) or wait
-        if isinstance(action, pipeline.StartStage):
-            started.add(action.stage)
-    if job.status.phase in pipeline.TERMINAL and uri and job.status.mlflow.run_id and not mlflow_down:
-        mlflow_down = _finish_tracking(job, uri)
-    _explain_waits(job, body, [mlflow_down] if mlflow_down else [], t, started)
-    if job.status.phase in pipeline.TERMINAL:
-        wait = _replay(job, body, uri) or wait
+    step = drive.advance(job, ex, t)
+    down = step.mlflow or (lineage.complete(job, ex.tracking_uri) if job.status.phase in pipeline.TERMINAL else None)
+    _explain_waits(job, ex, [down] if down else [], t, step.started)
+    wait = step.wait
+    if job.status.phase in pipeline.TERMINAL:  # the planner's replay of tracking recorded offline
+        wait = drive.advance(job, ex).wait or wait
     watch.headline(job.status)  # a stage that ended or started again: its Progress and ETA go
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:  # an unchanged status is not written: every write wakes every watcher
@@ -188,61 +120,25 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     return wait
 
 
-def _mlflow_unavailable(uri: str, e: Exception) -> tuple[str, str]:
-    """(reason, message) for the Waiting condition: MLflowUnavailable (an outage: the stages run on,
-    the lineage is completed once it answers) or MLflowRejected (it answered with an error)."""
-    log.warning("MLflow at %s: %s", uri, e)
-    reason, message = tracking.problem(uri, e)
-    if reason == "MLflowUnavailable":
-        message += "; the stages run on, and the lineage is completed once it answers"
-    return reason, message
-
-
-def _open_parent_run(job: A.ACTJob, uri: str | None) -> tuple[str, str] | None:
-    """The ACTJob's MLflow parent run, once its preflight passed (an ACTJob that never ran has none).
-    MLflow not answering holds nothing back: returns why, for the Waiting condition."""
-    if uri and not job.status.mlflow.run_id and pipeline.preflight_passed(job.status):
-        try:
-            job.status.mlflow = tracking.start_parent(uri, job)
-        except Exception as e:  # noqa: BLE001 - any failure of MLflow's client is an outage to report
-            return _mlflow_unavailable(uri, e)
-    return None
-
-
-def _complete_lineage(job: A.ACTJob, body: dict, rv: str) -> float | None:
+def _complete_lineage(job: A.ACTJob, ex: ClusterExecutor, rv: str) -> float | None:
     """A terminal ACTJob stays terminal; only its lineage may still be owed to MLflow: the parent
     run (if MLflow was down all along), the registered model, the parent closed, then the replay
-    of the stages' tracking recorded offline."""
-    uri = tracking_uri(job)
-    if not uri:
+    of the stages' tracking recorded offline (the planner's replay Job: observed, started, retried;
+    its outcome goes to status.mlflow.replay, never the phase)."""
+    if not ex.tracking_uri:
         return None
     before = job.status.model_dump(mode="json", by_alias=True)
     if pipeline.lineage_pending(job.status):
-        down = _open_parent_run(job, uri)
-        if not down and job.status.mlflow.run_id:
-            down = _finish_tracking(job, uri)
-        _explain_waits(job, body, [down] if down else [], now())
-    wait = _replay(job, body, uri)
+        down = lineage.complete(job, ex.tracking_uri)
+        _explain_waits(job, ex, [down] if down else [], now())
+    wait = drive.advance(job, ex).wait
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:
         kube.patch_status(job.metadata.namespace, job.metadata.name, after, rv)
     return wait
 
 
-def _replay(job: A.ACTJob, body: dict, uri: str | None) -> float | None:
-    """The planner's replay of the tracking stages recorded offline (a finished ACTJob only): its
-    Job observed, started, retried; its outcome goes to status.mlflow.replay, never the phase."""
-    r = job.status.mlflow.replay
-    observed = {pipeline.REPLAY: kube.observe(job.metadata.namespace, r.job_name)} \
-        if r and r.phase == "Running" else {}
-    wait, t = None, now()
-    for action in pipeline.plan(job, observed, t):
-        job.status = pipeline.apply(job, action, t)
-        wait = _perform(job, body, action, uri) or wait
-    return wait
-
-
-def _explain_waits(job: A.ACTJob, body: dict, waits: list[tuple[str, str]], t,
+def _explain_waits(job: A.ACTJob, ex: ClusterExecutor, waits: list[lineage.Wait], t,
                    started: set[str] = frozenset()) -> None:
     """The Waiting condition (and an Event when it changes): what the running stages' pods, Kueue,
     a retry or MLflow hold the ACTJob up on; cleared once nothing does. A stage `started` in this
@@ -252,43 +148,65 @@ def _explain_waits(job: A.ACTJob, body: dict, waits: list[tuple[str, str]], t,
         waits = waits + [w for stage, st in job.status.stages.items() if st.phase == "Running" and stage not in started
                          for w in kube.stalls(job.metadata.namespace, st.job_name, queued=queued)]
         waits += pipeline.retry_waits(job.status)
-    event = pipeline.set_waiting(job.status, waits, t, job.metadata.generation)
-    if event:
-        post_event(body, event[1], event[2], event[0])
+    drive.explain(job, ex, waits, t)
 
 
-def _perform(job: A.ACTJob, body: dict, action, uri: str | None) -> float | None:
-    ns = job.metadata.namespace
-    if isinstance(action, pipeline.StartStage):
-        objects = manifests.stage_objects(job, action.stage, action.attempt, SETTINGS)
-        created = kube.create_objects(objects)
-        # a Job that was there already was created by a hand-off that raced a suspend (and
-        # suspended with it): the planner starts it now, so it runs (with Kueue, Kueue decides)
-        existed = [o["metadata"]["name"] for o in objects if o["kind"] == "Job"
-                   and f"Job/{o['metadata']['name']}" not in created]
-        if existed and not job.spec.scheduling.queue_name:
-            kube.set_suspended(ns, existed, False)
-    elif isinstance(action, pipeline.StartReplay):
-        kube.create_objects(manifests.stage_objects(job, pipeline.REPLAY, action.attempt, SETTINGS))
-    elif isinstance(action, pipeline.SuspendJob):
-        # every Job of the ACTJob, not only those its status knows (a hand-off may race the suspend)
-        kube.set_suspended(ns, pipeline.jobs_to_suspend(kube.owned_jobs(ns, job.metadata.name)), True)
-    elif isinstance(action, pipeline.ResumeJob) and not job.spec.scheduling.queue_name:
-        kube.set_suspended(ns, resumable_jobs(job), False)  # with Kueue, Kueue decides when they run
-    if isinstance(action, (pipeline.CompleteStage, pipeline.RetryStage, pipeline.FailStage)) and \
-            getattr(action, "stage", None) in ("judge", "policy"):
-        _stop_vllm_server(job, action.stage)
-    if isinstance(action, pipeline.CompleteStage):
-        st = job.status.stages[action.stage]
-        if st.start_time:
-            metrics.STAGE_SECONDS.labels(action.stage).observe((st.completion_time - st.start_time).total_seconds())
-    elif isinstance(action, pipeline.Wait):
-        return max(0.5, (action.until - now()).total_seconds())
-    reason, type_ = EVENTS.get(type(action), (None, None))
-    if reason:
-        message = job.status.message if isinstance(action, pipeline.FailPreflight) else describe(action)
-        post_event(body, reason, message, type_)
-    return None
+class ClusterExecutor:
+    """drive.Executor on the cluster: a stage attempt is a Job (with its ConfigMap, Service, vLLM
+    server) that kube creates; what happened is an Event on the ACTJob. One per reconcile, which
+    patches the status once, after its passes."""
+
+    def __init__(self, job: A.ACTJob, body: dict):
+        self.body = body
+        self.tracking_uri = tracking_uri(job)
+
+    def observe(self, job: A.ACTJob) -> dict[str, pipeline.Observed]:
+        """The Jobs of the running stages (and of a running replay), as the cluster has them."""
+        jobs = {stage: st.job_name for stage, st in job.status.stages.items() if st.phase == "Running"}
+        r = job.status.mlflow.replay
+        if r and r.phase == "Running":
+            jobs[pipeline.REPLAY] = r.job_name
+        return {key: kube.observe(job.metadata.namespace, name) for key, name in jobs.items()}
+
+    def save(self, job: A.ACTJob, waits: list[lineage.Wait]) -> None:
+        pass  # one status patch at the end of the reconcile; its waits are explained there
+
+    def tell(self, job: A.ACTJob, type_: str, reason: str, message: str) -> None:
+        post_event(self.body, reason, message, type_)
+
+    def perform(self, job: A.ACTJob, action) -> float | None:
+        ns, settings = job.metadata.namespace, runtime.SETTINGS
+        if isinstance(action, pipeline.StartStage):
+            objects = manifests.stage_objects(job, action.stage, action.attempt, settings)
+            created = kube.create_objects(objects)
+            # a Job that was there already was created by a hand-off that raced a suspend (and
+            # suspended with it): the planner starts it now, so it runs (with Kueue, Kueue decides)
+            existed = [o["metadata"]["name"] for o in objects if o["kind"] == "Job"
+                       and f"Job/{o['metadata']['name']}" not in created]
+            if existed and not job.spec.scheduling.queue_name:
+                kube.set_suspended(ns, existed, False)
+        elif isinstance(action, pipeline.StartReplay):
+            kube.create_objects(manifests.stage_objects(job, pipeline.REPLAY, action.attempt, settings))
+        elif isinstance(action, pipeline.SuspendJob):
+            # every Job of the ACTJob, not only those its status knows (a hand-off may race the suspend)
+            kube.set_suspended(ns, pipeline.jobs_to_suspend(kube.owned_jobs(ns, job.metadata.name)), True)
+        elif isinstance(action, pipeline.ResumeJob) and not job.spec.scheduling.queue_name:
+            kube.set_suspended(ns, resumable_jobs(job), False)  # with Kueue, Kueue decides when they run
+        if isinstance(action, (pipeline.CompleteStage, pipeline.RetryStage, pipeline.FailStage)) and \
+                getattr(action, "stage", None) in ("judge", "policy"):
+            _stop_vllm_server(job, action.stage)
+        if isinstance(action, pipeline.CompleteStage):
+            st = job.status.stages[action.stage]
+            if st.start_time:
+                metrics.STAGE_SECONDS.labels(action.stage).observe(
+                    (st.completion_time - st.start_time).total_seconds())
+        elif isinstance(action, pipeline.Wait):
+            return max(0.5, (action.until - now()).total_seconds())
+        reason, type_ = EVENTS.get(type(action), (None, None))
+        if reason:
+            message = job.status.message if isinstance(action, pipeline.FailPreflight) else describe(action)
+            self.tell(job, type_, reason, message)
+        return None
 
 
 def _stop_vllm_server(job: A.ACTJob, stage: str) -> None:
@@ -307,12 +225,6 @@ def _has_vllm_server(job: A.ACTJob, stage: str) -> bool:
     return bool(getattr(section, "runs_grpo", False)) and section.rollout.mode == "server"
 
 
-def post_event(body: dict, reason: str, message: str, type_: str = "Normal") -> None:
-    """An event on the ACTJob, the kopf way: queued and posted in the background (a failure to
-    post is logged, never fails the reconcile), the message truncated to what an event holds."""
-    kopf.event(body, type=type_, reason=reason, message=message)
-
-
 def running_jobs(job: A.ACTJob) -> list[str]:
     return [st.job_name for st in job.status.stages.values() if st.phase == "Running" and st.job_name]
 
@@ -327,16 +239,6 @@ def resumable_jobs(job: A.ACTJob) -> list[str]:
             if _has_vllm_server(job, stage):
                 out.append(manifests.vllm_server_name(st.job_name))
     return out
-
-
-def _finish_tracking(job: A.ACTJob, uri: str) -> tuple[str, str] | None:
-    try:
-        if job.status.phase == "Succeeded" and not job.status.registered_model:
-            job.status.registered_model = tracking.register_model(uri, job)
-        tracking.finish_parent(uri, job.status.mlflow.run_id, job.status.phase, job.status.stages["eval"].metrics)
-    except Exception as e:  # noqa: BLE001
-        return _mlflow_unavailable(uri, e)
-    return None
 
 
 def _invalid(body: dict, err: A.SpecError, rv: str) -> None:
@@ -355,21 +257,11 @@ def _invalid(body: dict, err: A.SpecError, rv: str) -> None:
 
 # --- triggers --------------------------------------------------------------------------------
 
-RETRY_S = 5  # a reconcile that raised (API or MLflow hiccup) is tried again this soon, not kopf's 60 s
-
-
 @kopf.on.resume(A.GROUP, A.VERSION, A.PLURAL, backoff=RETRY_S)
 @kopf.on.create(A.GROUP, A.VERSION, A.PLURAL, backoff=RETRY_S)
 @kopf.on.update(A.GROUP, A.VERSION, A.PLURAL, field="spec", backoff=RETRY_S)
 def on_actjob(namespace, name, body, **_):
-    reconcile(namespace, name, _plain(body))
-
-
-def _plain(body) -> dict:
-    """A kopf Body as the plain JSON it came as."""
-    import json
-
-    return json.loads(json.dumps(dict(body), default=dict))
+    reconcile(namespace, name, plain(body))
 
 
 def _finished(event, body, **_) -> bool:
@@ -403,12 +295,12 @@ def watch_timer(namespace, name, body, **_):
     """While a stage runs: explain what it waits on (pods that cannot start, Kueue, MLflow), and
     clear it once it goes on. Only while a stage runs, so idle ACTJobs cost nothing. kopf's body is
     the watch's latest (a stale one costs a status conflict and a read, as any race does)."""
-    reconcile(namespace, name, _plain(body))
+    reconcile(namespace, name, plain(body))
 
 
 def _progress_due(status, spec, **_) -> bool:
-    return SETTINGS.progress_interval_seconds > 0 and _running(status) and bool(
-        (spec or {}).get("tracking", {}).get("uri") or SETTINGS.mlflow_tracking_uri)
+    return runtime.SETTINGS.progress_interval_seconds > 0 and _running(status) and bool(
+        runtime.SETTINGS.tracking_uri((spec or {}).get("tracking", {}).get("uri")))
 
 
 # Progress reads run in their own small pool, never in kopf's workers (the reconciles'): an MLflow
@@ -419,12 +311,12 @@ _mlflow_down_until: dict[str, float] = {}
 
 
 # the interval is the environment's at import (the operator process's ACT_PROGRESS_INTERVAL_SECONDS)
-@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=max(1.0, SETTINGS.progress_interval_seconds),
-            initial_delay=max(1.0, SETTINGS.progress_interval_seconds), when=_progress_due)
+@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=max(1.0, runtime.SETTINGS.progress_interval_seconds),
+            initial_delay=max(1.0, runtime.SETTINGS.progress_interval_seconds), when=_progress_due)
 async def progress_timer(namespace, name, body, **_):
     """While a stage runs: its progress from MLflow into the status (one MLflow search per running
     stage, a status patch when it moved). MLflow not answering leaves the status as it is."""
-    await asyncio.get_running_loop().run_in_executor(PROGRESS_POOL, read_progress, namespace, name, _plain(body))
+    await asyncio.get_running_loop().run_in_executor(PROGRESS_POOL, read_progress, namespace, name, plain(body))
 
 
 def read_progress(namespace: str, name: str, body: dict) -> None:
@@ -451,7 +343,7 @@ def read_progress(namespace: str, name: str, body: dict) -> None:
     watch.headline(job.status)
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:
-        with _locks[f"{namespace}/{name}"]:
+        with runtime.LOCKS[f"{namespace}/{name}"]:
             try:
                 kube.patch_status(namespace, name, after, body["metadata"]["resourceVersion"])
             except kube.Conflict:
@@ -481,7 +373,7 @@ def _forget(namespace: str, name: str) -> None:
     """Drop what this process keeps about an ACTJob: its lock and its place in the phase gauge
     (called holding its lock)."""
     metrics.forget(namespace, name)
-    _locks.pop(f"{namespace}/{name}", None)
+    runtime.LOCKS.pop(f"{namespace}/{name}", None)
 
 
 def _deleted(event, **_) -> bool:
@@ -496,7 +388,7 @@ def _deleted(event, **_) -> bool:
 def on_delete(body, **_):
     """Children go with the owner references; the MLflow parent run ends as KILLED."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    with _locks[f"{namespace}/{name}"]:  # after a reconcile in flight, which would count it again
+    with runtime.LOCKS[f"{namespace}/{name}"]:  # after a reconcile in flight, which would count it again
         _forget(namespace, name)
     DIFFBASE.forget(body["metadata"].get("uid"))
     try:
@@ -504,9 +396,9 @@ def on_delete(body, **_):
     except A.SpecError as e:
         log.info("deleting an invalid ACTJob: nothing to close (%s)", e)
         return
-    uri = tracking_uri(job)
-    if uri and job.status.mlflow.run_id and job.status.phase not in pipeline.TERMINAL:
-        tracking.finish_parent(uri, job.status.mlflow.run_id, "Deleted")
+    lineage.close_deleted(job, tracking_uri(job))
 
 
-from act_operator import experiment_handlers  # noqa: E402, F401  (registers the ACTExperiment handlers)
+# `kopf run -m act_operator.handlers` serves ACTExperiments too (one way: experiment_handlers
+# imports runtime, never this module)
+from act_operator import experiment_handlers  # noqa: E402, F401

@@ -4,8 +4,9 @@ one subprocess per shard, one after another (`torchrun` when the stage asks for 
 processes), each with the config its pod would get; each shard's result comes back through
 the file it writes as its termination log, and the shards' results merge as on a cluster.
 
-State lives in <workdir>/runs/<name>/state.json: run the same file again and it goes on
-where it stopped (a stage that was killed restarts from its last checkpoint).
+The loop is drive.advance's, the lineage lineage.py's, as on a cluster; the files are
+rundir.RunDir's. State lives in <workdir>/runs/<name>/state.json: run the same file again and
+it goes on where it stopped (a stage that was killed restarts from its last checkpoint).
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from act_operator import launch, pipeline, stages, tracking, watch
+from act_operator import drive, launch, lineage, pipeline, stages, tracking, watch
 from act_operator.api import ACTJob, ACTJobStatus
 from act_operator.pipeline import now
+from act_operator.rundir import RunDir, shard_stem
 from act_trainer import progress
 from act_trainer.contract import TrainSettings
 from act_trainer.errors import EXIT_PERMANENT
 
-KEY_METRICS = {
+KEY_METRICS = {  # per stage: the metrics its summary shows
     "warmup": ("loss_first", "loss_last", "steps"),
     "collect": ("pairs_train", "pairs_heldout", "kept", "sampled"),
     "judge": ("reward_first", "reward_last", "malformed_rate_first", "malformed_rate_last", "steps"),
@@ -68,53 +70,42 @@ def stage_command(cfg, config_path: Path) -> list[str]:
     return one.command(str(config_path), python=sys.executable)
 
 
-def shard_stem(name: str, index: int, shards: int) -> str:
-    """The file names of one shard's config, log and result under the run directory."""
-    return name if shards == 1 else f"{name}.shard-{index:05d}"
-
-
-def write_json(path: Path, state: dict) -> None:
-    """Replace `path` whole (a reader never sees half a state)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(path)
-
-
-def resumable(state_file: Path, job: ACTJob) -> dict | None:
+def resumable(run_dir: RunDir, job: ACTJob) -> dict | None:
     """The saved state a run of `job` (its storage root resolved) goes on from, or None: the same
     spec goes on where it stopped, a Succeeded one is not run again (as an applied ACTJob is not),
     a Failed one tries its failed stage again (pipeline.run_again), and a changed spec starts over.
     A run again is written back at once: whoever reads the state (ACTClient) must not take the old
     failure for the new run's outcome."""
-    if not state_file.exists():
-        return None
-    saved = json.loads(state_file.read_text())
-    if saved.get("spec_hash") != spec_hash(job):
+    saved = run_dir.read_state()
+    if not saved or saved.get("spec_hash") != spec_hash(job):
         return None
     if saved["status"]["phase"] == "Failed":
         status = pipeline.run_again(ACTJobStatus.model_validate(saved["status"]), now())
         saved["status"] = status.model_dump(mode="json", by_alias=True)
-        write_json(state_file, saved)
+        run_dir.write_state(saved)
     return saved
 
 
 class LocalExecutor:
+    """drive.Executor on this machine: a stage attempt is a process per shard (see the module),
+    what happened a console line; the status is saved to state.json before every action."""
+
     def __init__(self, job: ACTJob, workdir: Path, console: Console | None = None, fresh: bool = False):
         self.console = console or Console(stderr=True)
         self.cwd = Path.cwd()
-        self.dir = (workdir / "runs" / job.metadata.name).resolve()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = RunDir(workdir, job.metadata.name).make()
+        self.dir, self.state_file = self.run_dir.path, self.run_dir.state_file
         job = job.model_copy(deep=True)
         job.spec.storage.root = resolve_root(job.spec.storage.root, self.cwd)
-        self.tracking_uri = job.spec.tracking.uri or f"sqlite:///{self.dir / 'mlflow.db'}"
-        self.state_file = self.dir / "state.json"
+        self.tracking_uri = tracking.tracking_uri(job.spec.tracking.uri, self.run_dir.mlflow_store)
         self.job = self._restore(job, fresh)
         self.observed: dict[str, pipeline.Observed] = {}
         self.durations: dict[str, float] = {}
+        self._shown_run = self.job.status.mlflow.run_id  # the parent run, once said
 
     # --- state ---------------------------------------------------------------------------
     def _restore(self, job: ACTJob, fresh: bool) -> ACTJob:
-        saved = None if fresh else resumable(self.state_file, job)
+        saved = None if fresh else resumable(self.run_dir, job)
         if saved:
             job.metadata.uid = saved["uid"]
             job.status = ACTJobStatus.model_validate(saved["status"])
@@ -125,16 +116,30 @@ class LocalExecutor:
             return job
         job.metadata.uid = str(uuid.uuid4())
         job.status = ACTJobStatus()
-        (self.dir / "spec.json").unlink(missing_ok=True)
+        self.run_dir.spec_file.unlink(missing_ok=True)  # another spec runs: saved anew with its state
         return job
 
     def _save(self) -> None:
         state = {"uid": self.job.metadata.uid, "name": self.job.metadata.name, "spec_hash": spec_hash(self.job),
                  "status": self.job.status.model_dump(mode="json", by_alias=True)}
-        spec = self.dir / "spec.json"
-        if not spec.exists():  # what ran, beside how it went (actjob compare reads both)
-            spec.write_text(self.job.spec.model_dump_json(by_alias=True, indent=2))
-        write_json(self.state_file, state)
+        self.run_dir.write_spec(self.job)
+        self.run_dir.write_state(state)
+
+    # --- drive.Executor ------------------------------------------------------------------
+    def observe(self, job: ACTJob) -> dict[str, pipeline.Observed]:
+        return self.observed  # each stage's outcome, as its processes ended (or as a stopped run left it)
+
+    def save(self, job: ACTJob, waits: list[lineage.Wait]) -> None:
+        if waits:  # MLflow did not answer: say so now (the stage may run for an hour)
+            drive.explain(job, self, waits)
+        if job.status.mlflow.run_id != self._shown_run:
+            self._shown_run = job.status.mlflow.run_id
+            self.console.print(f"  mlflow run {self._shown_run}")
+        self._save()
+
+    def tell(self, job: ACTJob, type_: str, reason: str, message: str) -> None:
+        color = "yellow" if type_ == "Warning" else "dim"
+        self.console.print(f"[{color}]{reason}: {message}[/]", highlight=False)
 
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> ACTJob:
@@ -154,38 +159,11 @@ class LocalExecutor:
                 self.observed[stage] = self._read_results(st.job_name, shards) or \
                     pipeline.Observed("failed", reason="interrupted (actjob run was stopped)")
         while True:
-            actions = pipeline.plan(job, self.observed, now())
-            if not actions:
-                break
-            for action in actions:
-                job.status = pipeline.apply(job, action, now())
-                watch.headline(job.status)
-                self._open_parent_run()  # before the first stage's config: it names the parent run
-                if job.status.phase not in pipeline.TERMINAL:
-                    self._save()  # a final phase is written with its lineage (_finish), as the operator's one patch
-                self._perform(action)
-            if job.status.phase in pipeline.TERMINAL:
+            step = drive.advance(job, self)
+            if not step.actions or job.status.phase in pipeline.TERMINAL:
                 break
         self._finish()
         return job
-
-    def _open_parent_run(self, strict: bool = False) -> None:
-        """The parent run, once the preflight passed (which checked that MLflow answers). MLflow
-        going away later holds no stage back: the Waiting condition says so, stages record their
-        tracking in storage, and the lineage is completed once MLflow answers (`strict` raises)."""
-        job = self.job
-        if job.status.mlflow.run_id or not pipeline.preflight_passed(job.status):
-            return
-        try:
-            job.status.mlflow = tracking.start_parent(self.tracking_uri, job)
-        except Exception as e:  # noqa: BLE001 - any failure of MLflow's client is an outage
-            self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer "
-                                                 f"({type(e).__name__}); stages go on, the lineage is completed "
-                                                 "once it answers")])
-            if strict:
-                raise
-            return
-        self.console.print(f"  mlflow run {job.status.mlflow.run_id}")
 
     def _tracking_recorded(self, stage: str) -> None:
         """A stage that found MLflow down recorded its tracking in storage: say so (Waiting)."""
@@ -196,56 +174,25 @@ class LocalExecutor:
 
         offline = [r.get("offline") for r in records(uri)]
         if offline:
-            self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} did not answer {stage} "
-                                                 f"({offline[0]}); its tracking is recorded in storage and "
-                                                 "replayed once MLflow answers")])
+            drive.explain(self.job, self, [("MLflowUnavailable", f"MLflow at {self.tracking_uri} did not answer "
+                                                                 f"{stage} ({offline[0]}); its tracking is recorded in "
+                                                                 "storage and replayed once MLflow answers")])
             self._save()
 
-    def _waiting(self, waits: list[tuple[str, str]]) -> None:
-        event = pipeline.set_waiting(self.job.status, waits, now(), self.job.metadata.generation)
-        if event:
-            color = "yellow" if event[0] == "Warning" else "dim"
-            self.console.print(f"[{color}]{event[1]}: {event[2]}[/]", highlight=False)
-
     def complete_lineage(self) -> bool:
-        """Parent run, every stage's child run (replayed from the `_TRACKING.json` a stage wrote
-        when MLflow did not answer; idempotent), the registered model, the parent closed. False,
-        with the Waiting condition set, while MLflow does not answer."""
-        job = self.job
-        if not pipeline.preflight_passed(job.status):
-            return True  # nothing ran: no lineage
-        try:
-            from act_trainer.tracking import records, replay
+        """The lineage (lineage.complete), with every stage's child run replayed from the
+        `_TRACKING.json` it wrote when MLflow did not answer. False, with the Waiting condition
+        set, while MLflow does not answer."""
+        down = lineage.complete(self.job, self.tracking_uri, replay_here=True)
+        drive.explain(self.job, self, [down] if down else [])
+        if down:
+            self.console.print(f"[yellow]lineage pending ({down[1]}): run the same `actjob run` again once MLflow "
+                               "answers; it completes the lineage (parent run, stage runs, registered model) and runs "
+                               "no stage again[/]", highlight=False)
+        return not down
 
-            self._open_parent_run(strict=True)
-            mlflow = job.status.mlflow
-            runs = {}
-            for stage, st in job.status.stages.items():
-                if stage == pipeline.PREFLIGHT or st.phase != "Succeeded" or not st.outputs.uri:
-                    continue
-                ids = [replay(self.tracking_uri, rec, mlflow.run_id, mlflow.experiment_id)
-                       for rec in records(st.outputs.uri)]
-                if ids:
-                    runs[stage] = ids
-            if runs:  # the same status as the cluster's replay Job leaves (status.mlflow.replay)
-                job.status = pipeline.apply(job, pipeline.CompleteReplay({"replay": runs}), now())
-            if job.status.phase == "Succeeded" and not job.status.registered_model:
-                job.status.registered_model = tracking.register_model(self.tracking_uri, job)
-            if job.status.phase in pipeline.TERMINAL:
-                tracking.finish_parent(self.tracking_uri, mlflow.run_id, job.status.phase,
-                                       job.status.stages["eval"].metrics)
-        except Exception as e:  # noqa: BLE001
-            reason, message = tracking.problem(self.tracking_uri, e)
-            self._waiting([(reason, f"{message}; the lineage is pending")])
-            self.console.print(f"[yellow]lineage pending ({type(e).__name__}: {str(e)[:300]}): run the same "
-                               "`actjob run` again once MLflow answers; it completes the lineage (parent run, stage "
-                               "runs, registered model) and runs no stage again[/]", highlight=False)
-            return False
-        self._waiting([])
-        return True
-
-    def _perform(self, action) -> None:
-        job, c = self.job, self.console
+    def perform(self, job: ACTJob, action) -> None:
+        c = self.console
         if isinstance(action, pipeline.StartStage):
             self.observed[action.stage] = self._run_stage(action.stage, action.attempt)
         elif isinstance(action, pipeline.SkipStage):
@@ -284,11 +231,11 @@ class LocalExecutor:
 
     def _run_shard(self, run: launch.Launch, cfg, attempt: int) -> pipeline.Observed:
         stage, index = run.stage, cfg.shard.index
-        stem = shard_stem(run.name, index, run.shards)
-        cfg = cfg.model_copy(update={"scratch": str(self.dir / "scratch" / stage)})
-        config_path, log_path = self.dir / f"{stem}.json", self.dir / f"{stem}.log"
+        stem, rd = shard_stem(run.name, index, run.shards), self.run_dir
+        cfg = cfg.model_copy(update={"scratch": str(rd.scratch(stage))})
+        config_path, log_path = rd.config_file(stem), rd.log_file(stem)
         config_path.write_text(cfg.model_dump_json(indent=2))
-        result_path = self.dir / f"{stem}.result"
+        result_path = rd.result_file(stem)
         result_path.unlink(missing_ok=True)
         env = {**os.environ, "ACT_TERMINATION_LOG": str(result_path), "HF_HUB_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
@@ -306,9 +253,10 @@ class LocalExecutor:
                     self._progress(stage, attempt, reported[1], shard)
                     continue
                 if "MLflow does not answer" in line:  # act_trainer.tracking: the stage goes on, recording
-                    self._waiting([("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not answer {stage}; "
-                                                         "it goes on and records its tracking in storage, replayed "
-                                                         "once MLflow answers")])
+                    drive.explain(self.job, self, [("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not "
+                                                                         f"answer {stage}; it goes on and records its "
+                                                                         "tracking in storage, replayed once MLflow "
+                                                                         "answers")])
                     self._save()
                 tqdm_line = "it/s]" in line or "s/it]" in line
                 if tqdm_line and time.monotonic() - last_progress < 2.0 and "100%" not in line:
@@ -345,7 +293,7 @@ class LocalExecutor:
         return pipeline.Observed("succeeded", result=launch.merge_results(results))
 
     def _read_result(self, stem: str) -> pipeline.Observed | None:
-        path = self.dir / f"{stem}.result"
+        path = self.run_dir.result_file(stem)
         if not path.exists():
             return None
         try:

@@ -18,17 +18,17 @@ from rich.console import Console
 from act_operator import experiment as E
 from act_operator import tracking
 from act_operator.api import ACTJob
-from act_operator.local import LocalExecutor, write_json
+from act_operator.local import LocalExecutor
+from act_operator.rundir import RunDir, write_json
 
 
 class LocalExperiment:
     def __init__(self, exp: E.ACTExperiment, workdir: Path, console: Console | None = None, fresh: bool = False):
         self.exp, self.workdir, self.fresh = exp, workdir, fresh
         self.console = console or Console(stderr=True)
-        self.dir = (workdir / "runs" / exp.metadata.name).resolve()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tpl = exp.spec.template.tracking
-        self.tracking_uri = tpl.uri or f"sqlite:///{self.dir / 'mlflow.db'}"
+        self.run_dir = RunDir(workdir, exp.metadata.name).make()
+        self.dir = self.run_dir.path
+        self.tracking_uri = tracking.tracking_uri(exp.spec.template.tracking.uri, self.run_dir.mlflow_store)
         self.observed: dict[str, E.Observed] = {}
 
     def run(self, table: bool = True) -> E.ExperimentStatus:
@@ -71,7 +71,7 @@ class LocalExperiment:
     def _save(self, st: E.ExperimentStatus) -> None:
         state = {"name": self.exp.metadata.name, "spec": self.exp.spec.model_dump(mode="json", by_alias=True),
                  "status": st.model_dump(mode="json", by_alias=True)}
-        write_json(self.dir / "experiment.json", state)
+        write_json(self.run_dir.experiment_file, state)
 
 
 def arms_table(name: str, spec: E.ExperimentSpec, st: E.ExperimentStatus, metrics: list[str] | None = None):
@@ -87,8 +87,8 @@ def arms_table(name: str, spec: E.ExperimentSpec, st: E.ExperimentStatus, metric
 
 def load_experiment_state(path: Path) -> tuple[str, E.ExperimentSpec, E.ExperimentStatus] | None:
     """A local experiment's saved state (`actjob compare <workdir>/runs/<experiment>`), if `path` is one."""
-    f = path / "experiment.json" if path.is_dir() else path
-    if f.name != "experiment.json" or not f.exists():
+    f = path / RunDir.EXPERIMENT if path.is_dir() else path
+    if f.name != RunDir.EXPERIMENT or not f.exists():
         return None
     state = json.loads(f.read_text())
     return (state["name"], E.ExperimentSpec.model_validate(state["spec"]),

@@ -8,12 +8,12 @@ environment). A local run (`actjob run`) keeps each attempt's log in `<workdir>/
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from act_operator import pipeline, stages
 from act_operator.api import ACTJob, ACTJobStatus
+from act_operator.rundir import RunDir
 
 
 class NoLogs(Exception):
@@ -41,19 +41,16 @@ def chosen(status: ACTJobStatus, stage: str | None, attempt: int | None) -> list
     return pairs
 
 
-def local_run(workdir: Path, name: str) -> tuple[ACTJobStatus, Path] | None:
+def local_run(workdir: Path, name: str) -> tuple[ACTJobStatus, RunDir] | None:
     """A local run's status and directory, if `actjob run` ran NAME under this workdir."""
-    run_dir = workdir / "runs" / name
-    state = run_dir / "state.json"
-    if not state.exists():
-        return None
-    return ACTJobStatus.model_validate(json.loads(state.read_text())["status"]), run_dir
+    run_dir = RunDir(workdir, name)
+    status = run_dir.read_status()
+    return (status, run_dir) if status else None
 
 
-def local_logs(run_dir: Path, name: str, stage: str, attempt: int) -> list[tuple[str, bytes]]:
+def local_logs(run_dir: RunDir, stage: str, attempt: int) -> list[tuple[str, bytes]]:
     """The log files `actjob run` wrote for one attempt (one per shard)."""
-    stem = pipeline.job_name(name, stage, attempt)
-    files = sorted(run_dir.glob(f"{stem}.log")) + sorted(run_dir.glob(f"{stem}.shard-*.log"))
+    files = run_dir.attempt_logs(pipeline.job_name(run_dir.name, stage, attempt))
     return [(str(f), f.read_bytes()) for f in files]
 
 

@@ -6,12 +6,12 @@ experiment, e.g. "IL w/ ACT") are aggregated as mean ± std over their seeds.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from act_operator.api import ACTJob, ACTJobStatus
+from act_operator.api import ACTJob
+from act_operator.rundir import RunDir
 
 # METHOD.md: Qwen3-8B, success % (ALFWorld ID/OOD, WebShop), next-action accuracy % (ScienceWorld)
 # The paper's "Early Experience" row is its reflection-distillation baseline (METHOD.md), shown
@@ -53,13 +53,12 @@ def arm_label(job: ACTJob) -> str:
 
 def load_run(path: Path, label: str | None = None) -> Run:
     """A finished `actjob run`: its run directory (with state.json) or the state.json itself."""
-    state_file = path / "state.json" if path.is_dir() else path
-    state = json.loads(state_file.read_text())
-    spec_file = state_file.with_name("spec.json")
-    status = ACTJobStatus.model_validate(state["status"])
-    job = ACTJob.model_validate({"metadata": {"name": state.get("name", state_file.parent.name)},
-                                 "spec": json.loads(spec_file.read_text()), "status": status.model_dump()})
-    return Run(label or arm_label(job), job.spec.environment.name, dict(status.stages["eval"].metrics),
+    run_dir = RunDir.at(path)
+    job = run_dir.load_job()
+    if job is None:
+        raise SystemExit(f"actjob compare: {path} is not a finished run: no {RunDir.STATE} and {RunDir.SPEC} in "
+                         f"{run_dir} (give a run directory, .act/runs/NAME, of `actjob run`)")
+    return Run(label or arm_label(job), job.spec.environment.name, dict(job.status.stages["eval"].metrics),
                name=job.metadata.name)
 
 

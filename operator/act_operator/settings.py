@@ -55,6 +55,12 @@ class OperatorSettings(BaseSettings):
     default_memory: str = Field("4Gi", description="Memory request of a stage pod whose stage sets no "
                                                    "resources.memory.")
 
+    def tracking_uri(self, spec_uri: str | None) -> str | None:
+        """The MLflow URI of an ACTJob or ACTExperiment whose spec names `spec_uri` (or none)."""
+        from act_operator.tracking import tracking_uri
+
+        return tracking_uri(spec_uri, self.mlflow_tracking_uri)
+
     @field_validator("namespaces", mode="before")
     @classmethod
     def _namespaces(cls, v):

@@ -14,6 +14,14 @@ log = logging.getLogger(__name__)
 RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Deleted": "KILLED"}
 
 
+def tracking_uri(spec_uri: str | None, default: str | None) -> str | None:
+    """The MLflow tracking URI of an ACTJob (or ACTExperiment), one rule for every executor: the one
+    its spec names, else the executor's default: the operator's ACT_MLFLOW_TRACKING_URI
+    (OperatorSettings.tracking_uri; none: no MLflow) on a cluster, the run directory's mlflow.db
+    (RunDir.mlflow_store) on this machine."""
+    return spec_uri or default
+
+
 def fail_fast(timeout_s: int = 15, retries: int = 2) -> None:
     """For a control loop: an MLflow that does not answer fails a call in seconds (MLflow's client
     otherwise retries for minutes); the executor reports it and tries again on its next pass."""

@@ -2,7 +2,7 @@
 
 from prometheus_client import REGISTRY
 
-from act_operator import handlers, metrics
+from act_operator import handlers, metrics, runtime
 from act_operator.api import API_VERSION
 
 
@@ -23,19 +23,19 @@ def test_deleted_actjobs_leave_the_phase_gauge_and_the_locks(monkeypatch):
     metrics.observe_phase("unit", "b", "Running")
     metrics.observe_phase("unit", "c", "Succeeded")
     for name in "abc":
-        handlers._locks[f"unit/{name}"]  # noqa: B018 (a reconcile made one)
+        runtime.LOCKS[f"unit/{name}"]  # noqa: B018 (a reconcile made one)
     assert gauge("Running") == running + 2 and gauge("Succeeded") == succeeded + 1
 
     handlers.on_delete(body=body("a"))  # the kopf deletion handler
-    assert gauge("Running") == running + 1 and "unit/a" not in handlers._locks
+    assert gauge("Running") == running + 1 and "unit/a" not in runtime.LOCKS
 
     # an ACTJob found gone by a reconcile (deleted while the operator was down)
     monkeypatch.setattr(handlers.kube, "read_actjob", lambda namespace, name: None)
     assert handlers.reconcile("unit", "c") is None
-    assert gauge("Succeeded") == succeeded and "unit/c" not in handlers._locks
-    assert "unit/b" in handlers._locks and gauge("Running") == running + 1
+    assert gauge("Succeeded") == succeeded and "unit/c" not in runtime.LOCKS
+    assert "unit/b" in runtime.LOCKS and gauge("Running") == running + 1
     handlers.on_delete(body={**body("b"), "spec": {"bad": True}})  # an invalid ACTJob goes too
-    assert gauge("Running") == running and "unit/b" not in handlers._locks
+    assert gauge("Running") == running and "unit/b" not in runtime.LOCKS
 
 
 def test_event_messages_are_human_text_not_python_reprs():

@@ -1,5 +1,7 @@
 """The `actjob run` loop (local.LocalExecutor) with its stages and MLflow calls faked: what it
-writes to state.json, which ACTClient's local backend and a run again read."""
+writes to state.json, which ACTClient's local backend and a run again read; one local layout
+(rundir.RunDir): what `actjob run` writes is what ACTClient, `actjob logs` and `actjob compare`
+read, under the same names."""
 
 import io
 import json
@@ -7,9 +9,11 @@ import json
 import pytest
 from rich.console import Console
 
-from act_operator import pipeline, tracking
+from act_operator import logs, pipeline, report, tracking
 from act_operator.api import API_VERSION, parse_actjob
+from act_operator.client import ACTClient, LocalBackendConfig
 from act_operator.local import LocalExecutor
+from act_operator.rundir import RunDir, shard_stem
 
 
 @pytest.fixture
@@ -28,10 +32,14 @@ def run(tmp_path, monkeypatch):
 
         def stage(name, attempt):
             ran.append((name, attempt))
+            # the log the stage's process would have written, where the executor puts it
+            ex.run_dir.log_file(shard_stem(pipeline.job_name("demo", name, attempt), 0, 1)).write_text(f"{name} ran\n")
             if name in (fail or {}):
                 return pipeline.Observed("failed", reason=f"{name} broke", permanent=fail[name])
             out = (tmp_path / "store" / name).as_uri()
-            return pipeline.Observed("succeeded", result={"uri": out, "manifest": out + "/_MANIFEST.json"})
+            metrics = {"dev/success_rate": 0.25} if name == "eval" else {}
+            return pipeline.Observed("succeeded", result={"uri": out, "manifest": out + "/_MANIFEST.json",
+                                                          "metrics": metrics})
 
         monkeypatch.setattr(ex, "_run_stage", stage)
         ex.run()
@@ -88,3 +96,48 @@ def test_the_clients_resubmitting_a_failed_run_never_reads_the_old_failure(run, 
     status = client.get_job("demo").status
     assert status.phase == "Pending" and status.message == "run again: eval tried again (attempt 2)"
     assert status.stages["policy"].phase == "Succeeded"
+
+
+def test_the_files_have_one_name_each(tmp_path):
+    rd = RunDir(tmp_path / "w", "demo")
+    assert rd.path == (tmp_path / "w" / "runs" / "demo").resolve()
+    assert (rd.state_file.name, rd.spec_file.name, rd.experiment_file.name) == ("state.json", "spec.json",
+                                                                               "experiment.json")
+    assert rd.mlflow_store == f"sqlite:///{rd.path / 'mlflow.db'}"
+    assert rd.log_file(shard_stem("demo-collect-1", 2, 3)).name == "demo-collect-1.shard-00002.log"
+    assert rd.result_file(shard_stem("demo-eval-1", 0, 1)).name == "demo-eval-1.result"
+    assert RunDir.at(rd.state_file).path == rd.path == RunDir.at(rd.path).path
+    assert RunDir.at(tmp_path / "elsewhere" / "x").state_file == (tmp_path / "elsewhere" / "x" / "state.json").resolve()
+    assert RunDir.names(tmp_path / "w") == [] and rd.read_state() is None and rd.load_job() is None
+
+
+def test_what_the_executor_writes_every_reader_reads(run, tmp_path):
+    finished, _ = run()
+    rd = RunDir(tmp_path / "work", "demo")
+    assert finished.run_dir.path == rd.path and finished.state_file == rd.state_file
+    assert json.loads(rd.spec_file.read_text())["model"]["uri"] == "tiny://qwen3-tiny"
+
+    job = ACTClient(LocalBackendConfig(workdir=str(tmp_path / "work"))).get_job("demo")  # ACTClient
+    assert (job.status.phase, job.metadata.uid) == ("Succeeded", finished.job.metadata.uid)
+    assert job.status.registered_model == "act-demo/1"
+    assert ACTClient(LocalBackendConfig(workdir=str(tmp_path / "work"))).get_tracking_uri("demo") == rd.mlflow_store
+
+    status, run_dir = logs.local_run(tmp_path / "work", "demo")  # actjob logs
+    assert status.phase == "Succeeded" and run_dir.path == rd.path
+    pairs = logs.chosen(status, None, None)
+    assert ("eval", 1) in pairs
+    [(where, body)] = logs.local_logs(run_dir, "eval", 1)
+    assert where == str(rd.path / "demo-eval-1.log") and body == b"eval ran\n"
+
+    run = report.load_run(rd.path)  # actjob compare, of the directory or its state.json
+    assert (run.name, run.metrics) == ("demo", {"dev/success_rate": 0.25})
+    assert report.load_run(rd.state_file) == run
+
+
+def test_forgetting_a_run_keeps_its_mlflow_store_and_compare_names_what_is_missing(run):
+    rd = run()[0].run_dir
+    (rd.path / RunDir.MLFLOW_DB).write_bytes(b"db")
+    rd.forget()
+    assert [p.name for p in rd.path.iterdir()] == ["mlflow.db"]
+    with pytest.raises(SystemExit, match="no state.json and spec.json"):
+        report.load_run(rd.path)
