@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from act_trainer import contract as K
-from act_trainer.contract import STAGES, check_uri
+from act_trainer import stagedefs
+from act_trainer.contract import check_uri
 from act_trainer.progress import Progress
 
 GROUP = "act-operator.io"
@@ -350,7 +351,7 @@ class ACTJobStatus(Model):
     progress: str | None = Field(None, description="The running stage's progress, e.g. '30%'.")
     eta: str | None = Field(None, description="The running stage's estimated time left, e.g. '1m20s'.")
     # "preflight" (the checks before any stage; absent in ACTJobs created before it existed), then the stages
-    stages: dict[str, StageStatus] = Field(default_factory=lambda: {s: StageStatus() for s in ("preflight", *STAGES)})
+    stages: dict[str, StageStatus] = Field(default_factory=lambda: {s: StageStatus() for s in stagedefs.step_names()})
     conditions: list[Condition] = Field(default_factory=list)
     mlflow: MlflowStatus = Field(default_factory=MlflowStatus)
     model_uri: str | None = None

@@ -33,6 +33,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from act_operator.api import DNS_LABEL_PATTERN, ACTJob, ACTJobSpec, Model, ObjectMeta, SpecError, problems
 from act_trainer import contract as K
+from act_trainer.stagedefs import COLLECT, EVAL, JUDGE, POLICY, WARMUP
 
 KIND = "ACTExperiment"
 PLURAL = "actexperiments"
@@ -194,10 +195,10 @@ class Observed:
 
 def observe(job: ACTJob) -> Observed:
     st = job.status.stages
-    warmup = st.get("warmup")
-    return Observed(job.status.phase, suspended=job.spec.suspend, pairs=st["collect"].outputs.uri,
-                    judge=st["judge"].outputs.uri, pi0=warmup.outputs.uri if warmup else None,
-                    metrics=dict(st["eval"].metrics), message=job.status.message)
+    warmup = st.get(WARMUP.name)
+    return Observed(job.status.phase, suspended=job.spec.suspend, pairs=st[COLLECT.name].outputs.uri,
+                    judge=st[JUDGE.name].outputs.uri, pi0=warmup.outputs.uri if warmup else None,
+                    metrics=dict(st[EVAL.name].metrics), message=job.status.message)
 
 
 def child_name(name: str, child: Child) -> str:
@@ -209,34 +210,33 @@ def child_spec(spec: ExperimentSpec, child: Child, observed: dict[str, Observed]
     dependencies' outputs. Only called once every dependency succeeded."""
     s = spec.template.model_dump(mode="json", by_alias=True, exclude_unset=True)  # what the user wrote, no defaults
     st = s.setdefault("stages", {})
-    for stage in ("collect", "judge", "policy", "eval"):
-        st.setdefault(stage, {})
+    collect, judge, policy, evals = (st.setdefault(d.name, {}) for d in (COLLECT, JUDGE, POLICY, EVAL))
     s["suspend"] = False
     if child.key == "pairs":
-        st["judge"]["enabled"] = False
-        st["policy"]["method"] = "none"
-        st["eval"]["enabled"] = child.arm is not None
+        judge["enabled"] = False
+        policy["method"] = "none"
+        evals["enabled"] = child.arm is not None
         if any(a in EARLY_EXPERIENCE for a in spec.arms):  # the Early Experience arms learn from the outcomes
-            st["collect"]["recordOutcomes"] = True
+            collect["recordOutcomes"] = True
         return s
     s["seed"] = child.seed
-    st["collect"]["reuse"] = observed["pairs"].pairs
+    collect["reuse"] = observed["pairs"].pairs
     if pi0 := observed["pairs"].pi0:  # the template warms up: once, in the shared child; every arm starts from pi0
         s["model"]["uri"] = pi0
-        st.setdefault("warmup", {})["enabled"] = False
+        st.setdefault(WARMUP.name, {})["enabled"] = False
     kind = child.key.rsplit("-s", 1)[0]  # act | il | rl | act-il | act-rl
     if kind == "act":
-        st["policy"]["method"] = "none"
-        st["eval"]["enabled"] = child.arm is not None
+        policy["method"] = "none"
+        evals["enabled"] = child.arm is not None
         return s
     method = kind.rpartition("-")[2]
-    st["policy"]["method"] = method
+    policy["method"] = method
     if child.arm in EARLY_EXPERIENCE:  # the judge stage in its Early Experience role, on the shared pairs
-        st["judge"].update(enabled=True, method=EARLY_EXPERIENCE[child.arm])
+        judge.update(enabled=True, method=EARLY_EXPERIENCE[child.arm])
     elif kind.startswith("act-"):
-        st["judge"]["reuse"] = observed[f"act-s{child.seed}"].judge
+        judge["reuse"] = observed[f"act-s{child.seed}"].judge
     else:
-        st["judge"]["enabled"] = False
+        judge["enabled"] = False
     return s
 
 

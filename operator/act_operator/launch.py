@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from act_operator import pipeline, stages
 from act_operator.api import DNS_LABEL, ACTJob
-from act_trainer.contract import STAGES, TrainSettings
+from act_trainer import stagedefs
 from act_trainer.util import is_number
 
 CONFIG_PATH = "/etc/act/stage.json"  # where a pod reads its stage config
@@ -100,19 +100,18 @@ class Launch:
 
 
 def topology(job: ACTJob, stage: str) -> tuple[int, int, int]:
-    """(nodes, processes per node, shards) of a stage."""
-    if stage in (pipeline.PREFLIGHT, pipeline.REPLAY):
-        return 1, 1, 1
-    spec = getattr(job.spec.stages, stage)
-    if isinstance(spec, TrainSettings):
-        return spec.nodes, spec.processes_per_node, 1
-    return 1, 1, spec.shards
+    """(nodes, processes per node, shards) of a stage, as its definition's topology reads its spec section."""
+    d = stagedefs.get(stage)
+    section = d.section(job.spec)
+    if d.topology == "gang":
+        return section.nodes, section.processes_per_node, 1
+    if d.topology == "shards":
+        return 1, 1, section.shards
+    return 1, 1, 1
 
 
 def plan(job: ACTJob, stage: str, attempt: int, *, tracking_uri: str | None = None) -> Launch:
     """The launch of attempt `attempt` of `stage`: its topology and every shard's config."""
-    if stage not in (pipeline.PREFLIGHT, pipeline.REPLAY, *STAGES):
-        raise ValueError(f"unknown stage '{stage}'")
     nodes, procs, shards = topology(job, stage)
     configs = tuple(stages.stage_config(job, stage, shard=i, tracking_uri=tracking_uri, attempt=attempt)
                     for i in range(shards))

@@ -32,7 +32,7 @@ from act_operator import launch, pipeline, stages
 from act_operator.api import API_VERSION, KIND, ACTJob, StageCommon
 from act_operator.launch import MASTER_PORT, Launch, checked
 from act_operator.settings import OperatorSettings
-from act_trainer.contract import STAGES
+from act_trainer import stagedefs
 from act_trainer.errors import EXIT_PERMANENT
 from act_trainer.manifest import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV
 
@@ -244,7 +244,7 @@ def vllm_server_objects(job: ACTJob, run: Launch, attempt: int, settings: Operat
     if not getattr(cfg, "runs_grpo", False) or rollout is None or rollout.engine != "vllm" or rollout.mode != "server":
         return []
     name, stage = vllm_server_name(run.name), run.stage
-    section = getattr(job.spec.stages, stage)
+    section = pipeline.stage_spec(job, stage)
     labels_ = {**labels(job, stage, attempt), ROLE_LABEL: VLLM_SERVER_ROLE}
     ports = [{"name": "http", "port": rollout.server_port, "targetPort": rollout.server_port},
              {"name": "weights", "port": rollout.group_port, "targetPort": rollout.group_port}]
@@ -283,7 +283,7 @@ def all_stage_objects(job: ACTJob, settings: OperatorSettings) -> list[dict]:
     job = job.model_copy(deep=True)
     job.metadata.uid = job.metadata.uid or PLACEHOLDER_UID
     objects = stage_objects(job, pipeline.PREFLIGHT, 1, settings)
-    for stage in STAGES:
+    for stage in stagedefs.chain_names():
         st = job.status.stages[stage]
         decided = pipeline.skip_or_reuse(job, stage)
         if isinstance(decided, pipeline.SkipStage):

@@ -19,12 +19,11 @@ from act_operator.api import (
     ACTJobStatus,
     Condition,
     ReplayStatus,
-    Resources,
     StageCommon,
     StageOutputs,
     StageStatus,
 )
-from act_trainer.contract import STAGES
+from act_trainer import stagedefs
 from act_trainer.errors import EXIT_PERMANENT
 from act_trainer.util import numeric_metrics
 
@@ -36,14 +35,14 @@ BACKOFF_CAP_S = 300.0
 # The first step of every ACTJob: `act-trainer preflight` checks every input that needs I/O on a
 # small CPU pod, before any stage (and any GPU) starts. Its problems fail the ACTJob at once
 # (Valid=False, PreflightFailed); a preflight that crashed without a verdict is retried.
-PREFLIGHT = "preflight"
-PREFLIGHT_SETTINGS = StageCommon(max_retries=2, timeout_seconds=300, resources=Resources(cpu="500m", memory="1Gi"))
+PREFLIGHT = stagedefs.PREFLIGHT.name
+PREFLIGHT_SETTINGS = StageCommon.model_validate(stagedefs.PREFLIGHT.runs_with)
 # After the last step: `act-trainer replay` attaches the tracking stages recorded in storage while
 # MLflow did not answer (status.stages[*].trackingOffline) under the parent run, as child runs. It
 # runs once the ACTJob finished and MLflow answers the executor; its outcome is status.mlflow.replay
 # and the TrackingReplayed condition, never the ACTJob's phase.
-REPLAY = "replay"
-REPLAY_SETTINGS = StageCommon(max_retries=3, timeout_seconds=900, resources=Resources(cpu="500m", memory="1Gi"))
+REPLAY = stagedefs.REPLAY.name
+REPLAY_SETTINGS = StageCommon.model_validate(stagedefs.REPLAY.runs_with)
 REPLAYED = "TrackingReplayed"  # condition
 
 
@@ -166,29 +165,21 @@ def backoff(attempts: int) -> timedelta:
 
 
 def skip_or_reuse(job: ACTJob, stage: str) -> Action | None:
-    st = job.spec.stages
-    if stage == "warmup" and not st.warmup.enabled:
-        return SkipStage("warmup", "stages.warmup.enabled is false (collect samples from model.uri)")
-    if stage == "collect":
-        if st.collect.reuse:
-            return ReuseStage("collect", st.collect.reuse)
-        if not st.collect.enabled:
-            return SkipStage("collect", "stages.collect.enabled is false")
-    elif stage == "judge":
-        if st.judge.reuse:
-            return ReuseStage("judge", st.judge.reuse)
-        if not st.judge.enabled:
-            return SkipStage("judge", "stages.judge.enabled is false (baseline without ACT)")
-    elif stage == "policy" and st.policy.method == "none":
-        return SkipStage("policy", "stages.policy.method is none")
-    elif stage == "eval" and not st.eval.enabled:
-        return SkipStage("eval", "stages.eval.enabled is false")
+    """Whether the spec has `stage` reuse another run's output or skip (its definition says)."""
+    d = stagedefs.get(stage)
+    if uri := d.reuse(job.spec):
+        return ReuseStage(stage, uri)
+    if why := d.skip(job.spec):
+        return SkipStage(stage, why)
     return None
 
 
 def stage_spec(job: ACTJob, stage: str) -> StageCommon:
-    """What the spec says of how a step runs (retries, resources, deadline, placement)."""
-    return {PREFLIGHT: PREFLIGHT_SETTINGS, REPLAY: REPLAY_SETTINGS}.get(stage) or getattr(job.spec.stages, stage)
+    """What the spec says of how a step runs (retries, resources, deadline, placement); a step without
+    a spec section (the preflight, the replay) runs as its definition says."""
+    d = stagedefs.get(stage)
+    section = d.section(job.spec)
+    return section if section is not None else StageCommon.model_validate(d.runs_with or {})
 
 
 def max_retries(job: ACTJob, stage: str) -> int:
@@ -198,7 +189,7 @@ def max_retries(job: ACTJob, stage: str) -> int:
 def steps(status: ACTJobStatus) -> tuple[str, ...]:
     """The steps of an ACTJob in order: the preflight, then the stages (those its status has: a status
     written before the preflight or the warmup existed has no entry for them)."""
-    return tuple(s for s in (PREFLIGHT, *STAGES) if s in status.stages)
+    return tuple(s for s in stagedefs.step_names() if s in status.stages)
 
 
 def preflight_passed(status: ACTJobStatus) -> bool:
@@ -220,7 +211,7 @@ def plan(job: ACTJob, observed: dict[str, Observed], now: datetime) -> list[Acti
         st = status.stages[stage]
         if st.phase in STAGE_DONE:
             continue
-        decided = skip_or_reuse(job, stage) if stage != PREFLIGHT else None
+        decided = skip_or_reuse(job, stage)
         if decided:
             actions.append(decided)
             continue
@@ -365,17 +356,18 @@ def set_waiting(status: ACTJobStatus, waits: list[tuple[str, str]], now: datetim
 
 def initial_policy_uri(job: ACTJob) -> str:
     """pi0, the model collect samples from and judge starts from: the warm-up's, else the base model."""
-    st = job.status.stages.get("warmup")
+    st = job.status.stages.get(stagedefs.WARMUP.name)
     return st.outputs.uri if st and st.phase in HAS_OUTPUTS and st.outputs.uri else job.spec.model.uri
 
 
 def final_model_uri(job: ACTJob) -> str:
-    """The model the ACTJob produced: the policy's, else the judge's (ACT only), else pi0."""
-    for stage in ("policy", "judge"):
-        st = job.status.stages[stage]
-        if st.phase in HAS_OUTPUTS and st.outputs.uri:
+    """The model the ACTJob produced: the last model a stage made (the policy's, else the judge's
+    (ACT only), else the warm-up's), else the base model."""
+    for d in reversed(stagedefs.chain()):
+        st = job.status.stages.get(d.name)
+        if d.makes_model and st and st.phase in HAS_OUTPUTS and st.outputs.uri:
             return st.outputs.uri
-    return initial_policy_uri(job)
+    return job.spec.model.uri
 
 
 def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:

@@ -7,14 +7,14 @@ known at the start."""
 from __future__ import annotations
 
 from act_operator.api import ACTJob
+from act_trainer import stagedefs
+from act_trainer.config import TrlOptions
 
 
 def uses_environment(job: ACTJob) -> bool:
-    """Whether a stage plays the environment: collect (unless its pairs are reused), the warm-up
-    (without an expert file) and eval."""
-    st = job.spec.stages
-    warmup_plays = st.warmup.enabled and not job.spec.environment.expert.uri
-    return (st.collect.enabled and not st.collect.reuse) or warmup_plays or st.eval.enabled
+    """Whether a stage that runs plays the environment (each stage's definition says when: collect
+    unless its pairs are reused, the warm-up without an expert file, eval)."""
+    return any(d.runs(job.spec) and d.plays(job.spec) for d in stagedefs.chain())
 
 
 def local_problems(job: ACTJob) -> list[str]:
@@ -31,14 +31,25 @@ def local_problems(job: ACTJob) -> list[str]:
 
 
 def required_packages(job: ACTJob) -> dict[str, str]:
-    """The Python packages (import names) the spec asks the trainer image for, by the field that asks."""
-    st, out = job.spec.stages, {}
-    if st.collect.enabled and not st.collect.reuse and st.collect.engine == "vllm":
-        out["stages.collect.engine"] = "vllm"
-    for name in ("warmup", "judge", "policy"):
-        stage = getattr(st, name)
-        runs = {"warmup": st.warmup.enabled, "judge": st.judge.enabled and not st.judge.reuse,
-                "policy": st.policy.method != "none"}[name]
-        if runs and stage.world_size > 1 and stage.zero_stage > 0:
-            out[f"stages.{name}.zeroStage"] = "deepspeed"
+    """The Python packages (import names) the spec asks the trainer image for, by the field that asks:
+    vLLM for collect's engine, DeepSpeed for a running gang stage of several processes with ZeRO."""
+    spec, out = job.spec, {}
+    collect = stagedefs.COLLECT
+    if collect.runs(spec) and collect.section(spec).engine == "vllm":
+        out[f"stages.{collect.name}.engine"] = "vllm"
+    for d in stagedefs.chain():
+        section = d.section(spec)
+        if d.topology == "gang" and d.runs(spec) and section.world_size > 1 and section.zero_stage > 0:
+            out[f"stages.{d.name}.zeroStage"] = "deepspeed"
+    return out
+
+
+def trl_options(job: ACTJob) -> dict[str, TrlOptions]:
+    """Every running stage's pass-through of TRL config keys (stages.<stage>.trl), with the TRL config
+    its method trains with: the preflight checks the keys against the installed TRL."""
+    out = {}
+    for d in stagedefs.chain():
+        section = d.section(job.spec)
+        if d.runs(job.spec) and getattr(section, "trl", None):
+            out[d.name] = TrlOptions(config=d.trl(section), options=dict(section.trl))
     return out

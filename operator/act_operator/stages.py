@@ -8,14 +8,15 @@ output and shard.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from act_operator.api import ACTJob
-from act_operator.pipeline import HAS_OUTPUTS, PREFLIGHT, REPLAY, final_model_uri, initial_policy_uri, offline_stages
-from act_operator.preflight import required_packages, uses_environment
+from act_operator.pipeline import final_model_uri, initial_policy_uri, offline_stages
+from act_operator.preflight import required_packages, trl_options, uses_environment
 from act_trainer import config as C
 from act_trainer import contract as K
+from act_trainer import stagedefs
 from act_trainer.contract import settings_of
-
-OUTPUTS = {"warmup": "models/warmup", "collect": "pairs", "judge": "models/judge", "policy": "models/policy", "eval": "eval"}
 
 
 def join(uri: str, *parts: str) -> str:
@@ -29,8 +30,10 @@ def job_root(job: ACTJob) -> str:
 
 
 def stage_output(job: ACTJob, stage: str) -> str:
-    """Where a stage writes; the preflight checks that the ACTJob's root can be written."""
-    return job_root(job) if stage in (PREFLIGHT, REPLAY) else join(job_root(job), OUTPUTS[stage])
+    """Where a stage writes (its definition's output under the ACTJob's root); a step that writes
+    nothing (the preflight checks that the root can be written) gets the root."""
+    output = stagedefs.get(stage).output
+    return join(job_root(job), output) if output else job_root(job)
 
 
 def checkpoints(job: ACTJob, stage: str) -> str:
@@ -64,19 +67,23 @@ def _env(job: ACTJob) -> C.EnvironmentConfig:
     return C.EnvironmentConfig(**settings_of(job.spec.environment, K.EnvironmentSettings))
 
 
+def output_of(job: ACTJob, stage: str) -> str | None:
+    """Where `stage` wrote: its outputs, set once it succeeded or reuses another run's; else None."""
+    st = job.status.stages.get(stage)
+    return st.outputs.uri if st else None
+
+
 def pairs_uri(job: ACTJob) -> str | None:
-    return job.status.stages["collect"].outputs.uri
+    return output_of(job, stagedefs.COLLECT.name)
 
 
 def warmup_uri(job: ACTJob) -> str | None:
-    st = job.status.stages.get("warmup")
-    return st.outputs.uri if st and st.phase in HAS_OUTPUTS else None
+    return output_of(job, stagedefs.WARMUP.name)
 
 
-def expert_uri(job: ACTJob) -> str:
-    """The expert trajectories the policy learns from: the file the user gave, else collect's
-    copies (one expert.jsonl per shard under its output), else the warm-up's."""
-    return job.spec.environment.expert.uri or pairs_uri(job) or warmup_uri(job)
+def expert_uri(job: ACTJob) -> str | None:
+    """The expert trajectories the policy learns from (stagedefs.expert_trajectories)."""
+    return stagedefs.expert_trajectories(Resolver(job, stagedefs.POLICY.name))
 
 
 def rollout(section) -> dict:
@@ -89,47 +96,71 @@ def rollout(section) -> dict:
     return {"rollout": r}
 
 
+@dataclass(frozen=True)
+class Resolver:
+    """What a stage's config builder (stagedefs.StageDef.build) reads of the ACTJob, resolved
+    (stagedefs.Inputs): the outputs of earlier stages, the models, the environment."""
+
+    job: ACTJob
+    stage: str
+
+    @property
+    def section(self):
+        return stagedefs.get(self.stage).section(self.job.spec)
+
+    def output(self, stage: str) -> str | None:
+        return output_of(self.job, stage)
+
+    @property
+    def initial_policy(self) -> str:
+        return initial_policy_uri(self.job)
+
+    @property
+    def final_model(self) -> str:
+        return final_model_uri(self.job)
+
+    @property
+    def env(self) -> C.EnvironmentConfig:
+        return _env(self.job)
+
+    @property
+    def expert(self) -> C.ExpertSource:
+        return C.ExpertSource(**settings_of(self.job.spec.environment.expert, K.ExpertSettings))
+
+    @property
+    def checkpoints(self) -> str:
+        return checkpoints(self.job, self.stage)
+
+    def rollout(self) -> dict:
+        return rollout(self.section)
+
+    @property
+    def plays_environment(self) -> bool:
+        return uses_environment(self.job)
+
+    @property
+    def packages(self) -> dict[str, str]:
+        return required_packages(self.job)
+
+    @property
+    def trl_options(self) -> dict[str, C.TrlOptions]:
+        return trl_options(self.job)
+
+    @property
+    def offline_sources(self) -> dict[str, str]:
+        return {s: self.job.status.stages[s].outputs.uri for s in offline_stages(self.job.status)}
+
+
 def stage_config(job: ACTJob, stage: str, *, shard: int = 0, tracking_uri: str | None = None,
                  attempt: int | None = None):
-    """The validated act_trainer config for one pod (shard) of `stage` (attempt: default, the status's)."""
-    spec, st = job.spec, job.spec.stages
-    common = _common(job, stage, tracking_uri, attempt)
-    if stage == PREFLIGHT:
-        plays = uses_environment(job)
-        return C.PreflightConfig(**common, model=spec.model.uri, pairs=st.collect.reuse, judge=st.judge.reuse,
-                                 expert=spec.environment.expert.uri, env=_env(job) if plays else None,
-                                 packages=required_packages(job))
-    if stage == REPLAY:
-        return C.ReplayConfig(**common, sources={s: job.status.stages[s].outputs.uri for s in offline_stages(job.status)})
-    expert = C.ExpertSource(**settings_of(spec.environment.expert, K.ExpertSettings))
-    if stage == "warmup":
-        return C.WarmupConfig(**common, **settings_of(st.warmup, K.WarmupSettings), model=spec.model.uri,
-                              env=_env(job), expert=expert, heldout_fraction=st.collect.heldout_fraction,
-                              checkpoints=checkpoints(job, stage), history=spec.environment.history)
-    if stage == "collect":
-        if warmup_uri(job) and not expert.uri:  # the episodes the warm-up had the expert play: played once
-            expert = expert.model_copy(update={"uri": join(warmup_uri(job), "expert.jsonl")})
-        return C.CollectConfig(
-            **common, **settings_of(st.collect, K.CollectSettings), model=initial_policy_uri(job), env=_env(job),
-            expert=expert,
-            shard=C.Shard(index=shard, count=st.collect.shards),
-        )
-    if stage == "judge":
-        return C.JudgeConfig(**common, **(settings_of(st.judge, K.JudgeSettings) | rollout(st.judge)),
-                             model=initial_policy_uri(job),
-                             pairs=pairs_uri(job), checkpoints=checkpoints(job, stage),
-                             history=spec.environment.history)
-    if stage == "policy":
-        judge = job.status.stages["judge"]
-        model = judge.outputs.uri if judge.phase in HAS_OUTPUTS else initial_policy_uri(job)
-        return C.PolicyConfig(**common, **(settings_of(st.policy, K.PolicySettings) | rollout(st.policy)),
-                              model=model,
-                              expert=expert_uri(job), checkpoints=checkpoints(job, stage),
-                              history=spec.environment.history)
-    if stage == "eval":
-        return C.EvalConfig(
-            **common, **settings_of(st.eval, K.EvalSettings), model=final_model_uri(job), env=_env(job),
-            pairs=pairs_uri(job), expert_max_length=spec.environment.expert.max_length,
-            shard=C.Shard(index=shard, count=st.eval.shards),
-        )
-    raise ValueError(f"unknown stage '{stage}'")
+    """The validated act_trainer config for one pod (shard) of `stage` (attempt: default, the status's):
+    what every step gets, the stage's settings as the spec holds them, its shard, and what its
+    definition builds from the ACTJob."""
+    d = stagedefs.get(stage)
+    section = d.section(job.spec)
+    fields = _common(job, stage, tracking_uri, attempt)
+    if d.settings is not None and section is not None:
+        fields |= settings_of(section, d.settings)
+    if d.topology == "shards":
+        fields["shard"] = C.Shard(index=shard, count=section.shards)
+    return d.config(**(fields | d.build(Resolver(job, stage))))

@@ -13,7 +13,8 @@ import mlflow
 import pytest
 from pydantic import BaseModel
 
-from act_trainer.config import STAGES, parse_stage_config
+from act_trainer.config import parse_stage_config
+from act_trainer.stagedefs import chain_names
 from act_trainer.tracking import stage_run
 from act_trainer.util import CREDENTIAL_ENV
 
@@ -71,7 +72,7 @@ def parent(mlflow_server, s3, monkeypatch):
     client.set_terminated(run.info.run_id)
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", chain_names())
 def test_child_run_params_hold_every_config_field_and_no_credential(stage, parent, s3, s3_root, mlflow_server,
                                                                     tmp_path):
     client, parent_id = parent

@@ -56,6 +56,8 @@ def _changed(model: type[BaseModel], name: str):
                                  sleep_mode=False, server_gpus=2, server_port=8001, group_port=51217)
     if name == "expert_type":
         return "walkthrough"
+    if name == "trl":  # passed through to TRL's config
+        return {"warmup_ratio": 0.1}
     if name == "malformed_penalty":
         return -0.5
     if isinstance(default, float):

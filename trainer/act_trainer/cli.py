@@ -1,4 +1,4 @@
-"""`act-trainer collect|judge|policy|eval|preflight|replay --config FILE`: the programs stage pods run.
+"""`act-trainer <stage> --config FILE`: the programs stage pods run (the stages of act_trainer.stagedefs).
 
 Exit codes (the contract both executors honour; see act_trainer.errors):
 0 done (manifest written); 2 permanent: the config is invalid, or an input no retry can fix
@@ -11,33 +11,25 @@ The preflight (`act-trainer preflight`) exits 2 when it found problems, every on
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 import traceback
 
-from act_trainer import engines
-from act_trainer.config import STAGES, ConfigError, load_stage_config
+from act_trainer import engines, stagedefs
+from act_trainer.config import ConfigError, load_stage_config
 from act_trainer.errors import EXIT_PERMANENT, exit_code
-
-MODULES = {"warmup": "warmup", "collect": "collect", "judge": "judge", "policy": "policy", "eval": "evaluate"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="act-trainer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for stage in STAGES:
-        p = sub.add_parser(stage, help=f"run the {stage} stage")
-        p.add_argument("--config", required=True, help="stage config (JSON), e.g. /etc/act/stage.json")
+    for d in stagedefs.every():  # the preflight, the stages, the replay: one subcommand each
+        p = sub.add_parser(d.name, help=d.help)
+        p.add_argument("--config", required=True, help=f"{d.name} config (JSON), e.g. /etc/act/stage.json")
     serve = sub.add_parser("vllm-serve", help="the vLLM server of a GRPO stage in rollout.mode: server "
                                               "(`trl vllm-serve` on the stage's model)")
     serve.add_argument("--config", required=True, help="the stage's config (judge or policy)")
-    pre = sub.add_parser("preflight", help="check every input of an ACTJob that needs I/O, before any stage")
-    pre.add_argument("--config", required=True, help="preflight config (JSON), e.g. /etc/act/stage.json")
-    rep = sub.add_parser("replay", help="replay the stages' tracking recorded while MLflow did not answer into "
-                                        "child runs under the ACTJob's parent run (idempotent)")
-    rep.add_argument("--config", required=True, help="replay config (JSON), e.g. /etc/act/stage.json")
     tiny = sub.add_parser("tiny-model", help="build a tiny random-weight Qwen3 model + tokenizer (offline)")
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--preset", default="qwen3-tiny")
@@ -86,29 +78,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_stage(args, loaded: list) -> int:
-    """Validate the config (appended to `loaded`), then run the stage or the preflight."""
+    """Validate the config (appended to `loaded`), then run the program the stage's definition
+    names (act_trainer.stagedefs): a stage's returns its result (exit 0), the preflight's and the
+    replay's their exit code."""
     try:
         cfg = load_stage_config(args.config, expected=args.command)
         engines.check(cfg)  # vLLM asked for where it cannot run: bad input, before any data is read
     except (ConfigError, engines.EngineUnavailable) as e:
         return _failed(args.command, f"invalid config: {e}", EXIT_PERMANENT)
     loaded.append(cfg)
-    if args.command == "preflight":
-        from act_trainer import preflight
-
-        return preflight.run(cfg)
-    if args.command == "replay":
-        return replay(cfg)
     index = os.environ.get("JOB_COMPLETION_INDEX")
     if index is not None and cfg.shard.count > 1:  # a pod of an Indexed Job takes its own shard
         cfg.shard.index = int(index)
-    module = importlib.import_module(f"act_trainer.stages.{MODULES[args.command]}")
     try:
-        module.run(cfg)
+        result = stagedefs.get(args.command).program()(cfg)
     except Exception as e:  # report why, for the executor and the termination log
         traceback.print_exc()
         return _failed(args.command, f"{type(e).__name__}: {e}", exit_code(e))
-    return 0
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def replay(cfg) -> int:

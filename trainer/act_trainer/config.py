@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from act_trainer import contract as K
-from act_trainer.contract import STAGES, S3Settings, check_uri  # noqa: F401  (STAGES: for the stage CLI)
+from act_trainer.contract import S3Settings, check_uri
+
+# every stage config class by the stage it is for (its `stage` literal): what a config file's `stage`
+# picks; filled as the classes are defined (the stages' other facts: act_trainer.stagedefs)
+CONFIGS: dict[str, type[StageBase]] = {}
 
 
 class Strict(BaseModel):
@@ -61,6 +65,13 @@ class StageBase(Strict):
     attempt: int = Field(1, ge=1, description="Which attempt of the stage this is (its MLflow run's act.attempt tag).")
     logs: str | None = Field(None, description="URI this attempt's logs are uploaded under when it ends "
                                                "(one file per pod and rank); none: not uploaded.")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs):
+        super().__pydantic_init_subclass__(**kwargs)
+        name = cls.model_fields["stage"].default
+        if isinstance(name, str):  # a class for one stage (not a base like TrainerBase)
+            CONFIGS[name] = cls
 
     @field_validator("output")
     @classmethod
@@ -152,6 +163,17 @@ class PreflightConfig(StageBase):
     packages: dict[str, str] = Field(default_factory=dict, description="Python packages the spec asks for "
                                      "(import name), by the spec field that asks, e.g. vllm for "
                                      "spec.stages.collect.engine.")
+    trl: dict[str, TrlOptions] = Field(default_factory=dict, description="The TRL config keys a running "
+                                       "stage passes through (spec.stages.<stage>.trl), by stage: checked "
+                                       "against the installed TRL's config fields.")
+
+
+class TrlOptions(Strict):
+    """A training stage's pass-through of TRL config keys (spec.stages.<stage>.trl), for the preflight."""
+
+    config: Literal["GRPOConfig", "SFTConfig"] | None = Field(description="The TRL config the stage's method "
+                                                                "trains with (None: it does not train with TRL).")
+    options: dict[str, Any] = Field(description="The keys as the spec gives them.")
 
 
 class ReplayConfig(StageBase):
@@ -171,16 +193,6 @@ class ReplayConfig(StageBase):
         return self
 
 
-StageConfig = Annotated[
-    WarmupConfig | CollectConfig | JudgeConfig | PolicyConfig | EvalConfig | PreflightConfig | ReplayConfig,
-    Field(discriminator="stage"),
-]
-
-
-class _Envelope(BaseModel):
-    config: StageConfig
-
-
 class ConfigError(ValueError):
     """A stage config that fails validation: one line per problem, each naming the field."""
 
@@ -194,8 +206,13 @@ def format_errors(err: ValidationError, prefix: str = "") -> str:
 
 
 def parse_stage_config(data: dict, expected: str | None = None):
+    """The config of the stage that `data["stage"]` names, validated."""
+    stage = data.get("stage") if isinstance(data, dict) else None
+    if stage not in CONFIGS:
+        got = "missing" if stage is None else f"unknown stage {stage!r}"
+        raise ConfigError(f"stage: {got}; one of {', '.join(CONFIGS)}")
     try:
-        cfg = _Envelope.model_validate({"config": data}).config
+        cfg = CONFIGS[stage].model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_errors(err)) from None
     if expected and cfg.stage != expected:

@@ -13,13 +13,11 @@ stage configs keep snake_case.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-# warmup is optional (off by default): it makes the initial policy pi0 from the base model
-STAGES = ("warmup", "collect", "judge", "policy", "eval")
 ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
 URI_SCHEMES = ("s3://", "file://")
 # Episodes eval plays at once when parallelEpisodes is unset: each needs its own simulator
@@ -303,6 +301,12 @@ class TrainSettings(Settings):
     nodes: int = Field(1, ge=1, le=512, description="Nodes (pods) of the training gang.")
     processes_per_node: int = Field(1, ge=1, le=64, description="Processes per node (one per GPU).")
     zero_stage: Literal[0, 2, 3] = Field(3, description="DeepSpeed ZeRO stage when world size > 1 (0: DDP).")
+    trl: dict[str, Any] = Field(default_factory=dict, description="More TRL config keys, passed through as "
+                                "given in TRL's spelling, e.g. {warmup_ratio: 0.1, lr_scheduler_type: cosine}: "
+                                "fields of the installed TRL's GRPOConfig where the "
+                                "stage's method runs GRPO (judge act, policy rl), else of its SFTConfig. The "
+                                "preflight refuses a key that TRL config does not have, and one that a field "
+                                "here already sets.")
 
     @property
     def world_size(self) -> int:

@@ -19,16 +19,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-# what a stage counts: optimizer steps for the training stages, expert states sampled for
-# collect, episodes played for eval (over every split)
-UNITS = {"collect": "states", "judge": "steps", "policy": "steps", "eval": "episodes"}
-# the latest values worth a glance while a stage runs (TRL's log keys for the training stages)
-KEY_METRICS = {
-    "collect": ("sampled", "kept"),
-    "judge": ("reward", "loss", "malformed_rate"),
-    "policy": ("loss", "reward", "malformed_rate", "mean_token_accuracy"),
-    "eval": ("success_rate", "malformed_rate"),
-}
+from act_trainer import stagedefs
+
 PREFIX = "act.progress."  # MLflow metric keys of the record
 INTERVAL_ENV = "ACT_PROGRESS_SECONDS"
 DEFAULT_INTERVAL_S = 10.0
@@ -47,6 +39,19 @@ class Progress(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict, description="Latest key metrics "
                                       "(reward, loss, malformed rate; pairs kept; success rate).")
     updated: float | None = Field(None, description="When the stage reported this (unix seconds).")
+
+
+def unit(stage: str) -> str:
+    """What a stage counts (its StageDef.unit): optimizer steps for the training stages, expert
+    states sampled for collect, episodes played for eval (over every split)."""
+    d = stagedefs.find(stage)
+    return d.unit if d else "steps"
+
+
+def live_metrics(stage: str) -> tuple[str, ...]:
+    """The latest values worth a glance while a stage runs (its StageDef.live_metrics)."""
+    d = stagedefs.find(stage)
+    return d.live_metrics if d else ()
 
 
 def percent(done: float, total: float | None) -> float | None:
@@ -80,7 +85,7 @@ class Meter:
     def __init__(self, stage: str, total: float | None, done: float = 0, interval: float | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
         self.stage, self.total, self.done = stage, total, done
-        self.unit = UNITS.get(stage, "steps")
+        self.unit = unit(stage)
         self.interval = interval_s() if interval is None else interval
         self.clock, self.wall = clock, wall
         self.started, self.started_done = clock(), done
@@ -100,7 +105,7 @@ class Meter:
 
     def observe(self, metrics: dict) -> None:
         """Keep the latest values of the stage's key metrics (others are ignored)."""
-        keys = KEY_METRICS.get(self.stage, ())
+        keys = live_metrics(self.stage)
         self.metrics.update({k: float(v) for k, v in metrics.items()
                              if k in keys and isinstance(v, (int, float)) and math.isfinite(v)})
 
@@ -134,7 +139,7 @@ def from_metrics(metrics: dict[str, float], stage: str, now: float | None = None
     done, total = get(PREFIX + "done"), get(PREFIX + "total")
     mark = PREFIX + "metric."
     return Progress(done=done, total=total, percent=percent(done, total), rate=get(PREFIX + "rate"),
-                    eta_seconds=eta, unit=UNITS.get(stage, "steps"), updated=updated,
+                    eta_seconds=eta, unit=unit(stage), updated=updated,
                     metrics={k[len(mark):]: v for k, v in metrics.items() if k.startswith(mark)})
 
 
