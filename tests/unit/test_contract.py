@@ -57,7 +57,7 @@ def _changed(model: type[BaseModel], name: str):
     if name == "expert_type":
         return "walkthrough"
     if name == "trl":  # passed through to TRL's config
-        return {"warmup_ratio": 0.1}
+        return {"warmup_steps": 10}
     if name == "malformed_penalty":
         return -0.5
     if isinstance(default, float):

@@ -143,9 +143,9 @@ def test_no_import_cycle_between_project_modules():
 def test_the_graph_covers_both_packages_and_sees_lazy_and_relative_imports(tmp_path):
     graph, mods = import_graph()
     assert {"act_operator.handlers", "act_trainer.stages.judge", "act_trainer.envs"} <= set(mods)
-    # a module-level import, and a lazy one inside a function (cli loads preflight where it runs it)
+    # a module-level import, and a lazy one inside a function (cli loads models where it builds a tiny one)
     assert "act_trainer.config" in graph["act_trainer.cli"]
-    assert "act_trainer.preflight" in graph["act_trainer.cli"]
+    assert "act_trainer.models" in graph["act_trainer.cli"]
 
     pkg = {"p": tmp_path / "p" / "__init__.py", "p.a": tmp_path / "p" / "a.py", "p.b": tmp_path / "p" / "b.py",
            "p.sub": tmp_path / "p" / "sub" / "__init__.py", "p.sub.c": tmp_path / "p" / "sub" / "c.py"}

@@ -302,7 +302,7 @@ class TrainSettings(Settings):
     processes_per_node: int = Field(1, ge=1, le=64, description="Processes per node (one per GPU).")
     zero_stage: Literal[0, 2, 3] = Field(3, description="DeepSpeed ZeRO stage when world size > 1 (0: DDP).")
     trl: dict[str, Any] = Field(default_factory=dict, description="More TRL config keys, passed through as "
-                                "given in TRL's spelling, e.g. {warmup_ratio: 0.1, lr_scheduler_type: cosine}: "
+                                "given in TRL's spelling, e.g. {warmup_steps: 10, lr_scheduler_type: cosine}: "
                                 "fields of the installed TRL's GRPOConfig where the "
                                 "stage's method runs GRPO (judge act, policy rl), else of its SFTConfig. The "
                                 "preflight refuses a key that TRL config does not have, and one that a field "

@@ -13,7 +13,8 @@ weights listed but not downloaded; tiny:// presets by name); reused collect outp
 manifest and train.parquet; a reused judge is a loadable checkpoint; the expert file reads in
 the trajectory format and is of this environment; MLflow answers (http(s) URIs); the
 environment's package, game files, server or Java runtime are there; the packages the spec
-asks for (vLLM, DeepSpeed) are installed.
+asks for (vLLM, DeepSpeed) are installed; the TRL config keys a training stage passes through
+(stages.<stage>.trl) are fields of the installed TRL's config for its method, and not ones the stage sets.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from act_trainer import store
-from act_trainer.config import PreflightConfig
+from act_trainer.config import PreflightConfig, TrlOptions
 from act_trainer.manifest import MANIFEST, TERMINATION_LIMIT
 from act_trainer.store.uris import local_path, split
 
@@ -239,6 +240,39 @@ def check_env(env) -> list[str]:
     return []
 
 
+def check_trl(options: dict[str, TrlOptions]) -> list[str]:
+    """Each stage's pass-through of TRL config keys (stages.<stage>.trl) against the fields of the
+    installed TRL's config class that the stage's method trains with: an unknown key (with the
+    closest field names), and a key the stage sets itself (with the field to set instead)."""
+    import dataclasses
+    import difflib
+
+    import trl
+
+    from act_trainer.stages.training import STAGE_KEYS
+
+    problems = []
+    for stage, o in options.items():
+        field = f"stages.{stage}.trl"
+        if o.config is None:
+            problems.append(f"{field}: the {stage} stage's method does not train with TRL; remove it")
+            continue
+        names = [f.name for f in dataclasses.fields(getattr(trl, o.config))]
+        for key in o.options:
+            if key in STAGE_KEYS[o.config]:
+                by = STAGE_KEYS[o.config][key]
+                fix = ("the stage sets it itself; remove it" if not by else
+                       f"set by {by}; use that" if by.startswith("spec.") else
+                       f"set by spec.stages.{stage}.{by}; use that")
+                problems.append(f"{field}.{key}: {fix}")
+            elif key not in names:
+                near = difflib.get_close_matches(key, names, n=3)
+                hint = f"did you mean {' or '.join(near)}? " if near else ""
+                problems.append(f"{field}.{key}: not a field of TRL {trl.__version__}'s {o.config}; {hint}"
+                                f"see the {o.config} fields of the installed TRL, or remove it")
+    return problems
+
+
 def check_packages(packages: dict[str, str]) -> list[str]:
     return [f"{field}: asks for {module}, which this image does not have; use the CUDA trainer image "
             f"(images/trainer) or `pip install 'act-operator[{module}]'`"
@@ -262,6 +296,8 @@ def checks(cfg: PreflightConfig) -> list[tuple[str, Callable[[], list[str]]]]:
                                                    cfg.env.name if cfg.env else None)))
     if cfg.env:
         out.append(("environment", lambda: check_env(cfg.env)))
+    if cfg.trl:
+        out.append(("trl", lambda: check_trl(cfg.trl)))
     return out
 
 

@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 from act_trainer import mlmodel, plots, progress, store
 from act_trainer.config import TrainerBase
 from act_trainer.engines import gpu_available, resolve
+from act_trainer.errors import InputError
 from act_trainer.models import resolve_model
 from act_trainer.rewards import action_reward
 from act_trainer.tracking import StageRun
@@ -51,7 +52,42 @@ def deepspeed_config(cfg: TrainerBase) -> dict | None:
     }
 
 
+# The TRL config keys the stage sets itself, by the field of the stage's spec section that sets them
+# ("spec.<field>": a field of the spec; "": the stage decides alone). The pass-through
+# (stages.<stage>.trl) may not name them: the preflight refuses them, naming the field to use. A unit
+# test checks them against what stage_args and grpo_args return.
+SFT_KEYS = {"output_dir": "", "learning_rate": "learningRate", "num_train_epochs": "epochs", "max_steps": "maxSteps",
+            "per_device_train_batch_size": "batchSize", "gradient_accumulation_steps": "gradientAccumulation",
+            "save_steps": "saveSteps", "save_strategy": "saveSteps", "logging_steps": "loggingSteps",
+            "report_to": "", "seed": "spec.seed", "use_cpu": "", "bf16": "",
+            "gradient_checkpointing": "gradientCheckpointing", "deepspeed": "zeroStage", "disable_tqdm": "",
+            "ddp_backend": "", "save_only_model": "", "dataloader_num_workers": ""}
+GRPO_KEYS = SFT_KEYS | {
+    "num_generations": "groupSize", "beta": "beta", "epsilon": "epsilon", "max_completion_length": "maxCompletionLength",
+    "temperature": "temperature", "log_completions": "", "use_vllm": "rollout.engine", "vllm_mode": "rollout.mode",
+    "vllm_tensor_parallel_size": "rollout.tensorParallelSize", "vllm_gpu_memory_utilization":
+    "rollout.gpuMemoryUtilization", "vllm_enable_sleep_mode": "rollout.sleepMode", "vllm_server_host": "",
+    "vllm_server_port": "rollout.serverPort", "vllm_group_port": "rollout.groupPort", "vllm_server_timeout": ""}
+STAGE_KEYS = {"SFTConfig": SFT_KEYS, "GRPOConfig": GRPO_KEYS}
+
+
+def with_trl(args: dict, cfg: TrainerBase) -> dict:
+    """`args` plus the stage's pass-through of TRL config keys (stages.<stage>.trl). A key the stage
+    sets itself is refused here too (the preflight refused it first, naming the field to use)."""
+    clash = sorted(set(cfg.trl) & set(args))
+    if clash:
+        raise InputError(f"stages.{cfg.stage}.trl: {', '.join(clash)} are set by the stage itself; remove them "
+                         "(the preflight names the field that sets each)")
+    return {**args, **cfg.trl}
+
+
 def common_args(cfg: TrainerBase, output_dir: Path) -> dict:
+    """An SFTConfig's keys: what the stage sets, plus its pass-through."""
+    return with_trl(stage_args(cfg, output_dir), cfg)
+
+
+def stage_args(cfg: TrainerBase, output_dir: Path) -> dict:
+    """The TRL config keys every training stage sets itself (SFT_KEYS)."""
     gpu = gpu_available()
     return dict(
         output_dir=str(output_dir), learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
@@ -87,9 +123,10 @@ def rollout_args(cfg) -> dict:
 
 
 def grpo_args(cfg: TrainerBase, output_dir: Path) -> dict:
-    return dict(common_args(cfg, output_dir), num_generations=cfg.group_size, beta=cfg.beta, epsilon=cfg.epsilon,
-                max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, log_completions=False,
-                **rollout_args(cfg))
+    """A GRPOConfig's keys: what the stage sets (GRPO_KEYS), plus its pass-through."""
+    return with_trl(dict(stage_args(cfg, output_dir), num_generations=cfg.group_size, beta=cfg.beta,
+                         epsilon=cfg.epsilon, max_completion_length=cfg.max_completion_length,
+                         temperature=cfg.temperature, log_completions=False, **rollout_args(cfg)), cfg)
 
 
 # --- checkpoints -----------------------------------------------------------------------------
