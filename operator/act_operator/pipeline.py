@@ -275,7 +275,7 @@ def plan_replay(job: ACTJob, obs: Observed | None, now: datetime) -> list[Action
         return [StartReplay(attempts + 1, sources)]
     if obs is None or obs.state == "running":
         return []
-    if obs.state == "succeeded" and "replay" in obs.result:
+    if obs.state == "succeeded" and REPLAY in obs.result:
         return [CompleteReplay(obs.result)]
     reason = {"missing": f"its Job {r.job_name} disappeared before it finished",
               "succeeded": "exited 0 without reporting what it replayed"}.get(obs.state, obs.reason or "failed")
@@ -390,7 +390,7 @@ def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
     elif isinstance(action, ReuseStage):
         st.phase, st.outputs, st.message = "Reused", StageOutputs(uri=action.uri), f"reusing {action.uri}"
     elif isinstance(action, CompleteStage) and action.stage == PREFLIGHT:
-        checks = (action.result.get("preflight") or {}).get("checks") or []
+        checks = (action.result.get(PREFLIGHT) or {}).get("checks") or []
         st.phase, st.completion_time, st.message = "Succeeded", now, f"{len(checks)} checks passed"
         st.metrics = numeric_metrics(action.result.get("metrics") or {})
         set_condition(status, "Valid", True, "PreflightPassed", "the spec passed validation and the preflight "
@@ -468,7 +468,7 @@ def _apply_replay(job: ACTJob, status: ACTJobStatus, action: Action, now: dateti
         r.message = f"replaying the tracking of {', '.join(action.sources)} under parent run {status.mlflow.run_id}"
         set_condition(status, REPLAYED, False, "ReplayRunning", r.message, now, gen)
     elif isinstance(action, CompleteReplay):
-        runs = action.result.get("replay") or {}
+        runs = action.result.get(REPLAY) or {}
         for stage, ids in runs.items():
             if stage in status.stages and ids:
                 status.stages[stage].mlflow_run_id = ids[0]

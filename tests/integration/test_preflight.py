@@ -78,7 +78,8 @@ def test_more_mistakes_are_named_with_their_fix(s3, tmp_path):
     expert.write_bytes(data.dumps_jsonl([dict(TRAJ, env="alfworld")]))
     cfg = PreflightConfig(job={"name": "x", "uid": "u"}, output=(tmp_path / "storage").as_uri(), model=str(model),
                           pairs=pairs, judge="tiny://qwen3-huge", expert=str(expert),
-                          env={"name": "scienceworld"}, packages={"stages.collect.engine": "no_such_module_xyz"})
+                          env={"name": "scienceworld"}, packages={"stages.collect.engine": "no_such_module_xyz"},
+                          trl={"judge": {"config": "GRPOConfig", "options": {"warmup_stpes": 3, "beta": 0.1}}})
     found = problems(cfg)
     text = "\n".join(found)
     assert "spec.model.uri: " in text and "has no tokenizer" in text and "has no weights" in text
@@ -87,6 +88,8 @@ def test_more_mistakes_are_named_with_their_fix(s3, tmp_path):
     assert "spec.environment.expert.uri: " in text and "trajectories of alfworld, not of environment scienceworld" \
         in text
     assert "spec.stages.collect.engine: asks for no_such_module_xyz" in text
+    assert "spec.stages.judge.trl.warmup_stpes: not a field of TRL " in text and "did you mean warmup_steps?" in text
+    assert "spec.stages.judge.trl.beta: set by spec.stages.judge.beta; use that" in text
     assert not any(p.startswith("spec.storage.root") for p in found)  # a file:// root that can be made is fine
 
     alf = cfg.model_copy(update={"env": cfg.env.model_copy(update={"name": "alfworld",

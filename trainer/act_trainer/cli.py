@@ -108,8 +108,8 @@ def replay(cfg) -> int:
         runs = replay_all(cfg)
     except Exception as e:  # noqa: BLE001 - reported, and retried by the executor
         traceback.print_exc()
-        return _failed("replay", f"{type(e).__name__}: {e}", exit_code(e))
-    write_termination_log({"stage": "replay", "replay": runs})
+        return _failed(cfg.stage, f"{type(e).__name__}: {e}", exit_code(e))
+    write_termination_log({"stage": cfg.stage, cfg.stage: runs})
     print(f"replayed {sum(map(len, runs.values()))} run(s) under {cfg.tracking.parent_run_id}")
     return 0
 

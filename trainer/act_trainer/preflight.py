@@ -340,7 +340,7 @@ def run(cfg: PreflightConfig) -> int:
         write_termination_log(failure(found))
         return EXIT_PROBLEMS
     log.info("preflight: %d checks passed in %.1fs (%s)", len(names), seconds, ", ".join(names))
-    write_termination_log({"stage": "preflight", "preflight": {"checks": names}, "metrics": {"seconds": seconds}})
+    write_termination_log({"stage": cfg.stage, cfg.stage: {"checks": names}, "metrics": {"seconds": seconds}})
     return 0
 
 
