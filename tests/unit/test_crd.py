@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from act_operator import api
-from act_trainer import stagedefs
 from act_operator.crd import FIELD_EXTRA, MODEL_EXTRA, crd, render_yaml
+from act_trainer import stagedefs
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "actjob.yaml"
 
