@@ -336,8 +336,8 @@ def test_stages_that_fail_every_attempt_fail_the_actjob_with_their_message(kube_
 def test_a_missing_credentials_secret_is_explained_and_creating_it_lets_the_stage_run(kube_api, node, ns, tmp_path):
     """The ACTJob's credentials Secret does not exist: the collect pod stays Pending with the
     kubelet's reason (CreateContainerConfigError: secret "act-s3" not found). The ACTJob says why
-    within 30 s (a condition naming the reason: issue 10 item 2 / issue 11 "no silent waits");
-    creating the Secret lets the pod run, and the condition clears."""
+    within 30 s (its Waiting condition names the reason and the kubelet's message); creating the
+    Secret lets the pod run, and the condition clears."""
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             ChartOperator(kube_api, tmp_path / "operator", ns) as op:
         kubectl("create", "serviceaccount", "act-stage", "-n", ns)
@@ -366,23 +366,21 @@ def test_a_missing_credentials_secret_is_explained_and_creating_it_lets_the_stag
             try:
                 said = wait_for(explained, timeout=max(1.0, 30 - (time.monotonic() - pending_at)), interval=1)
             except TimeoutError:
-                said = None
+                raise AssertionError("the ACTJob did not explain its Pending pod within 30 s: no condition names "
+                                     f"'secret \"act-s3\" not found'; its status: {status_of(ns, 'nosecret')}") from None
+            assert [(c["type"], c["reason"]) for c in said] == [("Waiting", "CreateContainerConfigError")], said
             s3_secret(ns, s3)
 
             def started():
                 return any(p["status"].get("phase") in ("Running", "Succeeded", "Failed") for p in actjob_pods())
 
             wait_for(started, timeout=60, interval=0.5)
-            if said:
-                wait_for(lambda: not explained(), timeout=30, interval=1)
+            wait_for(lambda: not explained(), timeout=30, interval=1)
         finally:
             print(kubectl("get", "actjobs,jobs,pods", "-n", ns, check=False))
             print(op.log())
             # stop the stage (kubelite has no garbage collector: deleting the ACTJob leaves its pods)
             kubectl("delete", "actjobs,jobs,pods", "--all", "-n", ns, "--wait=false", check=False)
-        if not said:
-            pytest.xfail("the ACTJob does not yet explain a Pending stage pod (issue 10 item 2, built in issue 11 "
-                         "'no silent waits'): the pod was Pending on the missing Secret and ran once it was created")
 
 
 def test_an_experiment_runs_its_arms_concurrently_on_pods(kube_api, node, ns, tmp_path):
