@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from act_operator.rules import SECRET_ENV_MESSAGE, SECRET_ENV_NAMES  # noqa: F401  (declares the rules too)
 from act_trainer import contract as K
 from act_trainer import stagedefs
-from act_trainer.contract import check_uri
 from act_trainer.progress import Progress
+from act_trainer.rules import RuleError, enforce
 
 GROUP = "act-operator.io"
 VERSION = "v1alpha1"
@@ -36,6 +37,11 @@ DNS_LABEL = re.compile(DNS_LABEL_PATTERN)
 class Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
+    @model_validator(mode="after")
+    def _admission(self):
+        """The admission rules of act_operator.rules and act_trainer.rules (the CRD holds the same CEL)."""
+        return enforce(self)
+
 
 # --- spec ------------------------------------------------------------------------------------
 
@@ -44,11 +50,6 @@ class ModelSpec(Model):
 
     uri: str = Field(description="Base model: s3://..., file://..., a local path, or tiny://PRESET "
                                  "(a random-weight Qwen3 built offline, for demos and tests).")
-
-    @field_validator("uri")
-    @classmethod
-    def _uri(cls, v: str) -> str:
-        return check_uri(v, allow_path=True, extra_schemes=("tiny://",))
 
 
 class ExpertSpec(Model, K.ExpertSettings):
@@ -59,14 +60,6 @@ class EnvironmentSpec(Model, K.EnvironmentSettings):
     """The environment the agent acts in, and how prompts show it."""
 
     expert: ExpertSpec = Field(default_factory=ExpertSpec, description="Where expert trajectories come from.")
-
-    @model_validator(mode="after")
-    def _static_facts(self) -> EnvironmentSpec:
-        """Tasks, game and expert split against what the environment's adapter knows (contract.ENV_FACTS)."""
-        found = K.env_problems(self.name, self.tasks, self.game, {"environment.expert.split": [self.expert.split]})
-        if found:
-            raise ValueError("\n".join(found))
-        return self
 
 
 class S3Spec(Model, K.S3Settings):
@@ -84,11 +77,6 @@ class StorageSpec(Model):
                                                          "or file:// (a relative file:// path is resolved "
                                                          "against the working directory of `actjob run`).")
     s3: S3Spec = Field(default_factory=S3Spec)
-
-    @field_validator("root")
-    @classmethod
-    def _root(cls, v: str) -> str:
-        return check_uri(v)
 
 
 class TrackingSpec(Model, K.TrackingSettings):
@@ -142,11 +130,6 @@ class CollectStage(StageCommon, K.CollectSettings):
                                                 "URI) instead of collecting, e.g. pairs from a larger model.")
     shards: int = Field(1, ge=1, le=1024, description="Pods that collect in parallel (one shard each).")
 
-    @field_validator("reuse")
-    @classmethod
-    def _reuse(cls, v: str | None) -> str | None:
-        return None if v is None else check_uri(v)
-
 
 class JudgeStage(StageCommon, K.JudgeSettings):
     """judge (the ACT stage): GRPO on choosing the better of two actions (or an Early Experience
@@ -154,11 +137,6 @@ class JudgeStage(StageCommon, K.JudgeSettings):
 
     enabled: bool = Field(True, description="Run the ACT (judge) stage; false gives the IL/RL baseline.")
     reuse: str | None = Field(None, description="Use a judge model trained by another run (its URI).")
-
-    @field_validator("reuse")
-    @classmethod
-    def _reuse(cls, v: str | None) -> str | None:
-        return None if v is None else check_uri(v)
 
 
 class PolicyStage(StageCommon, K.PolicySettings):
@@ -182,20 +160,6 @@ class Stages(Model):
     eval: EvalStage = Field(default_factory=EvalStage)
 
 
-# Well-known credential variables: refused in spec.pod.env (an ACTJob is readable by anyone who can
-# list ACTJobs, and the value would land in plaintext in every stage Job). Extend with care: the
-# same list is the CEL rule of the CRD.
-SECRET_ENV_NAMES = (
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_USERNAME",
-    "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "WANDB_API_KEY",
-    "OPENAI_API_KEY", "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING", "GOOGLE_APPLICATION_CREDENTIALS",
-    "DATABRICKS_TOKEN",
-)
-SECRET_ENV_MESSAGE = ("spec.pod.env must not carry credentials (the value would be stored in plaintext in the "
-                      "ACTJob and every stage Job): put S3 keys in the Secret named by "
-                      "spec.storage.s3.credentialsSecret and MLflow credentials in the one named by "
-                      "spec.tracking.credentialsSecret")
 MAX_POD_ENV = 128
 
 
@@ -215,14 +179,6 @@ class PodSpec(Model):
                                             "storage.s3.credentialsSecret and tracking.credentialsSecret.")
     ttl_seconds_after_finished: int | None = Field(86400, ge=0, description="Finished Jobs are deleted after "
                                                                             "this long (null: kept).")
-
-    @field_validator("env")
-    @classmethod
-    def _no_secrets(cls, v: dict[str, str]) -> dict[str, str]:
-        found = sorted(k for k in v if k in SECRET_ENV_NAMES)
-        if found:
-            raise ValueError(f"{', '.join(found)}: {SECRET_ENV_MESSAGE}")
-        return v
 
 
 class SchedulingSpec(Model):
@@ -244,31 +200,6 @@ class ACTJobSpec(Model):
     scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
     seed: int = Field(0, ge=0, description="Seed for sampling, candidate order and training.")
     suspend: bool = Field(False, description="Suspend the running stage; set false to resume.")
-
-    @model_validator(mode="after")
-    def _cross_field(self) -> ACTJobSpec:
-        st = self.stages
-        has_pairs = st.collect.enabled or st.collect.reuse
-        if st.judge.enabled and not st.judge.reuse and not has_pairs:
-            raise ValueError("stages.judge needs contrast pairs: enable stages.collect, set "
-                             "stages.collect.reuse, or disable stages.judge")
-        if st.policy.method != "none" and not (has_pairs or self.environment.expert.uri or st.warmup.enabled):
-            raise ValueError("stages.policy needs expert trajectories: enable stages.collect or set "
-                             "environment.expert.uri")
-        if not any([st.warmup.enabled, st.collect.enabled, st.judge.enabled, st.policy.method != "none", st.eval.enabled]):
-            raise ValueError("stages: every stage is disabled; nothing to do")
-        collects = st.collect.enabled and not st.collect.reuse
-        if collects and (why := st.collect.branching_refusal(self.environment.name)):
-            raise ValueError(why)
-        if st.judge.enabled and not st.judge.reuse and st.judge.method in K.EARLY_EXPERIENCE \
-                and collects and not st.collect.branches:
-            raise ValueError(f"stages.judge.method '{st.judge.method}' learns from what followed each "
-                             "alternative: set stages.collect.recordOutcomes: true")
-        if st.eval.enabled:
-            found = K.env_problems(self.environment.name, [], None, {"stages.eval.splits": st.eval.splits})
-            if found:
-                raise ValueError("\n".join(found))
-        return self
 
 
 class ObjectMeta(Model):
@@ -384,6 +315,10 @@ def problems(err: ValidationError) -> list[str]:
     out = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
+        if isinstance(broken := e.get("ctx", {}).get("error"), RuleError):  # each names its field (rules.py)
+            out += [f"{'.'.join(p for p in (loc, v.path) if p) or '(root)'}: {v.rule.message}"
+                    for v in broken.violations]
+            continue
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field; check the spelling (see `kubectl explain actjob.spec` or the README)"

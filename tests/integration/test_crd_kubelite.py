@@ -301,3 +301,88 @@ def test_experiment_template_rules_hold_on_the_server(objects):
     body["spec"]["template"]["environment"] = {"name": "webshop", "url": "http://shop:3000"}
     body["spec"]["template"]["stages"]["eval"]["splits"] = ["test"]
     assert "WebShop cannot restore expert states" in rejection(create_experiment, objects, body)
+
+
+# --- every rule once: the server against pydantic (tests/admission_parity.py) ----------------------
+
+def server_refusals(objects, body: dict, plural: str = PLURAL) -> set[tuple[str, str]]:
+    """What the server refuses in `body`, by field and rule message (a dry-run create: nothing is stored)."""
+    from admission_parity import SERVER_PREFIX
+    from kubernetes.client.rest import ApiException
+
+    try:
+        objects.create_namespaced_custom_object(GROUP, VERSION, NS, plural, body, field_validation="Strict",
+                                                dry_run="All")
+    except ApiException as e:
+        assert e.status == 422, e
+        causes = json.loads(e.body)["details"]["causes"]
+        return {(c["field"], SERVER_PREFIX.sub("", c["message"])) for c in causes}
+    return set()
+
+
+def _agree_on_the_server(objects, doc: dict, crd_: dict, plural: str = PLURAL, parse=None):
+    from admission_parity import pydantic_refusals, server_side
+
+    every, local = server_side(crd_, doc)
+    assert server_refusals(objects, doc, plural) == every, doc["spec"]
+    assert pydantic_refusals(doc["spec"], **({"parse": parse} if parse else {})) == local, doc["spec"]
+    return every
+
+
+def test_the_server_refuses_the_static_mistakes_by_the_rules_pydantic_applies(objects):
+    from admission_parity import actjob as doc
+    from static_mistakes import CASES, CLUSTER_ONLY, VALID, spec
+
+    for what, overrides, *_ in CASES + CLUSTER_ONLY + [(w, o) for w, o in VALID]:
+        if what != "too many tasks":  # maxItems: the schema refuses it, not a rule
+            _agree_on_the_server(objects, doc(spec(overrides)), crd())
+
+
+def test_the_server_accepts_the_warm_up_cases_pydantic_accepts(objects):
+    """The two drifts: a warm-up feeds the policy's expert trajectories, and alone is something to do."""
+    from static_mistakes import spec
+    off = {"collect": {"enabled": False}, "judge": {"enabled": False}}
+    for stages in ({**off, "warmup": {"enabled": True}},
+                   {**off, "warmup": {"enabled": True}, "policy": {"method": "none"}, "eval": {"enabled": False}}):
+        body = actjob()
+        body["spec"] = spec({"stages": stages})
+        create(objects, body)
+        parse_actjob(body)
+
+
+def test_generated_specs_are_refused_alike_by_the_server(objects):
+    """200 generated ACTJobs and 100 ACTExperiments (derandomized), dry-run created: the server refuses
+    exactly what the CEL in process refuses, and pydantic what it should of that."""
+    from admission_parity import actjob as doc
+    from admission_parity import actjob_specs, experiment_specs
+    from hypothesis import HealthCheck, given, settings
+    from pydantic import ValidationError
+
+    from act_operator.api import SpecError, problems
+    from act_operator.crd import experiment_crd
+    from act_operator.experiment import KIND as EKIND
+    from act_operator.experiment import PLURAL as EPLURAL
+    from act_operator.experiment import ExperimentSpec
+
+    def parse_experiment_spec(s):
+        try:
+            return ExperimentSpec.model_validate(s)
+        except ValidationError as err:
+            raise SpecError([f"spec.{p}" for p in problems(err)]) from None
+
+    refused = []
+    fixed = settings(derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+
+    @settings(fixed, max_examples=200)
+    @given(actjob_specs())
+    def actjobs(s):
+        refused.append(bool(_agree_on_the_server(objects, doc(s), crd())))
+
+    @settings(fixed, max_examples=100)
+    @given(experiment_specs())
+    def experiments(s):
+        _agree_on_the_server(objects, doc(s) | {"kind": EKIND}, experiment_crd(), EPLURAL, parse_experiment_spec)
+
+    actjobs()
+    experiments()
+    assert len(refused) >= 200 and 0.2 < sum(refused) / len(refused) < 0.95  # both outcomes, many times

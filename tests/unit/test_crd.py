@@ -9,8 +9,10 @@ import pytest
 import yaml
 
 from act_operator import api
-from act_operator.crd import FIELD_EXTRA, MODEL_EXTRA, crd, render_yaml
+from act_operator.crd import crd, models, render_yaml
+from act_operator.experiment import ACTExperiment
 from act_trainer import stagedefs
+from act_trainer.rules import rules_of
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "actjob.yaml"
 
@@ -117,39 +119,24 @@ def test_status_is_typed_without_defaults():
     assert not [p for p, n in nodes(at("status"), "status") if "default" in n]
 
 
-def _models(root: type) -> set[type]:
-    """Every pydantic model reachable from root through its fields."""
-    seen, todo = set(), [root]
-    while todo:
-        cls = todo.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        for field in cls.model_fields.values():
-            for arg in _type_args(field.annotation):
-                if isinstance(arg, type) and issubclass(arg, api.BaseModel):
-                    todo.append(arg)
-    return seen
+# Field validators that are no admission rule: the schema says the same another way.
+NOT_RULES = {("ExperimentSpec", "arms"), ("ExperimentSpec", "seeds")}  # x-kubernetes-list-type: set
 
 
-def _type_args(tp) -> list:
-    args = getattr(tp, "__args__", None)
-    return [tp] if not args else [a for arg in args for a in _type_args(arg)]
-
-
-@pytest.mark.parametrize("cls", sorted(_models(api.ACTJobSpec), key=lambda c: c.__name__),
+@pytest.mark.parametrize("cls", sorted((models(api.ACTJob) | models(ACTExperiment)).values(), key=lambda c: c.__name__),
                          ids=lambda c: c.__name__)
-def test_every_pydantic_validator_has_a_cel_rule(cls):
-    """A validator in api.py without a CEL twin would let the server accept what `actjob run` refuses."""
+def test_pydantic_validates_only_through_the_rules(cls):
+    """A validator of its own would let `actjob validate` refuse what the server accepts (or say it
+    otherwise): cross-field checks are Rules (act_operator.rules), which both sides apply."""
     decorators = cls.__pydantic_decorators__
-    if decorators.model_validators:
-        assert "x-kubernetes-validations" in MODEL_EXTRA.get(cls, {}), \
-            f"{cls.__name__} has a model validator: mirror it as a CEL rule in act_operator.crd.MODEL_EXTRA"
+    assert set(decorators.model_validators) <= {"_admission"}, \
+        f"{cls.__name__}: declare its check as a Rule in act_operator.rules instead of a model validator"
+    rules = rules_of(cls)
     for dec in decorators.field_validators.values():
         for name in dec.info.fields:
             alias = cls.model_fields[name].alias or name
-            assert "x-kubernetes-validations" in FIELD_EXTRA.get((cls, alias), {}), \
-                f"{cls.__name__}.{name} has a field validator: mirror it in act_operator.crd.FIELD_EXTRA"
+            assert (cls.__name__, alias) in NOT_RULES or rules.get(alias), \
+                f"{cls.__name__}.{name} has a field validator: declare it as a Rule on the field"
 
 
 def test_immutable_fields():

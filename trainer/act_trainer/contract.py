@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from act_trainer.rules import check_value, enforce, uri_rules
+
 ENVIRONMENTS = ("scienceworld", "alfworld", "textworld-express", "webshop")
 URI_SCHEMES = ("s3://", "file://")
 # Episodes eval plays at once when parallelEpisodes is unset: each needs its own simulator
@@ -89,50 +91,18 @@ MAX_NAME_LENGTH = 128  # ... each at most this long; also eval splits
 MAX_SPLITS = 8         # stages.eval.splits: at most this many
 
 
-def env_problems(name: str, tasks: list[str], game: str | None, splits: dict[str, list[str]]) -> list[str]:
-    """What the static facts of environment `name` say about a spec: one line per problem, naming the
-    field (as the ACTJob spec spells it) and the allowed values. `splits`: field -> the splits it names."""
-    f = ENV_FACTS[name]
-    out = []
-    unknown = [t for t in tasks if t not in f.task_names]
-    if not f.tasks and tasks:
-        out.append(f"environment.tasks: {f.label} has no task names; leave tasks empty")
-    elif unknown:
-        ids = f" (or their ids {', '.join(f.task_ids)})" if f.task_ids else ""
-        out.append(f"environment.tasks: unknown {f.label} task(s) {unknown}; allowed: {', '.join(f.tasks)}{ids}")
-    if f.games:
-        chosen = game or f.default_game
-        if game is not None and game not in f.games:
-            out.append(f"environment.game: unknown {f.label} game '{game}'; allowed: {', '.join(f.games)}")
-        elif tasks and not unknown and list(tasks) != [chosen]:
-            out.append(f"environment.tasks: {f.label} plays one game, chosen with environment.game "
-                       f"(now '{chosen}'); leave tasks empty")
-    elif game is not None:
-        out.append(f"environment.game: applies to textworld-express only; remove it for {name}")
-    for field, names in splits.items():
-        bad = [s for s in names if s not in f.splits]
-        if bad:
-            out.append(f"{field}: unknown {f.label} split(s) {bad}; allowed: {', '.join(f.splits)}")
-    return out
-
-
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _admission(self):
+        """The admission rules of act_trainer.rules (the same CEL is in the CRD)."""
+        return enforce(self)
 
 
 def check_uri(value: str, *, allow_path: bool = False, extra_schemes: tuple[str, ...] = ()) -> str:
     """Accept s3:// and file:// URIs (and plain paths where allowed). Pydantic prefixes the field name."""
-    schemes = URI_SCHEMES + extra_schemes
-    if not value:
-        raise ValueError("must not be empty")
-    if value.startswith("s3://") and not value[len("s3://"):].split("/")[0]:
-        raise ValueError(f"'{value}' has no bucket; write s3://BUCKET/prefix")
-    if value.startswith(schemes):
-        return value
-    if "://" in value or not allow_path:
-        raise ValueError(f"unsupported URI '{value}'; use one of {', '.join(schemes)}"
-                         + (" or a local path" if allow_path else ""))
-    return value
+    return check_value(value, uri_rules(URI_SCHEMES + extra_schemes, allow_path=allow_path))
 
 
 # --- where the agent acts ----------------------------------------------------------------------
@@ -231,13 +201,6 @@ class CollectSettings(Settings):
         return (f"stages.collect.{field}: {ENV_FACTS[env].label} cannot restore expert states by replay; "
                 f"turn {field} off for it")
 
-    @model_validator(mode="after")
-    def _m_le_k(self):
-        if self.max_alternatives > self.samples:
-            raise ValueError(f"maxAlternatives ({self.max_alternatives}) cannot exceed samples "
-                             f"({self.samples}); raise samples or lower maxAlternatives")
-        return self
-
 
 class RolloutSettings(Settings):
     """How a GRPO stage generates its completions: TRL's vLLM integration or transformers."""
@@ -262,16 +225,6 @@ class RolloutSettings(Settings):
     server_port: int = Field(8000, ge=1024, le=65535, description="Server mode: HTTP port of the vLLM server.")
     group_port: int = Field(51216, ge=1024, le=65535, description="Server mode: port the trainer pushes "
                                                                   "weights to the server on (NCCL group).")
-
-    @model_validator(mode="after")
-    def _server_has_gpus(self):
-        if self.mode == "server" and self.server_gpus < 1:
-            raise ValueError("rollout.mode 'server' needs a GPU for the vLLM server: set rollout.serverGpus >= 1, "
-                             "or use rollout.mode: colocate")
-        if self.mode == "server" and self.tensor_parallel_size > self.server_gpus:
-            raise ValueError(f"rollout.tensorParallelSize ({self.tensor_parallel_size}) cannot exceed "
-                             f"rollout.serverGpus ({self.server_gpus}) in server mode")
-        return self
 
 
 class TrainSettings(Settings):
@@ -312,13 +265,6 @@ class TrainSettings(Settings):
     def world_size(self) -> int:
         return self.nodes * self.processes_per_node
 
-    def check_grpo_batch(self) -> None:
-        """GRPO splits each global batch into whole groups of completions."""
-        total = self.batch_size * self.world_size
-        if total % self.group_size:
-            raise ValueError(f"batchSize x nodes x processesPerNode ({total}) must be a multiple of "
-                             f"groupSize ({self.group_size})")
-
 
 JUDGE_METHODS = ("act", "iwm", "sr")
 EARLY_EXPERIENCE = ("iwm", "sr")  # the Early Experience baselines (arXiv 2510.08558): they need outcomes
@@ -339,12 +285,6 @@ class JudgeSettings(TrainSettings):
     @property
     def runs_grpo(self) -> bool:
         return self.method == "act"
-
-    @model_validator(mode="after")
-    def _grpo_batch(self):
-        if self.runs_grpo:
-            self.check_grpo_batch()
-        return self
 
 
 FORMAT_JUDGEMENTS = ("judgement prompts per expert state answered with a random label, teaching the answer "
@@ -369,12 +309,6 @@ class PolicySettings(TrainSettings):
     @property
     def runs_grpo(self) -> bool:
         return self.method == "rl"
-
-    @model_validator(mode="after")
-    def _grpo_batch(self):
-        if self.runs_grpo:
-            self.check_grpo_batch()
-        return self
 
 
 class EvalSettings(Settings):
