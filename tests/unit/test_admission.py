@@ -62,8 +62,11 @@ def test_problems_name_the_field_once():
 
 def test_secret_names_are_refused_one_by_one():
     for name in api.SECRET_ENV_NAMES:
-        with pytest.raises(api.SpecError, match=name):
-            api.parse_spec(spec({"pod": {"env": {name: "x"}}}))
+        with pytest.raises(api.SpecError) as info:
+            api.parse_spec(spec({"pod": {"env": {name: "x", "NCCL_DEBUG": "INFO"}}}))
+        assert info.value.problems == [f"spec.pod.env: {api.SECRET_ENV_MESSAGE} (refused names: "
+                                       f"{', '.join(api.SECRET_ENV_NAMES)})"], name
+    api.parse_spec(spec({"pod": {"env": {"NCCL_DEBUG": "INFO", "AWS_REGION": "eu-west-1"}}}))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("scienceworld") is None, reason="scienceworld not installed")
