@@ -138,6 +138,33 @@ def test_no_import_cycle_between_project_modules():
         describe(c, graph, mods) for c in cycles)
 
 
+def reachable(graph: dict[str, dict[str, int]], start: str) -> dict[str, list[str]]:
+    """Every module `start` imports, directly or through others: module -> the import path to it."""
+    paths, todo = {start: [start]}, [start]
+    while todo:
+        module = todo.pop()
+        for dep in graph[module]:
+            if dep not in paths:
+                paths[dep] = paths[module] + [dep]
+                todo.append(dep)
+    del paths[start]
+    return paths
+
+
+def test_no_stage_program_imports_another():
+    """A stage's program (its registry entrypoint) reaches what stages share through shared modules
+    (stages.training, stages.action_training, stages.expert, data, ...), never through another
+    stage's program: so a stage can change or go without touching the others. A method's module that
+    runs in its stage's place (stages.early_experience, for the judge) is not a stage program."""
+    from act_trainer import stagedefs
+
+    graph, _ = import_graph()
+    programs = {d.entrypoint.partition(":")[0] for d in stagedefs.chain()}
+    assert {"act_trainer.stages.judge", "act_trainer.stages.warmup"} <= programs
+    crossings = {" -> ".join(path) for p in programs for q, path in reachable(graph, p).items() if q in programs}
+    assert not crossings, "stage programs importing each other:\n" + "\n".join(sorted(crossings))
+
+
 # --- the graph itself: what it must see for the test above to mean anything -------------------------
 
 def test_the_graph_covers_both_packages_and_sees_lazy_and_relative_imports(tmp_path):

@@ -32,28 +32,9 @@ from act_trainer.filters import FilterReport, as_good_as_expert, filter_alternat
 from act_trainer.models import resolve_model
 from act_trainer.prompts import action_prompt
 from act_trainer.stages.common import stage
+from act_trainer.stages.expert import expert_trajectories
 
 log = logging.getLogger("act_trainer.collect")
-
-
-def expert_trajectories(cfg: CollectConfig, env: Environment | None = None) -> list[data.Trajectory]:
-    """The expert trajectories: from expert.uri, else played by `env` (or an adapter of its own)."""
-    if cfg.expert.uri:
-        return data.load_trajectories(cfg.expert.uri, field="expert.uri")
-    own = env is None
-    env = make_env(cfg.env) if own else env
-    try:
-        if cfg.expert.split not in env.splits():
-            raise InputError(f"expert.split: '{cfg.expert.split}' is not a split of {cfg.env.name}; "
-                             f"choose one of {env.splits()}")
-        trajs = list(env.expert(cfg.expert.split, cfg.expert.episodes, cfg.expert.max_length))
-    finally:
-        if own:
-            env.close()
-    if not trajs:
-        raise InputError(f"the {cfg.env.name} expert produced no successful episode on split "
-                           f"'{cfg.expert.split}' within expert.max_length={cfg.expert.max_length}")
-    return trajs
 
 
 def batch_seed(seed: int, batch: int) -> int:

@@ -16,9 +16,9 @@ import logging
 from act_trainer import data, store
 from act_trainer.config import WarmupConfig
 from act_trainer.errors import InputError
-from act_trainer.stages import policy
-from act_trainer.stages.collect import expert_trajectories
+from act_trainer.stages import action_training
 from act_trainer.stages.common import stage
+from act_trainer.stages.expert import expert_trajectories
 
 log = logging.getLogger("act_trainer.warmup")
 
@@ -34,4 +34,4 @@ def run(cfg: WarmupConfig) -> dict:
         log.info("warmup: IL on %d of %d expert episodes (%d left out: collect holds them out)", len(train),
                  len(trajs), len(held))
         source = cfg.expert.uri or store.join(cfg.output, "expert.jsonl")
-        return policy.train(cfg, st, train, source, "il")
+        return action_training.train(cfg, st, train, source, "il")
