@@ -92,7 +92,7 @@ def _env(job: ACTJob, settings: OperatorSettings, indexed: bool) -> list[dict]:
            {"name": "PYTHONUNBUFFERED", "value": "1"}]
     plain = {"AWS_ENDPOINT_URL": spec.storage.s3.endpoint or settings.s3_endpoint,
              "AWS_REGION": spec.storage.s3.region,
-             "MLFLOW_TRACKING_URI": spec.tracking.uri or settings.mlflow_tracking_uri}
+             "MLFLOW_TRACKING_URI": settings.tracking_uri(spec.tracking.uri)}
     env += [{"name": k, "value": v} for k, v in plain.items() if v]
     env += [{"name": k, "value": v} for k, v in sorted(spec.pod.env.items()) if k not in plain]
     # Secrets by reference only. A Secret the ACTJob names is required (a typo shows up as a pod
@@ -180,7 +180,7 @@ def _pod_failure_policy(gang: bool) -> dict:
 
 def stage_objects(job: ACTJob, stage: str, attempt: int, settings: OperatorSettings) -> list[dict]:
     """[ConfigMap, Service (multi-node only), Job] of one stage attempt, in creation order."""
-    run = launch.plan(job, stage, attempt, tracking_uri=job.spec.tracking.uri or settings.mlflow_tracking_uri)
+    run = launch.plan(job, stage, attempt, tracking_uri=settings.tracking_uri(job.spec.tracking.uri))
     name, svc = checked(run.name), run.service
     # one file for every pod: a shard's config differs only in shard.index, which the trainer
     # CLI takes from JOB_COMPLETION_INDEX (one file per shard would not fit 1024 shards in 1 MiB)
