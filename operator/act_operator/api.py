@@ -321,7 +321,7 @@ def problems(err: ValidationError) -> list[str]:
             continue
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown field; check the spelling (see `kubectl explain actjob.spec` or the README)"
+            msg = "unknown field; check the spelling (see `kubectl explain actjob.spec` or docs/reference/actjob.md)"
         elif e["type"] == "literal_error":
             msg = f"{msg} (got {e.get('input')!r})"
         parts = [str(p) for p in e["loc"]]

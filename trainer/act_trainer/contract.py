@@ -131,7 +131,7 @@ class EnvironmentSettings(Settings):
 class ExpertSettings(Settings):
     """Where expert trajectories come from: a file, or the environment's own expert."""
 
-    uri: str | None = Field(None, description="Expert trajectories file (JSONL or parquet; see README). "
+    uri: str | None = Field(None, description="Expert trajectories file (JSONL or parquet; format: docs/actjob.md#expert-trajectory-format). "
                                               "Unset: the collect stage generates them with the environment's expert.")
     split: str = Field("train", description="Split the environment's expert plays when uri is unset.")
     episodes: int = Field(8, ge=1, le=100000, description="Expert episodes to generate when uri is unset.")

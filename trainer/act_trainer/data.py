@@ -47,12 +47,12 @@ class Trajectory:
     def from_dict(cls, d: dict) -> Trajectory:
         missing = [k for k in ("env", "task", "goal", "steps") if k not in d]
         if missing:
-            raise InputError(f"trajectory record lacks field(s) {missing}; see the trajectory format in README")
+            raise InputError(f"trajectory record lacks field(s) {missing}; see the trajectory format in docs/actjob.md#expert-trajectory-format")
         try:
             steps = [Step(s["observation"], s["action"], s.get("admissible")) for s in d["steps"]]
         except (KeyError, TypeError) as e:
             raise InputError(f"trajectory record: a step lacks {e} or is not a mapping; each step is "
-                             "{observation, action, admissible}; see the trajectory format in README") from None
+                             "{observation, action, admissible}; see the trajectory format in docs/actjob.md#expert-trajectory-format") from None
         known = {k: d[k] for k in ("variation", "split", "success", "score") if k in d and d[k] is not None}
         return cls(env=d["env"], task=d["task"], goal=d["goal"], steps=steps, **known)
 

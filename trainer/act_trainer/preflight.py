@@ -143,10 +143,10 @@ def check_pairs(field: str, uri: str) -> list[str]:
 
 
 def check_expert(field: str, uri: str, env: str | None) -> list[str]:
-    """The trajectory format (README): JSONL or parquet whose records read as trajectories."""
+    """The trajectory format (docs/actjob.md): JSONL or parquet whose records read as trajectories."""
     from act_trainer import data
 
-    fix = "write one episode per line as the README's 'Expert trajectory format' shows"
+    fix = "write one episode per line as docs/actjob.md#expert-trajectory-format shows"
     try:
         blob = store.read_bytes(uri)
     except store.StoreError as e:
