@@ -108,7 +108,7 @@ def generate_rationales(cfg: JudgeConfig, model_dir, pairs: list[dict], report) 
     mine = share(len(prompts), rank, world)
     engine = make_engine(cfg.rollout.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size,
                          field="stages.judge.rollout.engine")
-    meter = progress.Meter("judge", len(prompts))
+    meter = progress.Meter(cfg.stage, len(prompts))
     meter.unit = "rationales"
     out: list[str] = []
     try:

@@ -207,8 +207,8 @@ def run(cfg: EvalConfig) -> dict:
                 for metric, value in {**measured, **counts}.items():
                     metrics[f"{split}/{metric}" if split != "heldout" else metric] = value
 
-            meter = progress.Meter("eval", sum(len(shard_episodes(env, s, cfg)) for s in cfg.splits)
-                                   if cfg.episodes else None)
+            meter = progress.Meter(cfg.stage, sum(len(shard_episodes(env, s, cfg)) for s in cfg.splits)
+                                    if cfg.episodes else None)
             for split in cfg.splits:
                 if cfg.episodes:
                     measured, episodes[split] = success_rate(env, engine, split, cfg, envs, meter, st.run.report)
