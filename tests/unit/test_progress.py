@@ -36,7 +36,36 @@ def test_nothing_measured_yet_has_no_rate_nor_eta():
     m, _ = meter()
     p = m.update(0)
     assert (p.percent, p.rate, p.eta_seconds) == (0.0, None, None)
-    assert P.estimate(5, None, 0, 10) == (0.5, None)  # no total: a rate, no ETA
+    assert P.eta(5, None, 0.5) is None and P.eta(5, 10, None) is None  # no total or no rate: no ETA
+
+
+@pytest.mark.parametrize("then", [0.25, 4.0], ids=["4x-faster", "4x-slower"])
+def test_the_eta_follows_a_rate_that_changed(then):
+    """Steps of 1 s, then 4x faster or slower from 25%: at 50% the ETA the operator reads (the
+    MLflow record, counted down) and `actjob run` prints (the log line) is within 30% of the
+    time really left. An average since the start was +169% and -38% here."""
+    clock = Clock()
+    m = P.Meter("judge", 200, interval=10, clock=clock, wall=lambda: 1_700_000_000.0 + clock.t)
+    at, latest = {}, None
+    for step in range(1, 201):
+        clock.t += 1.0 if step <= 50 else then
+        at[step] = clock.t
+        if (p := m.update(step)) and step <= 100:
+            latest = p
+    real = at[200] - at[100]
+    read = P.from_metrics(P.to_metrics(latest), "judge", now=1_700_000_000.0 + at[100])
+    assert abs(read.eta_seconds / real - 1) <= 0.30, (read.eta_seconds, real)
+    _, printed = P.from_line(P.to_line("judge", latest))
+    assert printed.rate == latest.rate and printed.eta_seconds == latest.eta_seconds
+    assert abs(latest.rate * then - 1) <= 0.30  # the rate shown is the recent one too
+
+
+def test_a_stall_slows_the_rate_and_a_resumed_attempts_steps_cost_nothing():
+    m, clock = meter(total=40, done=30)
+    clock.t += 10
+    assert m.update(35).rate == pytest.approx(0.5)
+    clock.t += 10  # no step for 10 s: the recent rate falls (work seen lately: 5 steps in 20 s)
+    assert m.update(35, final=True).rate == pytest.approx(0.25)
 
 
 def test_reports_are_throttled_but_the_final_one_always_comes():

@@ -33,8 +33,10 @@ class Progress(BaseModel):
     done: float = Field(0, ge=0, description="Units done (see unit).")
     total: float | None = Field(None, ge=0, description="Units in all; null when unknown.")
     percent: float | None = Field(None, ge=0, le=100, description="done / total, in percent.")
-    rate: float | None = Field(None, ge=0, description="Units per second since the attempt began its work.")
-    eta_seconds: float | None = Field(None, ge=0, description="Estimated seconds until done = total.")
+    rate: float | None = Field(None, ge=0, description="Units per second lately (weighted to about "
+                               "the last fifth of the attempt's work).")
+    eta_seconds: float | None = Field(None, ge=0, description="Estimated seconds until done = total, "
+                                      "at the recent rate.")
     unit: str = Field("steps", description="What is counted: steps, states or episodes.")
     metrics: dict[str, float] = Field(default_factory=dict, description="Latest key metrics "
                                       "(reward, loss, malformed rate; pairs kept; success rate).")
@@ -60,15 +62,39 @@ def percent(done: float, total: float | None) -> float | None:
     return round(min(100.0, 100.0 * done / total), 1)
 
 
-def estimate(done: float, total: float | None, started_done: float, elapsed_s: float) -> tuple[float | None,
-                                                                                                float | None]:
-    """(rate, eta_seconds) from what was done since the work began (`started_done` of them were
-    done before: a resumed attempt's steps cost it no time). None while nothing is measured."""
-    if elapsed_s <= 0 or done <= started_done:
-        return None, None
-    rate = (done - started_done) / elapsed_s
-    eta = max(0.0, (total - done) / rate) if total is not None else None
-    return rate, eta
+RECENT_POWER = 4  # the unit done as the u-th of U weighs (u/U)**4: about the last fifth counts
+
+
+class RecentRate:
+    """Units per second lately, for the ETA. An average since the start lags a rate that changed
+    (slow first steps, a warm cache) by the whole history; tqdm's per-update EMA and rich's 30 s
+    window follow the change but jump with every pause. Here each unit's seconds are weighted by
+    (its place among the units this attempt did / how many it did)**RECENT_POWER: a window of
+    about the last fifth of the work, that grows with it (measured on simulated runs: a 4x change
+    at 25% is within 15% at 50%; a checkpoint pause moves it less than a time window would,
+    as the pause is one unit, not most of the window). Time without units (a stall) counts
+    fully. O(1) state, held by the stage's Meter: the records carry the rate and ETA it gives."""
+
+    def __init__(self):
+        self.units = self.seconds = self.done = 0.0
+
+    def add(self, units: float, seconds: float) -> None:
+        """`units` more done in `seconds` more."""
+        done = self.done + units
+        keep = (self.done / done) ** RECENT_POWER if done > 0 else 1.0
+        self.units = self.units * keep + units
+        self.seconds = self.seconds * keep + seconds
+        self.done = done
+
+    def rate(self) -> float | None:
+        return self.units / self.seconds if self.seconds > 0 and self.units > 0 else None
+
+
+def eta(done: float, total: float | None, rate: float | None) -> float | None:
+    """Seconds left at `rate`; None without a total or a rate."""
+    if total is None or not rate:
+        return None
+    return max(0.0, (total - done) / rate)
 
 
 def interval_s() -> float:
@@ -88,16 +114,19 @@ class Meter:
         self.unit = unit(stage)
         self.interval = interval_s() if interval is None else interval
         self.clock, self.wall = clock, wall
-        self.started, self.started_done = clock(), done
+        self.at = clock()
+        self.recent = RecentRate()  # a resumed attempt's `done` cost it no time: only what it adds counts
         self.last: float | None = None
         self.metrics: dict[str, float] = {}
 
     def update(self, done: float | None = None, metrics: dict | None = None, *, advance: float = 0,
                final: bool = False) -> Progress | None:
         """Record progress; returns the record when a report is due, else None."""
-        self.done = (self.done if done is None else done) + advance
+        before, self.done = self.done, (self.done if done is None else done) + advance
         self.observe(metrics or {})
         t = self.clock()
+        self.recent.add(max(0.0, self.done - before), t - self.at)
+        self.at = t
         if not final and self.last is not None and t - self.last < self.interval:
             return None
         self.last = t
@@ -111,9 +140,9 @@ class Meter:
 
     def record(self) -> Progress:
         total = self.total if self.total is None else max(self.total, self.done)
-        rate, eta = estimate(self.done, total, self.started_done, self.clock() - self.started)
+        rate = self.recent.rate()
         return Progress(done=self.done, total=total, percent=percent(self.done, total), rate=rate,
-                        eta_seconds=eta, unit=self.unit, metrics=dict(self.metrics), updated=self.wall())
+                        eta_seconds=eta(self.done, total, rate), unit=self.unit, metrics=dict(self.metrics), updated=self.wall())
 
 
 # --- the MLflow channel --------------------------------------------------------------------------
