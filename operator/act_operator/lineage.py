@@ -13,6 +13,7 @@ import logging
 from act_operator import pipeline, tracking
 from act_operator.api import ACTJob
 from act_operator.pipeline import now
+from act_trainer import stagedefs
 
 log = logging.getLogger("act_operator")
 
@@ -54,10 +55,13 @@ def complete(job: ACTJob, uri: str | None, replay_here: bool = False) -> Wait | 
             job.status.mlflow = tracking.start_parent(uri, job)
         if replay_here:
             _replay(job, uri)
-        if job.status.phase == "Succeeded" and not job.status.registered_model:
+        # a run that trained no model (e.g. an ACTExperiment's collect-only child) registers none:
+        # its "model" is the one it started from
+        if job.status.phase == "Succeeded" and not job.status.registered_model and tracking.trained_a_model(job):
             job.status.registered_model = tracking.register_model(uri, job)
         if job.status.phase in pipeline.TERMINAL:
-            tracking.finish_parent(uri, job.status.mlflow.run_id, job.status.phase, job.status.stages["eval"].metrics)
+            tracking.finish_parent(uri, job.status.mlflow.run_id, job.status.phase,
+                                   job.status.stages[stagedefs.EVAL.name].metrics)
     except Exception as e:  # noqa: BLE001
         return outage(uri, e)
     return None
@@ -76,7 +80,7 @@ def _replay(job: ACTJob, uri: str) -> None:
         if ids:
             runs[stage] = ids
     if runs:
-        job.status = pipeline.apply(job, pipeline.CompleteReplay({"replay": runs}), now())
+        job.status = pipeline.apply(job, pipeline.CompleteReplay({pipeline.REPLAY: runs}), now())
 
 
 def close_deleted(job: ACTJob, uri: str | None) -> None:

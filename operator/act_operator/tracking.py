@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from act_operator.api import ACTJob, MlflowStatus
+from act_trainer import stagedefs
 from act_trainer.util import mlflow_params
 
 log = logging.getLogger(__name__)
@@ -113,19 +114,20 @@ def finish_parent(uri: str, run_id: str, outcome: str, metrics: dict | None = No
 
 def lineage_tags(job: ACTJob) -> dict:
     stages = job.status.stages
+    collect, judge, policy = (stages[d.name] for d in (stagedefs.COLLECT, stagedefs.JUDGE, stagedefs.POLICY))
     tags = {
         "act.actjob": job.metadata.name, "act.actjob.uid": job.metadata.uid or "local",
+        "act.namespace": job.metadata.namespace,
         "act.base_model": job.spec.model.uri, "act.environment": job.spec.environment.name,
-        "act.policy_method": job.spec.stages.policy.method if stages["policy"].phase == "Succeeded" else "none",
-        "act.judge_checkpoint": stages["judge"].outputs.uri or "none",
-        "act.judge_method": (job.spec.stages.judge.method if stages["judge"].phase in ("Succeeded", "Reused")
-                             else "none"),
-        "act.contrast_pairs": stages["collect"].outputs.uri or "none",
-        "act.contrast_pairs_digest": stages["collect"].outputs.digest or "none",
+        "act.policy_method": job.spec.stages.policy.method if policy.phase == "Succeeded" else "none",
+        "act.judge_checkpoint": judge.outputs.uri or "none",
+        "act.judge_method": job.spec.stages.judge.method if judge.phase in ("Succeeded", "Reused") else "none",
+        "act.contrast_pairs": collect.outputs.uri or "none",
+        "act.contrast_pairs_digest": collect.outputs.digest or "none",
     }
-    if stages["policy"].outputs.digest:
-        tags["act.model_digest"] = stages["policy"].outputs.digest
-    warmup = stages.get("warmup")  # pi0, made from the base model (absent in statuses from before warmup)
+    if policy.outputs.digest:
+        tags["act.model_digest"] = policy.outputs.digest
+    warmup = stages.get(stagedefs.WARMUP.name)  # pi0, made from the base model (absent in statuses from before warmup)
     if warmup and warmup.phase == "Succeeded":
         tags["act.initial_policy"] = warmup.outputs.uri
     return tags
@@ -153,7 +155,7 @@ def model_description(uri: str, job: ACTJob, name: str) -> str:
         "",
         "Lineage: " + ", ".join(f"`{k}={v}`" for k, v in lineage_tags(job).items()),
     ]
-    evals = st.stages["eval"].metrics
+    evals = st.stages[stagedefs.EVAL.name].metrics
     if evals:
         lines.append("Eval: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(evals.items())))
     return "\n".join(lines)
@@ -170,16 +172,39 @@ def unregistrable(uri: str, model_uri: str) -> str | None:
     return None
 
 
+DEFAULT_NAMESPACE = "default"  # `actjob run`'s, and a cluster's default namespace
+
+
+def model_name(job: ACTJob) -> str:
+    """The registered model an ACTJob's model goes to: spec.tracking.registerModel, else
+    `act-<name>` in the default namespace (every `actjob run`) and `<namespace>.act-<name>` in any
+    other, so that ACTJobs of one name in two namespaces never share a model (Unity Catalog's
+    dotted form; neither a namespace nor an ACTJob name holds a dot, so no two collide)."""
+    meta = job.metadata
+    if job.spec.tracking.register_model:
+        return job.spec.tracking.register_model
+    plain = f"act-{meta.name}"
+    return plain if meta.namespace in (DEFAULT_NAMESPACE, "", None) else f"{meta.namespace}.{plain}"
+
+
+def trained_a_model(job: ACTJob) -> bool:
+    """Whether a stage of this run trained a model (the warm-up's pi0 counts; a reused judge, or a
+    collect-only run whose "model" is the base model it started from, does not): only then is
+    there a model of its own to register."""
+    return any(d.makes_model and (st := job.status.stages.get(d.name)) is not None and st.phase == "Succeeded"
+               for d in stagedefs.chain())
+
+
 def register_model(uri: str, job: ACTJob) -> str | None:
-    """Register the ACTJob's final model; returns '<name>/<version>', or None where the server
-    cannot take it (unregistrable: logged, and the rest of the lineage completes)."""
+    """Register the ACTJob's final model under model_name(job); returns '<name>/<version>', or None
+    where the server cannot take it (unregistrable: logged, and the rest of the lineage completes)."""
     from mlflow.exceptions import MlflowException
 
     if why := unregistrable(uri, job.status.model_uri or ""):
         log.warning("%s: %s", job.metadata.name, why)
         return None
     client = _client(uri)
-    name = job.spec.tracking.register_model or f"act-{job.metadata.name}"
+    name = model_name(job)
     try:
         client.create_registered_model(name, description="Agent models trained by ACT operator")
     except MlflowException as e:

@@ -165,7 +165,7 @@ def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
     assert status["modelUri"] == "s3://bucket/act/models/policy"
     assert status["stages"]["judge"]["outputs"]["digest"] == "sha256:models/judge"
     assert status["stages"]["eval"]["metrics"]["judge_accuracy"] == 0.75
-    assert status["registeredModel"].startswith("act-happy/")
+    assert status["registeredModel"].startswith(f"{c.ns}.act-happy/")  # unique per namespace
     conds = {cond["type"]: cond for cond in status["conditions"]}
     assert conds["Succeeded"]["status"] == "True" and conds["Running"]["status"] == "False"
     assert all(cond["observedGeneration"] == 1 for cond in status["conditions"])
@@ -183,7 +183,7 @@ def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "ACTJob happy: Succeeded" in proc.stdout and "models/judge" in proc.stdout
-    assert "act-happy/" in proc.stderr
+    assert f"{c.ns}.act-happy/" in proc.stderr
 
 
 def test_warmup_runs_before_collect_and_its_model_is_pi0(cluster, operator, mlflow_server):
@@ -216,7 +216,7 @@ def test_warmup_runs_before_collect_and_its_model_is_pi0(cluster, operator, mlfl
 
     name, version = status["registeredModel"].split("/")
     tags = MlflowClient(mlflow_server).get_model_version(name, version).tags
-    assert tags["act.initial_policy"] == "s3://bucket/act/models/warmup"
+    assert tags["act.initial_policy"] == "s3://bucket/act/models/warmup" and tags["act.namespace"] == c.ns
 
 
 def test_failed_stage_is_retried_then_fails_the_actjob(cluster, operator):

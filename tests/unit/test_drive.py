@@ -125,7 +125,7 @@ def test_a_wait_is_passed_on_and_a_finished_job_is_not_saved_by_the_loop(mlflow)
 
 def test_the_lineage_completes_once_and_after_an_outage(mlflow):
     job = make_job()
-    job.status.stages["preflight"].phase = "Succeeded"
+    job.status.stages["preflight"].phase = job.status.stages["policy"].phase = "Succeeded"
     job.status.phase = "Succeeded"
     job.status.stages["eval"].metrics = {"dev/success_rate": 0.5}
     mlflow.down = True
@@ -150,3 +150,19 @@ def test_the_tracking_uri_is_the_specs_else_the_executors_default(tmp_path):
     assert ex.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'runs' / 'demo' / 'mlflow.db'}"
     ex = LocalExecutor(make_job(tracking={"uri": "http://mine"}), tmp_path, console=quiet)
     assert ex.tracking_uri == "http://mine"
+
+
+@pytest.mark.parametrize("trained, registered", [
+    ((), False),  # an ACTExperiment's collect-only child: its "model" is the base model it sampled from
+    (("warmup",), True),  # a warm-up alone trains pi0: a model of its own
+    (("policy",), True),
+])
+def test_only_a_run_that_trained_a_model_registers_one(mlflow, trained, registered):
+    job = make_job(stages={"judge": {"reuse": "s3://b/other/models/judge"}})  # a reused judge is not trained here
+    for stage in ("preflight", "collect", *trained):
+        job.status.stages[stage].phase = "Succeeded"
+    job.status.stages["judge"].phase = "Reused"
+    job.status.phase = "Succeeded"
+    assert lineage.complete(job, "http://mlflow:5000") is None
+    assert (job.status.registered_model == "act-demo/1") is registered
+    assert [c[0] for c in mlflow] == ["start_parent", *(["register_model"] if registered else []), "finish_parent"]
