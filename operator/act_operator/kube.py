@@ -17,9 +17,10 @@ from kubernetes.client.rest import ApiException
 
 from act_operator import api as A
 from act_operator import experiment as E
+from act_operator import termination
 from act_operator.launch import merge_results
 from act_operator.manifests import ACTJOB_LABEL, COMPLETION_INDEX_ANNOTATION, JOB_NAME_LABEL
-from act_operator.pipeline import Observed, OwnedJob
+from act_operator.pipeline import PREFLIGHT, REPLAY, Observed, OwnedJob
 from act_trainer.errors import EXIT_PERMANENT
 
 log = logging.getLogger(__name__)
@@ -198,31 +199,48 @@ def owned_jobs(namespace: str, actjob: str) -> list[OwnedJob]:
     return out
 
 
-def _terminated(pod) -> tuple[int | None, str]:
+def _terminated(pod):
+    """The stage container's terminated state (exit code, reason, message), or None while it runs."""
     for cs in (pod.status.container_statuses or []) if pod.status else []:
-        term = cs.state.terminated if cs.state else None
-        if term:
-            return term.exit_code, term.message or ""
-    return None, ""
+        if cs.state and cs.state.terminated:
+            return cs.state.terminated
+    return None
 
 
 def _results(namespace: str, job_name: str) -> list[dict]:
-    """Termination messages of a Job's pods (rank/shard order), parsed where they are JSON."""
+    """What a Job's pods reported (rank/shard order): their termination messages, parsed where they
+    are JSON; a pod that failed has an `error` that says which pod, how it ended (exit code, signal,
+    OOMKilled) and what went wrong (the stage's own error, else its log tail's last error line)."""
     core, batch, custom = _apis()
     pods = core.list_namespaced_pod(namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}").items
     pods.sort(key=lambda p: int((p.metadata.annotations or {}).get(COMPLETION_INDEX_ANNOTATION, 0)))
     out = []
     for pod in pods:
-        code, message = _terminated(pod)
-        if code is None:
+        term = _terminated(pod)
+        if term is None:
             continue
+        message = term.message or ""
         try:
             result = json.loads(message)
         except json.JSONDecodeError:
-            result = {"error": message.strip()[-2000:] or f"exit code {code}"}
-        out.append({**result, "_exit_code": code,
+            result = None
+        tail = "" if isinstance(result, dict) else message  # FallbackToLogsOnError: the log's tail
+        result = result if isinstance(result, dict) else {}
+        if term.exit_code != 0:
+            result["error"] = termination.reason(term.exit_code, tail, who=f"pod {pod.metadata.name}",
+                                                 container_reason=term.reason, signal=term.signal,
+                                                 error=result.get("error"))
+        out.append({**result, "_exit_code": term.exit_code, "_finished": term.finished_at,
                     "_index": int((pod.metadata.annotations or {}).get(COMPLETION_INDEX_ANNOTATION, 0))})
     return out
+
+
+def first_failures(results: list[dict], n: int = 2) -> list[str]:
+    """The errors of the first `n` pods to fail, in the order they failed: the first is the cause
+    (a gang's other ranks are stopped after it)."""
+    failed = [r for r in results if "error" in r]
+    failed.sort(key=lambda r: (r["_finished"] is None, r["_finished"] or 0))
+    return [r["error"] for r in failed[:n]]
 
 
 def observe(namespace: str, job_name: str | None) -> Observed:
@@ -237,7 +255,7 @@ def observe(namespace: str, job_name: str | None) -> Observed:
     conditions = {c.type: c for c in (job.status.conditions or []) if c.status == "True"} if job.status else {}
     if "Failed" in conditions:
         results = _results(namespace, job_name)
-        errors = [r["error"] for r in results if "error" in r]
+        errors = first_failures(results)
         c = conditions["Failed"]
         # the exit-code contract: the stage container's exit code 2 is a permanent failure
         permanent = any(r["_exit_code"] == EXIT_PERMANENT for r in results)
@@ -246,7 +264,8 @@ def observe(namespace: str, job_name: str | None) -> Observed:
                         result={"problems": problems} if problems else {})
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
         # a stage reports its manifest; the preflight, that its checks passed; the replay, its runs
-        results = [r for r in _results(namespace, job_name) if "manifest" in r or "preflight" in r or "replay" in r]
+        results = [r for r in _results(namespace, job_name)
+                   if "manifest" in r or PREFLIGHT in r or REPLAY in r]
         return Observed("succeeded", result=merge_results(results))
     return Observed("running")
 

@@ -71,9 +71,10 @@ class Cluster:
         return wait_for(lambda: self.batch.read_namespaced_job(name, self.ns), f"Job {name}")
 
     def finish(self, job_name: str, *, result: dict | None = None, error: str | None = None, pods: int = 1,
-               exit_code: int = 1):
+               exit_code: int = 1, reason: str = "Error"):
         """What the kubelet and the Job controller would do: terminate the pods with the stage's
-        termination message, then mark the Job Complete or Failed."""
+        termination message (`reason`: the container runtime's, e.g. OOMKilled), then mark the Job
+        Complete or Failed."""
         for index in range(pods):
             pod_name = f"{job_name}-{index}-{uuid.uuid4().hex[:5]}"
             self.core.create_namespaced_pod(self.ns, {
@@ -86,7 +87,8 @@ class Cluster:
                                                                                  "Succeeded",
                 "containerStatuses": [{"name": "stage", "image": "x", "imageID": "", "ready": False,
                                        "restartCount": 0, "state": {"terminated": {
-                                           "exitCode": exit_code if error else 0, "message": message}}}]}})
+                                           "exitCode": exit_code if error else 0, "message": message,
+                                           **({"reason": reason} if error else {})}}}]}})
         cond = "Failed" if error else "Complete"
         self.batch.patch_namespaced_job_status(job_name, self.ns, {"status": {
             "conditions": [{"type": cond, "status": "True", "reason": "Test", "message": error or "done"}],
@@ -236,6 +238,44 @@ def test_failed_stage_is_retried_then_fails_the_actjob(cluster, operator):
     c.batch.delete_namespaced_job("flaky-collect-2", c.ns)
     time.sleep(1.5)
     assert c.status("flaky")["phase"] == "Failed" and len(c.jobs("flaky")) == 2
+
+
+# what FallbackToLogsOnError hands over for a stage pod the kubelet SIGKILLed: the log's last 2 KB
+KILLED_LOG_TAIL = ("".join(
+    f"/usr/lib/python3.11/site-packages/transformers/utils.py:{n}: FutureWarning: `temperature` is set but "
+    f"`do_sample` is False\n  warnings.warn(\n" + "\r".join(
+        f"Sampling: {i // 2:3d}%|{'█' * (i // 20)}{' ' * (10 - i // 20)}| {i}/200 [00:{i // 4:02d}<00:50,  2.6it/s]"
+        for i in range(n, n + 8)) + "\n" for n in range(40, 120, 16)) + "{'kept': 41, 'sampled': 96}\n"
+    + "\r".join(f"Sampling: {i // 2:3d}%|█████     | {i}/200 [00:41<00:50,  2.6it/s]" for i in range(120, 126)))[-2048:]
+
+
+def test_a_killed_pods_retry_names_the_pod_the_exit_code_and_the_signal_not_its_log_tail(cluster, operator):
+    """collect's pod is SIGKILLed (exit 137, no report of its own: its termination message is the
+    log's tail, tqdm bars and warnings): the stage's message, the Waiting condition (RetryBackoff)
+    and the StageRetrying Event say which pod, exit code 137, SIGKILL and the log's last real line,
+    in a few hundred characters. Attempt 2 is OOMKilled: the ACTJob fails saying so."""
+    import re
+
+    c = cluster
+    c.apply("killed", SPEC)
+    c.job("killed-collect-1")
+    assert len(KILLED_LOG_TAIL) > 1500 and "it/s]" in KILLED_LOG_TAIL[-100:]
+    c.finish("killed-collect-1", error=KILLED_LOG_TAIL, exit_code=137)
+    status = wait_for(lambda: c.status("killed")["stages"]["collect"]["phase"] == "BackingOff" and c.status("killed"),
+                      "BackingOff")
+    said = status["stages"]["collect"]["message"]
+    assert re.fullmatch(r"pod killed-collect-1-0-\w{5}: killed by SIGKILL \(exit code 137\); "
+                        r"the log ends: \{'kept': 41, 'sampled': 96\}", said), said
+    cond = waiting(c, "killed")
+    assert cond["reason"] == "RetryBackoff" and said in cond["message"] and len(cond["message"]) < 300, cond
+    retrying = wait_for(lambda: [e for e in events(c, "killed") if e.reason == "StageRetrying"], "StageRetrying")
+    assert said in retrying[0].message and "it/s" not in retrying[0].message
+    c.job("killed-collect-2")  # after the backoff
+    c.finish("killed-collect-2", error=KILLED_LOG_TAIL, exit_code=137, reason="OOMKilled")
+    status = wait_for(lambda: c.status("killed").get("phase") == "Failed" and c.status("killed"), "Failed")
+    assert re.search(r"collect failed after 2 attempt\(s\): pod killed-collect-2-0-\w{5}: OOMKilled, out of memory "
+                     r"\(exit code 137, SIGKILL; resources.memory sets the limit\)", status["message"]), status["message"]
+    assert "it/s" not in status["message"] and len(status["message"]) < 400
 
 
 def test_preflight_problems_fail_the_actjob_in_seconds_with_no_stage_job(cluster, operator):
