@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import kopf
 
@@ -19,6 +21,7 @@ from act_operator import api as A
 from act_operator import drive, kube, lineage, manifests, metrics, pipeline, runtime, watch
 from act_operator.pipeline import now
 from act_operator.runtime import DIFFBASE, RETRY_S, plain, post_event
+from act_trainer import stagedefs
 
 log = logging.getLogger("act_operator")
 
@@ -64,7 +67,7 @@ def describe(action) -> str:
         return f"replay: attempt {a.attempt} started (the tracking {', '.join(a.sources)} recorded while MLflow " \
                "did not answer)"
     if isinstance(a, pipeline.CompleteReplay):
-        return "replay: " + ", ".join(f"{s}: {len(ids)} run(s)" for s, ids in sorted(a.result["replay"].items()))
+        return "replay: " + ", ".join(f"{s}: {len(ids)} run(s)" for s, ids in sorted(a.result[pipeline.REPLAY].items()))
     if isinstance(a, pipeline.RetryReplay):
         return f"replay: attempt failed ({a.reason}); next attempt at {a.not_before:%Y-%m-%dT%H:%M:%SZ}"
     if isinstance(a, pipeline.FailReplay):
@@ -115,7 +118,8 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     watch.headline(job.status)  # a stage that ended or started again: its Progress and ETA go
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:  # an unchanged status is not written: every write wakes every watcher
-        kube.patch_status(namespace, name, after, rv)
+        kube.patch_status(namespace, name, after, rv)  # a Conflict drops this pass, its Events with it
+    ex.send()
     metrics.observe_phase(namespace, name, job.status.phase)
     return wait
 
@@ -135,6 +139,7 @@ def _complete_lineage(job: A.ACTJob, ex: ClusterExecutor, rv: str) -> float | No
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:
         kube.patch_status(job.metadata.namespace, job.metadata.name, after, rv)
+    ex.send()
     return wait
 
 
@@ -154,11 +159,24 @@ def _explain_waits(job: A.ACTJob, ex: ClusterExecutor, waits: list[lineage.Wait]
 class ClusterExecutor:
     """drive.Executor on the cluster: a stage attempt is a Job (with its ConfigMap, Service, vLLM
     server) that kube creates; what happened is an Event on the ACTJob. One per reconcile, which
-    patches the status once, after its passes."""
+    patches the status once, after its passes.
+
+    Its Events and stage-duration metrics wait in `outbox` until that patch succeeded (`send`): a
+    reconcile whose status write conflicts re-plans from the status it reads again, and says only
+    what that status records, so each transition is told exactly once (its Jobs are created before
+    the write, idempotently). An operator stopped between the write and `send` loses those Events,
+    never doubles them."""
 
     def __init__(self, job: A.ACTJob, body: dict):
         self.body = body
         self.tracking_uri = tracking_uri(job)
+        self.outbox: list[Callable[[], None]] = []
+
+    def send(self) -> None:
+        """Post the Events and observe the metrics of the transitions the status now records."""
+        outbox, self.outbox = self.outbox, []
+        for deliver in outbox:
+            deliver()
 
     def observe(self, job: A.ACTJob) -> dict[str, pipeline.Observed]:
         """The Jobs of the running stages (and of a running replay), as the cluster has them."""
@@ -172,7 +190,7 @@ class ClusterExecutor:
         pass  # one status patch at the end of the reconcile; its waits are explained there
 
     def tell(self, job: A.ACTJob, type_: str, reason: str, message: str) -> None:
-        post_event(self.body, reason, message, type_)
+        self.outbox.append(partial(post_event, self.body, reason, message, type_))
 
     def perform(self, job: A.ACTJob, action) -> float | None:
         ns, settings = job.metadata.namespace, runtime.SETTINGS
@@ -192,14 +210,13 @@ class ClusterExecutor:
             kube.set_suspended(ns, pipeline.jobs_to_suspend(kube.owned_jobs(ns, job.metadata.name)), True)
         elif isinstance(action, pipeline.ResumeJob) and not job.spec.scheduling.queue_name:
             kube.set_suspended(ns, resumable_jobs(job), False)  # with Kueue, Kueue decides when they run
-        if isinstance(action, (pipeline.CompleteStage, pipeline.RetryStage, pipeline.FailStage)) and \
-                getattr(action, "stage", None) in ("judge", "policy"):
+        if isinstance(action, (pipeline.CompleteStage, pipeline.RetryStage, pipeline.FailStage)):
             _stop_vllm_server(job, action.stage)
         if isinstance(action, pipeline.CompleteStage):
             st = job.status.stages[action.stage]
             if st.start_time:
-                metrics.STAGE_SECONDS.labels(action.stage).observe(
-                    (st.completion_time - st.start_time).total_seconds())
+                self.outbox.append(partial(metrics.STAGE_SECONDS.labels(action.stage).observe,
+                                           (st.completion_time - st.start_time).total_seconds()))
         elif isinstance(action, pipeline.Wait):
             return max(0.5, (action.until - now()).total_seconds())
         reason, type_ = EVENTS.get(type(action), (None, None))
@@ -220,9 +237,11 @@ def _stop_vllm_server(job: A.ACTJob, stage: str) -> None:
 
 
 def _has_vllm_server(job: A.ACTJob, stage: str) -> bool:
-    """A GRPO stage with rollout.mode server (manifests.vllm_server_objects gives it a server Job)."""
-    section = getattr(job.spec.stages, stage, None)
-    return bool(getattr(section, "runs_grpo", False)) and section.rollout.mode == "server"
+    """A stage that trains with GRPO (its registry entry says which TRL config its method trains
+    with) and rollout.mode server (manifests.vllm_server_objects gives it a server Job)."""
+    d = stagedefs.find(stage)
+    section = d.section(job.spec) if d else None
+    return section is not None and d.trl(section) == "GRPOConfig" and section.rollout.mode == "server"
 
 
 def running_jobs(job: A.ACTJob) -> list[str]:

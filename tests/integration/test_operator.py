@@ -515,6 +515,63 @@ def test_operator_restart_mid_pipeline_creates_no_duplicates(cluster, kube_api, 
                                                                   "restart-preflight-1"]
     status = c.status("restart")
     assert status["stages"]["collect"]["attempts"] == 1 and status["mlflow"]["runId"] == run_id
+    started = sorted(e.message for e in events(c, "restart") for _ in range(e.count or 1) if e.reason == "StageStarted")
+    assert started == ["collect: attempt 1 started", "judge: attempt 1 started", "preflight: attempt 1 started"]
+
+
+def test_events_and_stage_durations_are_told_once_per_transition_when_status_writes_conflict(cluster, operator,
+                                                                                              monkeypatch):
+    """Every status write of the ACTJob first loses to a real 409: just before it, its
+    resourceVersion is moved on (an annotation patched), so the API server refuses the write and
+    the reconcile re-reads and re-plans. Through the preflight, a skipped warm-up, a collect that
+    fails once and the other stages: exactly one StageStarted Event per stage attempt (read back
+    from the API server), one of each other transition, and one stage-duration observation per
+    stage that succeeded."""
+    from prometheus_client import REGISTRY
+
+    from act_operator import kube
+
+    c, real, conflicts, moved_to = cluster, kube.patch_status, [], set()
+
+    def conflicting(namespace, name, status, resource_version):
+        if name == "conflicted" and resource_version not in moved_to:  # each read's first write loses
+            moved = c.custom.patch_namespaced_custom_object(A.GROUP, A.VERSION, namespace, A.PLURAL, name, {
+                "metadata": {"annotations": {"test/moved": str(len(conflicts))}}})
+            moved_to.add(moved["metadata"]["resourceVersion"])
+            conflicts.append(resource_version)
+        return real(namespace, name, status, resource_version)
+
+    monkeypatch.setattr(kube, "patch_status", conflicting)
+
+    def seconds_count(stage):
+        return REGISTRY.get_sample_value("act_stage_seconds_count", {"stage": stage}) or 0.0
+
+    stages = ("preflight", "collect", "judge", "policy", "eval")
+    counted = {s: seconds_count(s) for s in stages}
+    c.apply("conflicted", SPEC)
+    c.job("conflicted-collect-1")
+    c.finish("conflicted-collect-1", error="RuntimeError: NCCL timeout")
+    c.job("conflicted-collect-2")  # after the backoff
+    c.finish("conflicted-collect-2", result=result("pairs"))
+    for stage, out in (("judge", "models/judge"), ("policy", "models/policy"), ("eval", "eval")):
+        c.job(f"conflicted-{stage}-1")
+        c.finish(f"conflicted-{stage}-1", result=result(out), pods=2 if stage == "judge" else 1)
+    wait_for(lambda: c.status("conflicted").get("phase") == "Succeeded", "Succeeded")
+    wait_for(lambda: any(e.reason == "Succeeded" for e in events(c, "conflicted")), "Succeeded Event")
+    time.sleep(2.0)  # kopf posts Events from a queue: any second copy would be there by now
+
+    told: dict[tuple[str, str], int] = {}
+    for e in events(c, "conflicted"):
+        told[e.reason, e.message] = told.get((e.reason, e.message), 0) + (e.count or 1)
+    started = sorted(m for (r, m), n in told.items() for _ in range(n) if r == "StageStarted")
+    assert started == sorted(f"{s}: attempt {a} started" for s, a in (
+        ("preflight", 1), ("collect", 1), ("collect", 2), ("judge", 1), ("policy", 1), ("eval", 1))), told
+    assert all(n == 1 for n in told.values()), {k: n for k, n in told.items() if n > 1}
+    reasons = sorted(r for r, _ in told)
+    assert reasons.count("StageSucceeded") == 5 and reasons.count("StageRetrying") == 1, reasons
+    assert reasons.count("StageSkipped") == 1 and reasons.count("Succeeded") == 1, reasons  # the warm-up
+    assert {s: seconds_count(s) - counted[s] for s in stages} == {s: 1.0 for s in stages}
+    assert len(conflicts) >= 8, conflicts  # every transition's write was refused once
 
 
 def test_delete_ends_the_mlflow_run_as_killed(cluster, operator, mlflow_server):

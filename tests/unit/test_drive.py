@@ -148,7 +148,8 @@ def test_the_tracking_uri_is_the_specs_else_the_executors_default(tmp_path):
     quiet = Console(file=io.StringIO())
     ex = LocalExecutor(make_job(), tmp_path, console=quiet)
     assert ex.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'runs' / 'demo' / 'mlflow.db'}"
-    ex = LocalExecutor(make_job(tracking={"uri": "http://mine"}), tmp_path, console=quiet)
+    # another work directory: the first executor holds its run's lock (one `actjob run` per run)
+    ex = LocalExecutor(make_job(tracking={"uri": "http://mine"}), tmp_path / "other", console=quiet)
     assert ex.tracking_uri == "http://mine"
 
 

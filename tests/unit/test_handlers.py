@@ -60,3 +60,30 @@ def test_event_messages_are_human_text_not_python_reprs():
     assert said["FailReplay"].endswith("(the ACTJob keeps its outcome)")
     assert not any(c in m for m in said.values() for c in "{}'"), said
     assert set(said) <= {k.__name__ for k in handlers.EVENTS}, "every action has its Event reason"
+
+
+def test_the_cluster_executor_tells_nothing_before_the_status_that_records_it_is_written(monkeypatch):
+    """Events and the stage-duration metric wait in the executor's outbox; the reconcile sends them
+    once its status write succeeded (a write that conflicts drops the executor, outbox and all)."""
+    from datetime import timedelta
+
+    from act_operator import pipeline as P
+    from act_operator.api import parse_actjob
+
+    posted = []
+    monkeypatch.setattr(handlers, "post_event", lambda body, reason, message, type_: posted.append(reason))
+    job = parse_actjob(body("told"))
+    st = job.status.stages["collect"]
+    st.phase, st.attempts, st.start_time = "Running", 1, P.now() - timedelta(seconds=30)
+    ex = handlers.ClusterExecutor(job, body("told"))
+    action = P.CompleteStage("collect", {"manifest": "s3://b/pairs/_MANIFEST.json"})
+    job.status = P.apply(job, action, P.now())
+    count = REGISTRY.get_sample_value("act_stage_seconds_count", {"stage": "collect"}) or 0
+    ex.perform(job, action)
+    ex.tell(job, "Warning", "RetryBackoff", "collect attempt 1 failed")
+    assert posted == [] and (REGISTRY.get_sample_value("act_stage_seconds_count", {"stage": "collect"}) or 0) == count
+    ex.send()
+    assert posted == ["StageSucceeded", "RetryBackoff"]
+    assert REGISTRY.get_sample_value("act_stage_seconds_count", {"stage": "collect"}) == count + 1
+    ex.send()  # sent once
+    assert posted == ["StageSucceeded", "RetryBackoff"]
