@@ -15,13 +15,14 @@ import uuid
 from pathlib import Path
 
 from act_trainer.store import local, s3
-from act_trainer.store.s3 import configure
+from act_trainer.store.s3 import configure, configured
 from act_trainer.store.uris import PROBE_PREFIX, StoreError, join, split
 
 __all__ = [
     "StoreError",
     "check_writable",
     "configure",
+    "configured",
     "delete_prefix",
     "download",
     "exists",

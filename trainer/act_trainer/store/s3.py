@@ -49,6 +49,18 @@ def configure(endpoint: str | None = None, region: str | None = None) -> None:
     _settings["region"] = region or None
 
 
+@contextlib.contextmanager
+def configured(endpoint: str | None = None, region: str | None = None) -> Iterator[None]:
+    """``configure`` for a block, the settings before it back after: an executor reading one job's
+    storage (its spec's storage.s3) in a process that outlives the job."""
+    saved = dict(_settings)
+    configure(endpoint, region)
+    try:
+        yield
+    finally:
+        _settings.update(saved)
+
+
 def _endpoint() -> str | None:
     return (
         _settings["endpoint"]
