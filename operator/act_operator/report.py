@@ -12,6 +12,7 @@ from pathlib import Path
 
 from act_operator.api import ACTJob
 from act_operator.rundir import RunDir
+from act_trainer.stagedefs import EVAL, JUDGE, POLICY
 
 # METHOD.md: Qwen3-8B, success % (ALFWorld ID/OOD, WebShop), next-action accuracy % (ScienceWorld)
 # The paper's "Early Experience" row is its reflection-distillation baseline (METHOD.md), shown
@@ -43,9 +44,9 @@ def arm_label(job: ACTJob) -> str:
     """IL / RL / ACT only / IL w/ ACT / RL w/ ACT (IL w/ IWM, IL w/ SR: the Early Experience
     judge methods), from what the ACTJob ran."""
     st = job.status.stages
-    judged = st["judge"].phase in ("Succeeded", "Reused")
+    judged = st[JUDGE.name].phase in ("Succeeded", "Reused")
     via = "ACT" if job.spec.stages.judge.method == "act" else job.spec.stages.judge.method.upper()
-    method = job.spec.stages.policy.method if st["policy"].phase == "Succeeded" else "none"
+    method = job.spec.stages.policy.method if st[POLICY.name].phase == "Succeeded" else "none"
     if method == "none":
         return f"{via} only" if judged else "base"
     return f"{method.upper()} w/ {via}" if judged else method.upper()
@@ -58,7 +59,7 @@ def load_run(path: Path, label: str | None = None) -> Run:
     if job is None:
         raise SystemExit(f"actjob compare: {path} is not a finished run: no {RunDir.STATE} and {RunDir.SPEC} in "
                          f"{run_dir} (give a run directory, .act/runs/NAME, of `actjob run`)")
-    return Run(label or arm_label(job), job.spec.environment.name, dict(job.status.stages["eval"].metrics),
+    return Run(label or arm_label(job), job.spec.environment.name, dict(job.status.stages[EVAL.name].metrics),
                name=job.metadata.name)
 
 
