@@ -200,9 +200,26 @@ def _actjob_specs_in(name: str):
         "storage": st.one_of(st.just({"root": "s3://bucket/act"}), storage),
     }, optional={
         "stages": st.one_of(_stages(splits), _nothing_to_do(), _branching(), _without_pairs()),
-        "pod": _opt(env=st.dictionaries(st.sampled_from(["NCCL_DEBUG", "HF_TOKEN", "AWS_ACCESS_KEY_ID"]),
-                                        st.just("x"), max_size=2)),
+        "pod": _opt(env=_pod_env()),
     })
+
+
+SECRET_REF = {"secretKeyRef": {"name": "creds", "key": "k"}}
+FIELD_REF = {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def _pod_env():
+    """spec.pod.env in the Kubernetes list form (the one the CRD types; the map form is pydantic's
+    alone, tests/unit/test_admission.py): credential names and others, by value or from each source,
+    and the ill-formed: value and valueFrom both, no source, two sources."""
+    source = st.sampled_from([{"value": "x"}, {}, {"valueFrom": SECRET_REF}, {"valueFrom": FIELD_REF},
+                              {"valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k", "optional": True}}},
+                              {"valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+                              {"value": "x", "valueFrom": SECRET_REF}, {"valueFrom": {}},
+                              {"valueFrom": {**SECRET_REF, **FIELD_REF}}])
+    entry = st.tuples(st.sampled_from(["NCCL_DEBUG", "HF_TOKEN", "AWS_ACCESS_KEY_ID"]), source).map(
+        lambda t: {"name": t[0], **t[1]})
+    return st.lists(entry, max_size=3, unique_by=lambda e: e["name"])
 
 
 def experiment_specs():

@@ -46,11 +46,14 @@ CASES = [
                                       "stages": {"collect": {"recordOutcomes": True}}},
      ["stages.collect.recordOutcomes", "WebShop cannot restore expert states", "off for it"]),
     # secrets stay out of specs
-    ("S3 secret key in pod env", {"pod": {"env": {"AWS_SECRET_ACCESS_KEY": "abc", "NCCL_DEBUG": "INFO"}}},
+    # (the Kubernetes list form, which the CRD types; the map form is refused alike by pydantic alone)
+    ("S3 secret key in pod env", {"pod": {"env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "abc"},
+                                                  {"name": "NCCL_DEBUG", "value": "INFO"}]}},
      ["spec.pod.env", "must not carry credentials", "spec.storage.s3.credentialsSecret"]),
-    ("HF token in pod env", {"pod": {"env": {"HF_TOKEN": "hf_abc"}}},
-     ["spec.pod.env", "must not carry credentials", "spec.tracking.credentialsSecret"]),
-    ("MLflow token in pod env", {"pod": {"env": {"MLFLOW_TRACKING_TOKEN": "t"}}},
+    ("HF token in pod env", {"pod": {"env": [{"name": "HF_TOKEN", "value": "hf_abc"}]}},
+     ["spec.pod.env", "must not carry credentials", "secretKeyRef", "spec.tracking.credentialsSecret"]),
+    ("MLflow token from a ConfigMap", {"pod": {"env": [{"name": "MLFLOW_TRACKING_TOKEN", "valueFrom": {
+        "configMapKeyRef": {"name": "cm", "key": "t"}}}]}},
      ["spec.pod.env", "must not carry credentials"]),
 ]
 
@@ -79,7 +82,9 @@ VALID = [
     ("world-model judge on reused pairs", {"stages": {"collect": {"enabled": False, "reuse": "s3://b/pairs"},
                                                       "judge": {"method": "iwm"}}}),
     ("absolute file:// root, harmless pod env", {"storage": {"root": "file:///data/act"},
-                                                 "pod": {"env": {"NCCL_SOCKET_IFNAME": "eth0"}}}),
+                                                 "pod": {"env": [{"name": "NCCL_SOCKET_IFNAME", "value": "eth0"}]}}),
+    ("HF token from a Secret", {"pod": {"env": [{"name": "HF_TOKEN", "valueFrom": {
+        "secretKeyRef": {"name": "hf", "key": "token"}}}]}}),
 ]
 
 

@@ -7,6 +7,7 @@ Fields are camelCase on the wire (Kubernetes convention) and snake_case in Pytho
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from act_operator.rules import SECRET_ENV_MESSAGE, SECRET_ENV_NAMES  # noqa: F401  (declares the rules too)
@@ -164,10 +165,72 @@ class Stages(Model):
 
 
 MAX_POD_ENV = 128
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"  # what every Kubernetes version takes
+
+
+class KeySelector(Model):
+    name: str = Field(min_length=1, max_length=253, description="The object's name, in the ACTJob's namespace.")
+    key: str = Field(min_length=1, description="The key whose value the variable takes.")
+    optional: bool | None = Field(None, description="Start the pod even when the object or key is missing.")
+
+
+class SecretKeySelector(KeySelector):
+    """A key of a Secret."""
+
+
+class ConfigMapKeySelector(KeySelector):
+    """A key of a ConfigMap."""
+
+
+class ObjectFieldSelector(Model):
+    """A field of the stage pod, e.g. metadata.name or status.podIP."""
+
+    field_path: str = Field(min_length=1, description="e.g. metadata.name, spec.nodeName, status.podIP.")
+    api_version: str | None = Field(None, description="Version of fieldPath's schema (default v1).")
+
+
+class ResourceFieldSelector(Model):
+    """A request or limit of the stage container, e.g. limits.memory."""
+
+    resource: str = Field(min_length=1, description="e.g. limits.cpu, requests.memory.")
+    container_name: str | None = Field(None, description="The container (default: the stage's).")
+    divisor: str | None = Field(None, description="A quantity, as a string (e.g. '1Mi').")
+
+
+class EnvVarSource(Model):
+    """Where a variable's value comes from on the cluster: exactly one of the four."""
+
+    secret_key_ref: SecretKeySelector | None = Field(None, description="A key of a Secret (the way for "
+                                                                       "credentials).")
+    config_map_key_ref: ConfigMapKeySelector | None = Field(None, description="A key of a ConfigMap.")
+    field_ref: ObjectFieldSelector | None = Field(None, description="A field of the stage pod.")
+    resource_field_ref: ResourceFieldSelector | None = Field(None, description="A request or limit of the "
+                                                                               "stage container.")
+
+
+class EnvVar(Model):
+    """One environment variable, as in a Kubernetes container: a literal value or valueFrom."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME_PATTERN, description="Variable name.")
+    value: str | None = Field(None, description="A literal value (never a credential).")
+    value_from: EnvVarSource | None = Field(None, description="A Secret's or ConfigMap's key, or a field of the "
+                                                              "pod; resolved on the cluster only.")
+
+
+def env_list(env) -> list:
+    """spec.pod.env's map form {NAME: value} (kept for compatibility) as the Kubernetes list form,
+    sorted by name (a map has no order); the list form as it is."""
+    if not isinstance(env, Mapping):
+        return env
+    bad = [k for k, v in env.items() if not isinstance(v, str)]
+    if bad:
+        raise ValueError(f"{bad[0]}: a value must be a string; quote it (e.g. {bad[0]}: \"1\"), or write the "
+                         "list form (- name: ..., value: ...)")
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]
 
 
 class PodSpec(Model):
-    """How stage pods run on a cluster (ignored by `actjob run`)."""
+    """How stage pods run on a cluster (`actjob run` applies only env's literal values)."""
 
     image: str | None = Field(None, description="Trainer image; default: the operator's configured image.")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
@@ -176,12 +239,40 @@ class PodSpec(Model):
                                                                "operator's stage service account.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector of every stage pod.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of every stage pod.")
-    env: dict[str, str] = Field(default_factory=dict, max_length=MAX_POD_ENV,
-                                description="Extra environment of every stage container, e.g. NCCL_SOCKET_IFNAME. "
-                                            "Not for secrets: well-known credential names are refused; use "
-                                            "storage.s3.credentialsSecret and tracking.credentialsSecret.")
+    env: list[EnvVar] = Field(default_factory=list, max_length=MAX_POD_ENV,
+                              description="Extra environment of every stage container, e.g. NCCL_SOCKET_IFNAME, "
+                                          "as in a Pod: a list of {name, value} or {name, valueFrom: "
+                                          "{secretKeyRef | configMapKeyRef | fieldRef | resourceFieldRef}} "
+                                          "(`actjob validate` and `actjob run` also take the map form "
+                                          "{NAME: value}). Credentials only by reference "
+                                          "(valueFrom.secretKeyRef): well-known credential names with a "
+                                          "value are refused. The operator's own variables "
+                                          "(AWS_ENDPOINT_URL, AWS_REGION, MLFLOW_TRACKING_URI, the keys of "
+                                          "the credentials Secrets) win over these.")
     ttl_seconds_after_finished: int | None = Field(86400, ge=0, description="Finished Jobs are deleted after "
                                                                             "this long (null: kept).")
+
+
+    _env_list = field_validator("env", mode="before")(env_list)
+
+    @field_validator("env")
+    @classmethod
+    def _env_names_once(cls, env: list[EnvVar]) -> list[EnvVar]:
+        names = [e.name for e in env]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"{', '.join(twice)} set more than once; keep one entry per name")
+        return env
+
+    def local_env(self) -> tuple[dict[str, str], list[str]]:
+        """What `actjob run` can apply of env: the literal values, and a note for each variable
+        taken from valueFrom (a Secret, a ConfigMap or the pod's fields exist on a cluster only:
+        the stage process gets the variable as `actjob run` has it, or not at all)."""
+        values = {e.name: e.value or "" for e in self.env if e.value_from is None}
+        notes = [f"spec.pod.env {e.name}: valueFrom.{src} resolves on a cluster only; `actjob run` passes "
+                 f"{e.name} from its own environment{'' if e.name in os.environ else ' (unset here)'}"
+                 for e in self.env if e.value_from is not None
+                 for src in [next(k for k, v in e.value_from.model_dump(by_alias=True).items() if v)]]
+        return values, notes
 
 
 class SchedulingSpec(Model):
@@ -314,10 +405,15 @@ class SpecError(ValueError):
         super().__init__("\n".join(problems))
 
 
+def field_path(loc) -> str:
+    """A pydantic location as Kubernetes writes a field: spec.pod.env[0].valueFrom."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f"{'.' if i else ''}{p}" for i, p in enumerate(loc))
+
+
 def problems(err: ValidationError) -> list[str]:
     out = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+        loc = field_path(e["loc"])
         if isinstance(broken := e.get("ctx", {}).get("error"), RuleError):  # each names its field (rules.py)
             out += [f"{'.'.join(p for p in (loc, v.path) if p) or '(root)'}: {v.rule.message}"
                     for v in broken.violations]
@@ -327,13 +423,13 @@ def problems(err: ValidationError) -> list[str]:
             msg = "unknown field; check the spelling (see `kubectl explain actjob.spec` or docs/reference/actjob.md)"
         elif e["type"] == "literal_error":
             msg = f"{msg} (got {e.get('input')!r})"
-        parts = [str(p) for p in e["loc"]]
+        parts = list(e["loc"])
         for line in msg.splitlines():  # a validator may report several problems, one a line
             head, sep, rest = line.partition(": ")
             field = head.split(".")
             if sep and " " not in head and (not parts or field[0] == parts[-1]):
                 # "environment: environment.tasks: ..." -> "environment.tasks: ..."
-                out.append(f"{'.'.join(parts[:-1] + field)}: {rest}")
+                out.append(f"{field_path(parts[:-1] + field)}: {rest}")
             else:
                 out.append(f"{loc or '(root)'}: {line}")
     return out

@@ -94,18 +94,23 @@ def _env(job: ACTJob, settings: OperatorSettings, indexed: bool) -> list[dict]:
              "AWS_REGION": spec.storage.s3.region,
              "MLFLOW_TRACKING_URI": settings.tracking_uri(spec.tracking.uri)}
     env += [{"name": k, "value": v} for k, v in plain.items() if v]
-    env += [{"name": k, "value": v} for k, v in sorted(spec.pod.env.items()) if k not in plain]
     # Secrets by reference only. A Secret the ACTJob names is required (a typo shows up as a pod
     # that cannot start); the operator's default is optional, for clusters that use IRSA or
     # workload identity instead.
+    secrets = []
     s3 = spec.storage.s3.credentials_secret
     if s3 or settings.s3_credentials_secret:
-        env += [_secret_env(k, s3 or settings.s3_credentials_secret, optional=not s3)
-                for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+        secrets += [_secret_env(k, s3 or settings.s3_credentials_secret, optional=not s3)
+                    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
     mlflow = spec.tracking.credentials_secret or settings.mlflow_credentials_secret
     if mlflow:  # token or user/password: each key is optional
-        env += [_secret_env(k, mlflow, optional=True)
-                for k in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")]
+        secrets += [_secret_env(k, mlflow, optional=True)
+                    for k in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")]
+    # spec.pod.env as the user wrote it (its order: a value may refer to an earlier $(VAR)), less the
+    # names the operator sets itself, which win (one entry per name in the container)
+    own = set(plain) | {e["name"] for e in secrets}
+    env += [e.model_dump(by_alias=True, exclude_none=True) for e in spec.pod.env if e.name not in own]
+    env += secrets
     if indexed:  # the Job controller injects it too, but only env declared here is expanded in args
         env.append({"name": launch.INDEX_ENV, "valueFrom": {"fieldRef": {
             "fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}})

@@ -186,7 +186,7 @@ def _section(path: str, node: dict, stops: dict[str, str], fallback: dict[str, o
             lines.append(f"| `{key}` | {_type(sub, sub_path, stops)} | "
                          f"{_default(sub, sub_path, key in required, fallback)} | {text.strip()} |")
         lines.append("")
-    rules = _rules(node)
+    rules = _rules(node) if props else []  # a list's or map's own rules: in its parent's section
     for field, sub in props.items():  # rules on a field without a section of its own are listed here
         if "properties" not in sub and f"{path}.{field}" not in stops:
             rules += [r.replace("- ", f"- `{field}`: ", 1) for r in _rules(sub)]

@@ -18,11 +18,13 @@ be the model.uri of later ACTJobs, as an ACTExperiment's shared child does).
 
 from __future__ import annotations
 
+from pydantic.alias_generators import to_snake
+
 from act_trainer.contract import EARLY_EXPERIENCE, ENV_FACTS, URI_SCHEMES
 from act_trainer.rules import Rule, declare, uri_rules
 
-# Well-known credential variables: refused in spec.pod.env (an ACTJob is readable by anyone who can
-# list ACTJobs, and the value would land in plaintext in every stage Job). Extend with care.
+# Well-known credential variables: refused in spec.pod.env unless from a Secret (an ACTJob is readable
+# by anyone who can list ACTJobs, and a value would land in plaintext in every stage Job). Extend with care.
 SECRET_ENV_NAMES = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
     "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_USERNAME",
@@ -30,8 +32,9 @@ SECRET_ENV_NAMES = (
     "OPENAI_API_KEY", "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING", "GOOGLE_APPLICATION_CREDENTIALS",
     "DATABRICKS_TOKEN",
 )
-SECRET_ENV_MESSAGE = ("must not carry credentials (the value would be stored in plaintext in the "
-                      "ACTJob and every stage Job): put S3 keys in the Secret named by "
+SECRET_ENV_MESSAGE = ("must not carry credentials but by reference to a Secret (a value is stored in plaintext "
+                      "in the ACTJob and every stage Job, a ConfigMap's in the ConfigMap): write - name: HF_TOKEN, "
+                      "valueFrom: {secretKeyRef: {name: SECRET, key: KEY}}; S3 keys go in the Secret named by "
                       "spec.storage.s3.credentialsSecret and MLflow credentials in the one named by "
                       "spec.tracking.credentialsSecret")
 
@@ -53,10 +56,21 @@ declare("StorageSpec", *uri_rules(URI_SCHEMES, allow_path=False), Rule(
 declare("CollectStage", *uri_rules(URI_SCHEMES, allow_path=False), field="reuse")
 declare("JudgeStage", *uri_rules(URI_SCHEMES, allow_path=False), field="reuse")
 
-declare("PodSpec", Rule(
-    "pod.env-secrets", f"!self.exists(k, k in {cel_list(SECRET_ENV_NAMES)})",
-    lambda env: not any(k in SECRET_ENV_NAMES for k in env),
+declare("PodSpec", Rule(  # a credential by reference to a Secret is what the message asks for
+    "pod.env-secrets", f"!self.exists(e, e.name in {cel_list(SECRET_ENV_NAMES)} && "
+                       "!(has(e.valueFrom) && has(e.valueFrom.secretKeyRef)))",
+    lambda env: not any(e.name in SECRET_ENV_NAMES and not (e.value_from and e.value_from.secret_key_ref)
+                        for e in env),
     f"{SECRET_ENV_MESSAGE} (refused names: {', '.join(SECRET_ENV_NAMES)})"), field="env")
+declare("EnvVar", Rule(
+    "pod.env.value-or-from", "!has(self.value) || !has(self.valueFrom)",
+    lambda e: e.value is None or e.value_from is None,
+    "set value or valueFrom, not both", ".valueFrom"))
+ENV_SOURCES = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef")
+declare("EnvVarSource", Rule(
+    "pod.env.one-source", " + ".join(f"(has(self.{k}) ? 1 : 0)" for k in ENV_SOURCES) + " == 1",
+    lambda s: sum(getattr(s, to_snake(k)) is not None for k in ENV_SOURCES) == 1,
+    f"valueFrom takes exactly one of {', '.join(ENV_SOURCES)}"))
 
 
 # --- the environment's static facts (contract.ENV_FACTS) ---------------------------------------

@@ -36,7 +36,7 @@ def test_progress_moves_in_the_status_and_logs_outlive_the_jobs(kube_api, node, 
             ChartOperator(kube_api, tmp_path / "operator", ns, f"progressIntervalSeconds={READ_S}") as op:
         kubectl("create", "serviceaccount", "act-stage", "-n", ns)
         s3_secret(ns, s3)
-        pod_env = f'  pod: {{env: {{ACT_PROGRESS_SECONDS: "{REPORT_S}"}}}}\n'
+        pod_env = f'  pod: {{env: [{{name: ACT_PROGRESS_SECONDS, value: "{REPORT_S}"}}]}}\n'
         kubectl("apply", "-n", ns, "-f", "-",
                 stdin=actjob("watched", s3.endpoint, s3.bucket, mlflow, judge_steps=40, judge_only=True) + pod_env)
         # collect fails at run time (the expert cannot finish an episode in 1 step): exit 2, one attempt

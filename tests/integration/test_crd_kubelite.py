@@ -130,7 +130,25 @@ INVALID = [
     ("policy without expert data", "spec.stages", {"collect": {"enabled": False},
                                                    "judge": {"reuse": "file:///runs/a/judge"}},
      ["spec.stages.policy", "needs expert trajectories", "environment.expert.uri"]),
+    # spec.pod.env is typed as a Pod's: a list, one entry per name (the map form is pydantic's alone)
+    ("pod env as a map", "spec.pod.env", {"NCCL_DEBUG": "INFO"},  # strict decoding: "unknown field"
+     ["spec.pod.env.NCCL_DEBUG"]),
+    ("pod env name twice", "spec.pod.env", [{"name": "X", "value": "1"}, {"name": "X", "value": "2"}],
+     ["spec.pod.env[1]", "Duplicate value"]),
+    ("pod env credential by value", "spec.pod.env", [{"name": "HF_TOKEN", "value": "hf_x"}],
+     ["spec.pod.env", "must not carry credentials", "secretKeyRef"]),
 ]
+
+
+def test_pod_env_in_the_list_form_is_stored_as_written(objects):
+    env = [{"name": "NCCL_DEBUG", "value": "INFO"},
+           {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}},
+           {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+           {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "knobs", "key": "mode", "optional": True}}}]
+    body = actjob(pod={"env": env})
+    got = create(objects, body)
+    assert got["spec"]["pod"]["env"] == env
+    assert parse_actjob(got).spec == parse_actjob(body).spec
 
 
 @pytest.mark.parametrize("what,path,value,expected", INVALID, ids=[c[0] for c in INVALID])

@@ -69,6 +69,66 @@ def test_secret_names_are_refused_one_by_one():
     api.parse_spec(spec({"pod": {"env": {"NCCL_DEBUG": "INFO", "AWS_REGION": "eu-west-1"}}}))
 
 
+def from_secret(name: str) -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": "creds", "key": name.lower()}}}
+
+
+def test_the_kubernetes_list_form_takes_credentials_only_from_a_secret():
+    refused = [f"spec.pod.env: {api.SECRET_ENV_MESSAGE} (refused names: {', '.join(api.SECRET_ENV_NAMES)})"]
+    for name in api.SECRET_ENV_NAMES:
+        for entry in ({"name": name, "value": "x"}, {"name": name},  # a literal (empty too)
+                      {"name": name, "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}):  # plaintext
+            with pytest.raises(api.SpecError) as info:
+                api.parse_spec(spec({"pod": {"env": [{"name": "NCCL_DEBUG", "value": "INFO"}, entry]}}))
+            assert info.value.problems == refused, entry
+    env = [from_secret(n) for n in api.SECRET_ENV_NAMES] + [
+        {"name": "NCCL_DEBUG", "value": "INFO"}, {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    pod = api.parse_spec(spec({"pod": {"env": env}})).pod
+    assert pod.model_dump(by_alias=True, exclude_none=True)["env"] == env  # kept as written
+
+
+@pytest.mark.parametrize("env, problem", [
+    ([{"name": "X", "value": "1", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+     "spec.pod.env[0].valueFrom: set value or valueFrom, not both"),
+    ([{"name": "X", "valueFrom": {}}], "spec.pod.env[0].valueFrom: valueFrom takes exactly one of secretKeyRef, "
+                                        "configMapKeyRef, fieldRef, resourceFieldRef"),
+    ([{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"},
+                                  "configMapKeyRef": {"name": "c", "key": "k"}}}],
+     "spec.pod.env[0].valueFrom: valueFrom takes exactly one of"),
+    ([{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s"}}}], "spec.pod.env[0].valueFrom.secretKeyRef.key: "
+                                                                    "Field required"),
+    ([{"name": "X", "value": "1"}, {"name": "X", "value": "2"}], "spec.pod.env: X set more than once"),
+    ([{"name": "1X=", "value": "1"}], "spec.pod.env[0].name: String should match pattern"),
+    ([{"name": "X", "valu": "1"}], "spec.pod.env[0].valu: unknown field"),
+    ({"NCCL_DEBUG": 1}, 'spec.pod.env: NCCL_DEBUG: a value must be a string; quote it (e.g. NCCL_DEBUG: "1")'),
+])
+def test_an_ill_formed_env_entry_is_named(env, problem):
+    with pytest.raises(api.SpecError) as info:
+        api.parse_spec(spec({"pod": {"env": env}}))
+    assert len(info.value.problems) == 1 and info.value.problems[0].startswith(problem), info.value.problems
+
+
+def test_the_map_form_is_the_list_form_sorted_by_name():
+    as_map = api.parse_spec(spec({"pod": {"env": {"NCCL_SOCKET_IFNAME": "eth0", "NCCL_DEBUG": "INFO"}}}))
+    as_list = api.parse_spec(spec({"pod": {"env": [{"name": "NCCL_DEBUG", "value": "INFO"},
+                                                   {"name": "NCCL_SOCKET_IFNAME", "value": "eth0"}]}}))
+    assert as_map == as_list
+
+
+def test_actjob_run_takes_the_literal_values_and_names_what_resolves_on_a_cluster_only(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "from-the-shell")
+    monkeypatch.delenv("RUN_MODE", raising=False)
+    pod = api.parse_spec(spec({"pod": {"env": [
+        {"name": "NCCL_DEBUG", "value": "INFO"}, {"name": "EMPTY"}, from_secret("HF_TOKEN"),
+        {"name": "RUN_MODE", "valueFrom": {"configMapKeyRef": {"name": "knobs", "key": "mode"}}}]}})).pod
+    values, notes = pod.local_env()
+    assert values == {"NCCL_DEBUG": "INFO", "EMPTY": ""}
+    assert notes == ["spec.pod.env HF_TOKEN: valueFrom.secretKeyRef resolves on a cluster only; `actjob run` "
+                     "passes HF_TOKEN from its own environment",
+                     "spec.pod.env RUN_MODE: valueFrom.configMapKeyRef resolves on a cluster only; `actjob run` "
+                     "passes RUN_MODE from its own environment (unset here)"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("scienceworld") is None, reason="scienceworld not installed")
 def test_scienceworld_facts_are_the_packages():
     from scienceworld.constants import ID2TASK

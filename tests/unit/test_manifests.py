@@ -304,6 +304,42 @@ def test_pod_env_reaches_every_stage_container():
         assert env["NCCL_SOCKET_IFNAME"]["value"] == "eth0" and env["NCCL_DEBUG"]["value"] == "INFO"
 
 
+POD_ENV_LIST = [
+    {"name": "NCCL_SOCKET_IFNAME", "value": "eth0"},
+    {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}},
+    {"name": "RUN_MODE", "valueFrom": {"configMapKeyRef": {"name": "knobs", "key": "mode", "optional": True}}},
+    {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+    {"name": "MEM_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+    {"name": "NCCL_DEBUG_FILE", "value": "/tmp/nccl.$(NODE).log"},  # refers to an earlier one: order kept
+    {"name": "AWS_REGION", "value": "moon-1"},  # the operator's own: its value wins
+    {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": "mine", "key": "id"}}},
+]
+
+
+def test_pod_env_in_the_kubernetes_list_form_reaches_every_stage_container_as_written():
+    job = make_job(pod={"env": POD_ENV_LIST},
+                   storage={"root": "s3://bucket/act", "s3": {"credentialsSecret": "s3-creds", "region": "eu-1"}})
+    jobs = [o for o in M.all_stage_objects(job, SETTINGS) if o["kind"] == "Job"]
+    assert len(jobs) == 5
+    for obj in jobs:
+        kubernetes_validate.validate(obj, K8S, strict=True)
+        names = [e["name"] for e in container(obj)["env"]]
+        assert len(names) == len(set(names)), names  # one entry per name
+        mine = [e for e in container(obj)["env"] if e["name"] in {d["name"] for d in POD_ENV_LIST[:6]}]
+        assert mine == POD_ENV_LIST[:6]  # as written, in their order
+        env = env_of(obj)
+        assert env["AWS_REGION"] == {"name": "AWS_REGION", "value": "eu-1"}
+        assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "s3-creds"
+
+
+def test_the_map_form_renders_as_before_sorted_by_name():
+    job = make_job(pod={"env": {"NCCL_SOCKET_IFNAME": "eth0", "NCCL_DEBUG": "INFO", "AWS_REGION": "x"}})
+    env = container(M.stage_objects(job, "judge", 1, SETTINGS)[-1])["env"]
+    assert [e for e in env if e["name"].startswith("NCCL")] == [
+        {"name": "NCCL_DEBUG", "value": "INFO"}, {"name": "NCCL_SOCKET_IFNAME", "value": "eth0"}]
+    assert "AWS_REGION" not in {e["name"] for e in env}  # the operator's own name: never from pod.env
+
+
 def test_the_replay_is_a_small_cpu_pod_like_the_preflight_naming_the_parent_and_the_offline_stages():
     import kubernetes_validate
 
