@@ -87,7 +87,8 @@ class TrackingSpec(Model, K.TrackingSettings):
     """MLflow: a parent run per ACTJob, a child run per stage, the final model registered."""
 
     register_model: str | None = Field(None, description="Registered model name for the final model "
-                                                         "(default: act-<ACTJob name>).")
+                                                         "(default: act-<ACTJob name> in the default namespace, "
+                                                         "<namespace>.act-<ACTJob name> in any other).")
     credentials_secret: str | None = Field(None, description="Secret with MLFLOW_TRACKING_TOKEN or "
                                                              "MLFLOW_TRACKING_USERNAME/PASSWORD.")
 
