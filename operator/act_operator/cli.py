@@ -21,7 +21,10 @@ from act_operator.api import SpecError, parse_actjob, read_yaml
 
 
 def _load(path: str, console: Console):
-    """An ACTJob, or an ACTExperiment (arms x seeds of ACTJobs), from a file."""
+    """An ACTJob, or an ACTExperiment (arms x seeds of ACTJobs), from a file; with this machine's own
+    rule for a relative file:// root (local.root_problems: it must stay under the working directory)."""
+    from act_operator.local import root_problems
+
     kind = "ACTJob"
     try:
         data = read_yaml(path)
@@ -29,8 +32,14 @@ def _load(path: str, console: Console):
             from act_operator.experiment import parse_experiment
 
             kind = "ACTExperiment"
-            return parse_experiment(data)
-        return parse_actjob(data)
+            exp = parse_experiment(data)
+            if problems := root_problems(exp.spec.template.storage.root):
+                raise SpecError([p.replace("spec.", "spec.template.", 1) for p in problems])
+            return exp
+        job = parse_actjob(data)
+        if problems := root_problems(job.spec.storage.root):
+            raise SpecError(problems)
+        return job
     except SpecError as e:
         console.print(f"[red]{path}: invalid {kind} ({len(e.problems)} problem(s)):[/]")
         for p in e.problems:
@@ -120,8 +129,22 @@ def main(argv: list[str] | None = None) -> int:
 
     if _cannot_run(args.file, local_problems(job), console):
         return 2
-    result = LocalExecutor(job, Path(args.workdir), console, fresh=args.fresh).run()
-    return 0 if result.status.phase == "Succeeded" else 1
+    return _owned(console, lambda: 0 if LocalExecutor(job, Path(args.workdir), console, fresh=args.fresh).run(
+        ).status.phase == "Succeeded" else 1)
+
+
+def _owned(console: Console, run) -> int:
+    """`run()`'s exit code; 2 when another `actjob run` holds the run directory (it is named), and the
+    shell's 128 + signal when a stop signal stopped the run (its stages stopped with it)."""
+    from act_operator.local_processes import RunLocked, Stopped
+
+    try:
+        return run()
+    except RunLocked as e:
+        console.print(f"[red]cannot run: {e}[/]", highlight=False)
+        return 2
+    except Stopped as e:
+        return e.exit_code
 
 
 def _cannot_run(path: str, problems: list[str], console: Console) -> bool:
@@ -153,8 +176,8 @@ def _experiment(args, exp, console: Console) -> int:
     if _cannot_run(args.file, local_problems(parse_actjob({"metadata": {"name": exp.metadata.name},
                                                             "spec": template})), console):
         return 2
-    st = LocalExperiment(exp, Path(args.workdir), console, fresh=args.fresh).run()
-    return 0 if st.phase == "Succeeded" else 1
+    return _owned(console, lambda: 0 if LocalExperiment(exp, Path(args.workdir), console, fresh=args.fresh).run(
+        ).phase == "Succeeded" else 1)
 
 
 def _status(namespace: str, name: str, console: Console) -> int:

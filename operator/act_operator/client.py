@@ -176,16 +176,21 @@ class _Local:
         import yaml
 
         from act_operator.local import resolve_root, resumable
+        from act_operator.local_processes import RunLock, RunLocked
 
         name = job.metadata.name
         if name in self.procs and self.procs[name].poll() is None:
             raise RuntimeError(f"ACTJob {name} is already running here")
+        resolved = job.model_copy(deep=True)  # a root that climbs out of the working directory: SpecError
+        resolved.spec.storage.root = resolve_root(job.spec.storage.root, Path.cwd())
         run_dir = self._dir(name).make()
+        try:  # another process's `actjob run` of it (it would refuse the one started here): say so now
+            RunLock(run_dir.lock_file).acquire().release()
+        except RunLocked as e:
+            raise RuntimeError(f"ACTJob {name}: {e}") from None
         # a state `actjob run` will not go on from (another spec) must not be read as this job's before
         # the run replaces it; a failed run of this spec is set to run again here (resumable), before
         # the run starts: a wait must not read the old failure as the new run's outcome
-        resolved = job.model_copy(deep=True)
-        resolved.spec.storage.root = resolve_root(job.spec.storage.root, Path.cwd())
         if not resumable(run_dir, resolved):
             run_dir.start_over()
         path = run_dir.submitted_file  # the ACTJob `train` was given, beside the executor's state

@@ -7,6 +7,12 @@ the file it writes as its termination log, and the shards' results merge as on a
 The loop is drive.advance's, the lineage lineage.py's, as on a cluster; the files are
 rundir.RunDir's. State lives in <workdir>/runs/<name>/state.json: run the same file again and
 it goes on where it stopped (a stage that was killed restarts from its last checkpoint).
+
+The run owns its processes (local_processes): one `actjob run` per run directory; each stage in a
+process group of its own, stopped with it on SIGTERM/SIGINT/SIGHUP; a stage process a killed run
+left behind is stopped by the next run before it starts anything. What the executor reads from
+storage itself (the stages' tracking records) it reads with the spec's storage.s3 settings, as the
+stages do.
 """
 
 from __future__ import annotations
@@ -26,32 +32,40 @@ from rich.table import Table
 from rich.text import Text
 
 from act_operator import drive, launch, lineage, pipeline, stages, tracking, watch
-from act_operator.api import ACTJob, ACTJobStatus
+from act_operator import local_processes as procs
+from act_operator.api import ACTJob, ACTJobStatus, SpecError
 from act_operator.pipeline import now
 from act_operator.rundir import RunDir, shard_stem
-from act_trainer import progress
+from act_trainer import progress, stagedefs, store
 from act_trainer.contract import TrainSettings
 from act_trainer.errors import EXIT_PERMANENT
 
-KEY_METRICS = {  # per stage: the metrics its summary shows
-    "warmup": ("loss_first", "loss_last", "steps"),
-    "collect": ("pairs_train", "pairs_heldout", "kept", "sampled"),
-    "judge": ("reward_first", "reward_last", "malformed_rate_first", "malformed_rate_last", "steps"),
-    "policy": ("train_loss", "reward_last", "steps"),
-    "eval": ("success_rate", "next_action_accuracy", "judge_accuracy"),
-    "preflight": ("seconds",),
-}
-
 
 def key_metrics(stage: str, metrics: dict) -> str:
-    """The metrics worth a glance; eval's are reported per split (dev/success_rate, ...)."""
-    keys = KEY_METRICS[stage]
+    """The metrics worth a glance (its definition's key_metrics); eval's are per split (dev/success_rate, ...)."""
+    keys = stagedefs.get(stage).key_metrics
     shown = [k for k in metrics if k in keys or k.rsplit("/", 1)[-1] in keys]
     return ", ".join(f"{k}={metrics[k]:.4g}" for k in shown)
 
 
+def root_problems(root: str) -> list[str]:
+    """A relative file:// root means a place under the working directory here (a cluster refuses it
+    outright: rules.py's storage.root-absolute); one that climbs out of it with `..` is refused."""
+    if not root.startswith("file://") or root.startswith("file:///"):
+        return []
+    relative = os.path.normpath(root[len("file://"):])
+    if relative == ".." or relative.startswith("../"):
+        return [f"spec.storage.root: {root!r} climbs out of the working directory with '..' (a relative file:// "
+                "root is resolved against it and must stay under it): use file://SUBDIR under it, or an "
+                "absolute file:///path"]
+    return []
+
+
 def resolve_root(root: str, cwd: Path) -> str:
-    """file:// roots relative to the working directory become absolute: stages run elsewhere."""
+    """file:// roots relative to the working directory become absolute: stages run elsewhere. A root
+    that climbs out of it is a SpecError naming spec.storage.root (root_problems)."""
+    if problems := root_problems(root):
+        raise SpecError(problems)
     if root.startswith("file://") and not root.startswith("file:///"):
         return "file://" + str((cwd / root[len("file://"):]).resolve())
     return root
@@ -91,21 +105,44 @@ class LocalExecutor:
     what happened a console line; the status is saved to state.json before every action."""
 
     def __init__(self, job: ACTJob, workdir: Path, console: Console | None = None, fresh: bool = False):
+        """Raises SpecError (a root that climbs out of the working directory) and local_processes.RunLocked
+        (another `actjob run` of this run directory is running) before anything is written."""
         self.console = console or Console(stderr=True)
         self.cwd = Path.cwd()
-        self.run_dir = RunDir(workdir, job.metadata.name).make()
-        self.dir, self.state_file = self.run_dir.path, self.run_dir.state_file
         job = job.model_copy(deep=True)
         job.spec.storage.root = resolve_root(job.spec.storage.root, self.cwd)
-        self.tracking_uri = tracking.tracking_uri(job.spec.tracking.uri, self.run_dir.mlflow_store)
-        self.job = self._restore(job, fresh)
+        self.run_dir = RunDir(workdir, job.metadata.name).make()
+        self.dir, self.state_file = self.run_dir.path, self.run_dir.state_file
+        self.lock = procs.RunLock(self.run_dir.lock_file).acquire()  # released when run() returns
+        try:
+            self.processes = procs.StageProcesses(self.run_dir.processes_file)
+            self.orphans = self._stop_orphans()
+            self.tracking_uri = tracking.tracking_uri(job.spec.tracking.uri, self.run_dir.mlflow_store)
+            self.job = self._restore(job, fresh)
+        except BaseException:
+            self.lock.release()
+            raise
         self.observed: dict[str, pipeline.Observed] = {}
         self.durations: dict[str, float] = {}
         self._shown_run = self.job.status.mlflow.run_id  # the parent run, once said
 
+    def _stop_orphans(self) -> dict[str, str]:
+        """The stage processes an `actjob run` that was killed (SIGKILL: it could not stop them) left
+        running: stopped before anything else, so that the next attempt is the only writer of the
+        stage's checkpoints and outputs. Why each stage was interrupted, by stage."""
+        why = {}
+        for rec, took in self.processes.stop_orphans():
+            why[rec["stage"]] = (f"interrupted: `actjob run` was killed while it ran; its process (pid {rec['pid']}) "
+                                 "was stopped by the next `actjob run`")
+            self.console.print(f"[yellow]{rec['what']} (pid {rec['pid']}, since {rec['since']}) was still running, left "
+                               f"by an `actjob run` that was killed: stopped it ({took:.1f}s); the next attempt resumes "
+                               "from its last checkpoint[/]", highlight=False)
+        return why
+
     # --- state ---------------------------------------------------------------------------
     def _restore(self, job: ACTJob, fresh: bool) -> ACTJob:
         saved = None if fresh else resumable(self.run_dir, job)
+        self.stopped = saved.get("stopped") if saved else None
         if saved:
             job.metadata.uid = saved["uid"]
             job.status = ACTJobStatus.model_validate(saved["status"])
@@ -122,6 +159,8 @@ class LocalExecutor:
     def _save(self) -> None:
         state = {"uid": self.job.metadata.uid, "name": self.job.metadata.name, "spec_hash": spec_hash(self.job),
                  "status": self.job.status.model_dump(mode="json", by_alias=True)}
+        if self.stopped:  # the signal that stopped the last run: the interrupted stage's retry says it
+            state["stopped"] = self.stopped
         self.run_dir.write_spec(self.job)
         self.run_dir.write_state(state)
 
@@ -143,6 +182,29 @@ class LocalExecutor:
 
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> ACTJob:
+        """Every stage, as the planner says. A stop signal (SIGTERM, SIGINT, SIGHUP) stops the running
+        stage's processes, records why in the state and raises local_processes.Stopped."""
+        s3 = self.job.spec.storage.s3
+        try:
+            with procs.stopping(), store.configured(endpoint=s3.endpoint, region=s3.region):
+                return self._run()
+        except procs.Stopped as e:
+            self._stopped(e)
+            raise
+        finally:
+            self.lock.release()
+
+    def _stopped(self, e: procs.Stopped) -> None:
+        st = self.job.status
+        running = [s for s, x in st.stages.items() if x.phase == "Running"]
+        st.message = (f"stopped by {e.name}" + (f" while {', '.join(running)} ran (its processes were stopped)"
+                                                if running else "")
+                      + "; run the same file again to go on (a stopped stage resumes from its last checkpoint)")
+        self.stopped = e.name
+        self._save()
+        self.console.print(f"[yellow]{st.message}[/]", highlight=False)
+
+    def _run(self) -> ACTJob:
         job = self.job
         tracking.fail_fast()  # this process and its stages: an MLflow outage costs seconds, not minutes
         if job.status.phase == "Succeeded":
@@ -152,12 +214,16 @@ class LocalExecutor:
             return job
         self.console.print(f"[bold]ACTJob[/] {job.metadata.name}  uid={job.metadata.uid}\n"
                            f"  artifacts: {stages.job_root(job)}\n  mlflow:    {self.tracking_uri}")
-        # a stage that was Running when we were stopped has no live process: treat it as lost
+        # a stage that was Running when we were stopped has no live process now (a killed run's was
+        # stopped in __init__): what it reported, else lost
         for stage, st in job.status.stages.items():
             if st.phase == "Running":
                 shards = launch.topology(job, stage)[2]
-                self.observed[stage] = self._read_results(st.job_name, shards) or \
-                    pipeline.Observed("failed", reason="interrupted (actjob run was stopped)")
+                why = self.orphans.get(stage) or (f"interrupted: `actjob run` was stopped by {self.stopped}"
+                                                  if self.stopped else "interrupted (actjob run was stopped)")
+                self.observed[stage] = self._read_results(st.job_name, shards) or pipeline.Observed("failed",
+                                                                                                    reason=why)
+        self.stopped = None
         while True:
             step = drive.advance(job, self)
             if not step.actions or job.status.phase in pipeline.TERMINAL:
@@ -243,28 +309,15 @@ class LocalExecutor:
         cmd = run.command(str(config_path), python=sys.executable)
         shard = f" shard {index + 1}/{run.shards}" if run.shards > 1 else ""
         self.console.print(f"[bold blue]▶ {stage}[/] attempt {attempt}{shard}  log: {log_path}")
-        last_progress = time.monotonic()
         with open(log_path, "w") as logf:
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    bufsize=1)
-            for line in proc.stdout:
-                logf.write(line)
-                if reported := progress.from_line(line):  # the stage's progress record: a bar, and the status
-                    self._progress(stage, attempt, reported[1], shard)
-                    continue
-                if "MLflow does not answer" in line:  # act_trainer.tracking: the stage goes on, recording
-                    drive.explain(self.job, self, [("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not "
-                                                                         f"answer {stage}; it goes on and records its "
-                                                                         "tracking in storage, replayed once MLflow "
-                                                                         "answers")])
-                    self._save()
-                tqdm_line = "it/s]" in line or "s/it]" in line
-                if tqdm_line and time.monotonic() - last_progress < 2.0 and "100%" not in line:
-                    continue  # the log has every tqdm line; the terminal one every 2 s
-                if tqdm_line or " INFO act_trainer" in line or "Error" in line:
-                    last_progress = time.monotonic() if tqdm_line else last_progress
-                    self.console.print(f"  [dim]{stage}[/] {line.rstrip()[-160:]}", highlight=False)
-            code = proc.wait()
+            try:
+                proc = self.processes.start(stem, cmd, stage, f"{stage} attempt {attempt}{shard}", env=env,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+                code = self._follow(proc, logf, stage, attempt, shard)
+            except BaseException:  # a stop signal (or a crash here): the stage must not outlive this run
+                self.processes.stop_all(log=logf)
+                raise
+            self.processes.finish(stem)
         observed = self._read_result(stem)
         if code != 0:
             reason = (observed.reason if observed else "") or f"exit code {code}"
@@ -272,6 +325,28 @@ class LocalExecutor:
                                      permanent=code == EXIT_PERMANENT,  # the exit-code contract
                                      result=observed.result if observed else {})
         return observed or pipeline.Observed("succeeded", result={})
+
+    def _follow(self, proc: subprocess.Popen, logf, stage: str, attempt: int, shard: str) -> int:
+        """The stage's output into its log and, shortened, onto the console; its exit code."""
+        last_progress = time.monotonic()
+        for line in proc.stdout:
+            logf.write(line)
+            if reported := progress.from_line(line):  # the stage's progress record: a bar, and the status
+                self._progress(stage, attempt, reported[1], shard)
+                continue
+            if "MLflow does not answer" in line:  # act_trainer.tracking: the stage goes on, recording
+                drive.explain(self.job, self, [("MLflowUnavailable", f"MLflow at {self.tracking_uri} does not "
+                                                                     f"answer {stage}; it goes on and records its "
+                                                                     "tracking in storage, replayed once MLflow "
+                                                                     "answers")])
+                self._save()
+            tqdm_line = "it/s]" in line or "s/it]" in line
+            if tqdm_line and time.monotonic() - last_progress < 2.0 and "100%" not in line:
+                continue  # the log has every tqdm line; the terminal one every 2 s
+            if tqdm_line or " INFO act_trainer" in line or "Error" in line:
+                last_progress = time.monotonic() if tqdm_line else last_progress
+                self.console.print(f"  [dim]{stage}[/] {line.rstrip()[-160:]}", highlight=False)
+        return proc.wait()
 
     def _progress(self, stage: str, attempt: int, p: progress.Progress, shard: str) -> None:
         st = self.job.status.stages[stage]

@@ -7,6 +7,8 @@ ACTExperiment read it. The one place that spells its file names:
     mlflow.db           the MLflow store when the ACTJob names no tracking URI
     experiment.json     an ACTExperiment's children and table (a local experiment's directory)
     actjob.yaml         the ACTJob ACTClient.train was given; actjob-run.log, its `actjob run` output
+    run.lock            held by the one `actjob run` of this run (it says which: pid, command, since)
+    processes.json      the stage processes alive now (pid, start time): a killed run's are stopped by the next
     <job>.json .log .result     a stage attempt's config, log and result (one set per shard)
     scratch/<stage>/    a stage's scratch space
 """
@@ -37,6 +39,7 @@ def shard_stem(name: str, index: int, shards: int) -> str:
 class RunDir:
     STATE, SPEC, MLFLOW_DB, EXPERIMENT = "state.json", "spec.json", "mlflow.db", "experiment.json"
     SUBMITTED, RUN_LOG = "actjob.yaml", "actjob-run.log"
+    LOCK, PROCESSES = "run.lock", "processes.json"
 
     def __init__(self, workdir: Path | str, name: str):
         self._place(Path(workdir) / RUNS / name)
@@ -55,6 +58,7 @@ class RunDir:
         self.state_file, self.spec_file = self.path / self.STATE, self.path / self.SPEC
         self.experiment_file = self.path / self.EXPERIMENT
         self.submitted_file, self.run_log = self.path / self.SUBMITTED, self.path / self.RUN_LOG
+        self.lock_file, self.processes_file = self.path / self.LOCK, self.path / self.PROCESSES
 
     @staticmethod
     def names(workdir: Path | str) -> list[str]:

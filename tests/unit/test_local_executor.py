@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+import yaml
 from rich.console import Console
 
 from act_operator import logs, pipeline, report, tracking
@@ -141,3 +142,41 @@ def test_forgetting_a_run_keeps_its_mlflow_store_and_compare_names_what_is_missi
     assert [p.name for p in rd.path.iterdir()] == ["mlflow.db"]
     with pytest.raises(SystemExit, match="no state.json and spec.json"):
         report.load_run(rd.path)
+
+
+def test_a_relative_root_that_climbs_out_of_the_working_directory_is_refused(tmp_path, monkeypatch, capsys):
+    """A relative file:// root is resolved against the working directory here (a cluster refuses any):
+    one that climbs out of it with `..` is refused by validate, run and ACTClient, naming the field."""
+    from act_operator import cli
+    from act_operator.api import SpecError
+
+    spec = {"model": {"uri": "tiny://qwen3-tiny"}, "environment": {"name": "scienceworld"},
+            "storage": {"root": "file://../../etc"}}
+    job_file, exp_file = tmp_path / "job.yaml", tmp_path / "exp.yaml"
+    job_file.write_text(yaml.safe_dump({"apiVersion": API_VERSION, "kind": "ACTJob", "metadata": {"name": "up"},
+                                        "spec": spec}))
+    exp_file.write_text(yaml.safe_dump({"apiVersion": API_VERSION, "kind": "ACTExperiment",
+                                        "metadata": {"name": "upx"}, "spec": {"template": spec}}))
+    monkeypatch.chdir(tmp_path)
+    for args, field in ((["validate", str(job_file)], "spec.storage.root"),
+                        (["run", str(job_file), "--workdir", "work"], "spec.storage.root"),
+                        (["validate", str(exp_file)], "spec.template.storage.root")):
+        assert cli.main(args) == 2, args
+        said = " ".join(capsys.readouterr().err.split())
+        assert f"- {field}: 'file://../../etc' climbs out of the working directory with '..'" in said, said
+        assert "use file://SUBDIR under it, or an absolute file:///path" in said
+    assert not (tmp_path / "work").exists()
+
+    job = parse_actjob({"metadata": {"name": "up"}, "spec": spec})
+    with pytest.raises(SpecError, match=r"spec\.storage\.root: 'file://\.\./\.\./etc' climbs out"):
+        LocalExecutor(job, tmp_path / "work", console=Console(file=io.StringIO()))
+    with pytest.raises(SpecError, match=r"spec\.storage\.root"):
+        ACTClient(LocalBackendConfig(workdir=str(tmp_path / "work"))).train(job)
+    assert not (tmp_path / "work").exists()  # refused before anything was written
+    from act_operator.local import resolve_root, root_problems
+
+    for bad in ("file://..", "file://../x", "file://a/../../x", "file://./.."):
+        assert root_problems(bad), bad
+    for fine in ("file://data", "file://a/../b", "file://./x", "file:///abs/../etc", "s3://b/p"):
+        assert root_problems(fine) == [], fine
+    assert resolve_root("file://a/../b", tmp_path) == (tmp_path / "b").as_uri()
