@@ -88,7 +88,8 @@ def collected(s3, mlflow_server, tmp_path_factory):
     cfg = CollectConfig(**common(root, "pairs", mlflow_server, parent), model=MODEL, env=ENV,
                         expert=ExpertSource(split="train", episodes=4, max_length=12), samples=4,
                         max_alternatives=2, heldout_fraction=0.25, temperature=1.0, max_new_tokens=10,
-                        record_outcomes=True)  # for the Early Experience judge below
+                        record_outcomes=True,  # for the Early Experience judge below
+                        filter_inadmissible=False)  # a random model's samples are no ScienceWorld actions
     proc, report = run_stage(cfg, tmp)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"root": root, "cfg": cfg, "report": report, "parent": parent, "tracking": mlflow_server}

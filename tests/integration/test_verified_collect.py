@@ -72,7 +72,8 @@ def test_collect_stage_with_verified_alternatives(tmp_path):
     out = f"file://{tmp_path}/pairs"
     cfg = CollectConfig(job=JobRef(name="itest", uid="u1"), output=out, model="tiny://qwen3-tiny", env=SCIENCEWORLD,
                         expert=ExpertSource(split="train", episodes=2, max_length=12), samples=4, max_alternatives=2,
-                        heldout_fraction=0.0, max_new_tokens=10, verify_alternatives=True)
+                        heldout_fraction=0.0, max_new_tokens=10, verify_alternatives=True,
+                        filter_inadmissible=False)  # a random model's samples are no ScienceWorld actions
     proc, result = run_collect(cfg, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 

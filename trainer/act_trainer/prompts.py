@@ -130,12 +130,17 @@ def normalize_action(action: str) -> str:
     return " ".join(re.sub(r"[^\w\s-]", " ", action.lower()).split())
 
 
+# The action prompt's own example ("<action>your action</action>"): a model that echoes it names no action.
+PLACEHOLDERS = {"your action", "your_action", "action"}
+
+
 def parse_action(text: str) -> str | None:
-    """The action, or None when the output holds no readable action."""
+    """The action, or None when the output holds no readable action (or only the prompt's placeholder)."""
     body = _strip_think(text)
     for pattern in (_ACTION_TAG, _ACTION_LINE):
         found = pattern.findall(body)
         if found:
             action = " ".join(found[-1].split())
-            return action if normalize_action(action) else None
+            norm = normalize_action(action)
+            return action if norm and norm not in PLACEHOLDERS else None
     return None

@@ -97,6 +97,10 @@ class Environment(Protocol):
         environment cannot branch. Replays are
         cached (envs/branching.py). Ends the episode in progress: call reset() before step() again."""
 
+    def admissible_at(self, traj: Trajectory, step: int) -> list[str] | None:
+        """The admissible actions at the state before `traj.steps[step]`, restored as branch() restores
+        it (None where the environment cannot list them); EnvError where it cannot branch."""
+
     def close(self) -> None:
         """Release what the adapter started (simulator, engine, HTTP session); safe to call more than
         once. An adapter used again afterwards starts what it needs afresh."""

@@ -88,11 +88,7 @@ class Replaying:
         return self._outcome_lru
 
     def branch(self, traj: Trajectory, step: int, action: str) -> Branch:
-        if traj.env != self.name:
-            raise EnvError(f"branch: {traj.episode_id} is a {traj.env} trajectory, not {self.name}'s")
-        if not 0 <= step < len(traj.steps):
-            raise EnvError(f"branch: step {step} is not a state of {traj.episode_id} "
-                           f"({len(traj.steps)} steps: 0-{len(traj.steps) - 1})")
+        self._check_step(traj, step)
         episode = self._episode_of(traj)
         prefix = tuple(s.action for s in traj.steps[:step])
         key = (episode, prefix, action)
@@ -110,6 +106,22 @@ class Replaying:
             while len(lru) > BRANCH_CACHE:
                 lru.popitem(last=False)
         return out
+
+    def admissible_at(self, traj: Trajectory, step: int) -> list[str] | None:
+        """The admissible actions at the state before `traj.steps[step]`, restored by replay (through
+        the cursor: a trajectory's states asked in order cost one replay in all, plus the listing).
+        What collect filters candidates by where a trajectory records no list (ScienceWorld, whose
+        enumeration is too costly to make at every step). ReplayDiverged as for branch()."""
+        self._check_step(traj, step)
+        obs = self._restore(traj, self._episode_of(traj), tuple(s.action for s in traj.steps[:step]))
+        return obs.admissible if obs.admissible is not None else self.admissible()
+
+    def _check_step(self, traj: Trajectory, step: int) -> None:
+        if traj.env != self.name:
+            raise EnvError(f"branch: {traj.episode_id} is a {traj.env} trajectory, not {self.name}'s")
+        if not 0 <= step < len(traj.steps):
+            raise EnvError(f"branch: step {step} is not a state of {traj.episode_id} "
+                           f"({len(traj.steps)} steps: 0-{len(traj.steps) - 1})")
 
     def _restore(self, traj: Trajectory, episode: str, prefix: tuple[str, ...]) -> Observation:
         stats, n = self.replay_stats, len(self._played)

@@ -160,6 +160,9 @@ class WebShopEnv:
         raise EnvError("WebShop cannot branch (restore an expert state by replay): turn "
                        "stages.collect.verifyAlternatives off for it")
 
+    def admissible_at(self, traj: Trajectory, step: int):
+        return self.branch(traj, step, "")  # the same refusal: no state to restore
+
     def admissible(self) -> list[str] | None:
         if self._episode is None or self._page is None:
             return None

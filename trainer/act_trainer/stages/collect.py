@@ -1,6 +1,10 @@
 """collect: sample K alternatives per expert state from the initial policy, filter them by
 the METHOD.md rules (counting what each rule removed), and write contrast pairs.
 
+Where the expert's steps record no admissible actions but the environment can list them
+(ScienceWorld lists them only when asked), the environment is asked at each restored state
+(ActionLister), so the inadmissible rule runs on every environment that lists actions.
+
 With verify_alternatives, each alternative that passes the other rules is also taken in the
 environment from its restored expert state (Environment.branch) and dropped when it does as well
 as the expert's action (filters.as_good_as_expert). With verify_alternatives or record_outcomes,
@@ -24,6 +28,7 @@ from tqdm.auto import tqdm
 
 from act_trainer import data, plots, progress, store
 from act_trainer.config import CollectConfig, Shard
+from act_trainer.contract import ENV_FACTS
 from act_trainer.engines import make_engine
 from act_trainer.envs import Environment, make_env
 from act_trainer.envs.branching import ReplayDiverged
@@ -91,9 +96,44 @@ class Verifier:
         return check
 
 
+class ActionLister:
+    """The admissible actions at expert states whose trajectories record none (ScienceWorld lists them
+    only when asked: 10-50 ms a state), asked of the environment at the restored state
+    (Environment.admissible_at), so that the inadmissible rule runs there too. A batch's states are
+    walked in trajectory order, so restoring them is one replay per trajectory. A state whose prefix
+    does not replay (ReplayDiverged) gets no list and is counted (`unlisted`). Counts its time."""
+
+    def __init__(self, env: Environment):
+        self.env = env
+        self.listed = self.unlisted = 0
+        self.seconds = 0.0
+
+    @staticmethod
+    def needed(cfg: CollectConfig, trajs: list[data.Trajectory]) -> bool:
+        """Whether collect must ask the environment: the rule is on, the environment restores states
+        (ENV_FACTS.branching) and some step records no list."""
+        return (cfg.filter_inadmissible and ENV_FACTS[cfg.env.name].branching
+                and any(step.admissible is None for t in trajs for step in t.steps))
+
+    def lists(self, batch: list) -> dict[tuple[str, int], list[str] | None]:
+        t0 = time.monotonic()
+        out = {}
+        for traj, state, _ in batch:
+            if state.admissible is not None:
+                continue
+            try:
+                out[traj.episode_id, state.step] = self.env.admissible_at(traj, state.step)
+                self.listed += 1
+            except ReplayDiverged as e:
+                log.warning("collect: no admissible actions for %s step %d: %s", traj.episode_id, state.step, e)
+                self.unlisted += 1
+        self.seconds += time.monotonic() - t0
+        return out
+
+
 def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
                    shard: Shard | None = None, verifier: Verifier | None = None,
-                   on_progress=None) -> tuple[list[dict], FilterReport]:
+                   on_progress=None, lister: ActionLister | None = None) -> tuple[list[dict], FilterReport]:
     """The states of `trajs`, in order, are cut into generate batches of cfg.batch_size; batch b
     belongs to shard b % count and is sampled with batch_seed(seed, b). So every state is sampled
     in the same batch with the same seed, and gives the same pairs, whatever the shard count.
@@ -110,11 +150,13 @@ def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
                                   temperature=cfg.temperature, top_p=cfg.top_p,
                                   max_new_tokens=cfg.max_new_tokens, prefill=cfg.prefill,
                                   seed=batch_seed(cfg.seed, b))
+        listed = lister.lists(batch) if lister else {}  # before the verifier's walk: both move forward
         experts = verifier.expert_outcomes(batch) if verifier else {}
         for (traj, state, expert), outs in zip(batch, samples, strict=True):
             expert_outcome = experts.get((traj.episode_id, state.step))
             verify = verifier.verify(traj, state.step, expert_outcome) if verifier else None
-            kept, r = filter_alternatives(expert, outs, state.admissible, cfg.max_alternatives,
+            admissible = state.admissible if state.admissible is not None else listed.get((traj.episode_id, state.step))
+            kept, r = filter_alternatives(expert, outs, admissible, cfg.max_alternatives,
                                           cfg.filter_inadmissible, verify)
             report.add(r)
             expert_next = expert_outcome.next.text if expert_outcome else None
@@ -132,11 +174,13 @@ def run(cfg: CollectConfig) -> dict:
         env = None
         if why := cfg.branching_refusal(cfg.env.name):
             raise InputError(why)
-        if cfg.branches:
+        # the environment is also asked for admissible actions where the expert's steps record none
+        if cfg.branches or (cfg.filter_inadmissible and ENV_FACTS[cfg.env.name].branching):
             env = make_env(cfg.env)
             cleanup.callback(env.close)
         model_dir = resolve_model(cfg.model)
         trajs = expert_trajectories(cfg, env)
+        lister = ActionLister(env) if env is not None and ActionLister.needed(cfg, trajs) else None
         # held-out episodes and generate batches are chosen over all shards alike: the pairs are
         # the same whatever the shard count
         train, held = data.split_episodes(trajs, cfg.heldout_fraction, cfg.seed)
@@ -150,8 +194,9 @@ def run(cfg: CollectConfig) -> dict:
 
         engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
         t0 = time.monotonic()
-        verifier = Verifier(env, drop=cfg.verify_alternatives) if env is not None else None
-        rows, report = contrast_pairs(cfg, engine, train + held, cfg.shard, verifier, on_progress=st.run.report)
+        verifier = Verifier(env, drop=cfg.verify_alternatives) if cfg.branches else None
+        rows, report = contrast_pairs(cfg, engine, train + held, cfg.shard, verifier, on_progress=st.run.report,
+                                      lister=lister)
         gen_s = time.monotonic() - t0
         held_ids = {t.episode_id for t in held}
         train_rows = [r for r in rows if r["episode_id"] not in held_ids]
@@ -183,6 +228,9 @@ def run(cfg: CollectConfig) -> dict:
             metrics.update(verified=verifier.alternatives, verify_seconds_per_alternative=round(
                 verifier.seconds / verifier.alternatives, 4) if verifier.alternatives else 0.0,
                 outcomes_recorded=sum(r["alternative_next"] is not None for r in rows))
+        if lister:  # what checking candidates against the environment's list cost
+            metrics.update(states_listed=lister.listed, states_unlisted=lister.unlisted,
+                           list_seconds_per_state=round(lister.seconds / lister.listed, 4) if lister.listed else 0.0)
         log.info("collect: kept %d of %d samples; removed %s", report.kept, report.sampled, report.removed)
         st.run.log_dict(filter_report, "filter_report.json")
         plots.log_plot(st.run, "filter_report.png", plots.filter_report, filter_report)

@@ -1,0 +1,76 @@
+"""The inadmissible rule runs on every environment that lists actions: an alternative that is no
+action there ("Tell the truth", what SmolLM2 proposed on ScienceWorld; the prompt's own
+"<action>your action</action>" echoed) is dropped, an admissible one is kept.
+
+ALFWorld and TextWorldExpress record the admissible actions with every expert step; ScienceWorld
+lists them only when asked, so collect asks the environment at each restored state (ActionLister).
+Real environments, a scripted policy (the candidates are injected), collect's own contrast_pairs.
+"""
+
+from __future__ import annotations
+
+import pytest
+from env_fixtures import needs_java
+
+from act_trainer.config import CollectConfig, EnvironmentConfig, JobRef
+from act_trainer.envs import make_env
+from act_trainer.stages.collect import ActionLister, contrast_pairs
+
+pytestmark = pytest.mark.integration
+
+NOT_ACTIONS = ["Tell the truth", "your action", "Your_action"]
+
+
+class Injected:
+    """A policy that proposes, at each state, the non-actions and then one admissible action other
+    than the expert's (from the environment's own list at that state)."""
+
+    name = "injected"
+
+    def __init__(self, admissible_actions: list[tuple[str, list[str]]]):
+        self.queue = [[*NOT_ACTIONS, next(a for a in adm if a != expert)] for expert, adm in admissible_actions]
+
+    def generate(self, prompts, n, **_):
+        batch, self.queue = self.queue[:len(prompts)], self.queue[len(prompts):]
+        return [[f"<think>ok</think><action>{a}</action>" for a in actions][:n] for actions in batch]
+
+
+def configs(request) -> dict[str, tuple[EnvironmentConfig, str]]:
+    return {
+        "scienceworld": (EnvironmentConfig(name="scienceworld", tasks=["find-living-thing"], history=2), "train"),
+        "textworld-express": (EnvironmentConfig(name="textworld-express", game="twc",
+                                                game_params="numLocations=1,numItemsToPutAway=2"), "train"),
+        "alfworld": (EnvironmentConfig(name="alfworld", data_dir=str(request.getfixturevalue("alfworld_data"))),
+                     "valid_seen"),
+    }
+
+
+@needs_java
+@pytest.mark.parametrize("env_id", ["scienceworld", "textworld-express", "alfworld"])
+def test_a_non_action_alternative_is_filtered_on_each_environment_that_lists_actions(env_id, request):
+    env_cfg, split = configs(request)[env_id]
+    cfg = CollectConfig(job=JobRef(name="itest", uid="u1"), output="file:///unused", model="tiny://qwen3-tiny",
+                        env=env_cfg, samples=4, max_alternatives=4, batch_size=4)
+    env = make_env(env_cfg)
+    try:
+        trajs = list(env.expert(split, limit=1, max_length=12))
+        assert trajs
+        steps = [s for t in trajs for s in t.steps]
+        lister = ActionLister(env) if ActionLister.needed(cfg, trajs) else None
+        # ScienceWorld's expert steps record no list (its enumeration costs 10-50 ms a state): the
+        # environment is asked; the others record one with every step and need no asking
+        assert (lister is not None) == (env_id == "scienceworld")
+        assert all((s.admissible is None) == (env_id == "scienceworld") for s in steps)
+        lists = [env.admissible_at(t, i) for t in trajs for i in range(len(t.steps))]
+        assert all(adm for adm in lists)
+        policy = Injected([(s.action, adm) for s, adm in zip(steps, lists, strict=True)])
+        rows, report = contrast_pairs(cfg, policy, trajs, lister=lister)
+    finally:
+        env.close()
+    assert report.sampled == len(steps) * cfg.samples
+    # the echoed placeholder names no action at all; "Tell the truth" is no action of the environment
+    assert report.removed["unparseable"] == 2 * len(steps) and report.removed["inadmissible"] == len(steps)
+    assert not {r["alternative"] for r in rows} & set(NOT_ACTIONS)
+    assert report.kept == len(rows) == len(steps)  # the admissible alternative of every state stays
+    if lister:
+        assert lister.listed == len(steps) and lister.unlisted == 0
