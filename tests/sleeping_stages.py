@@ -7,7 +7,8 @@ does with its processes (tests/integration/test_actjob_run_processes.py).
         stubbed (no server: the processes are what is tested), a 0.2 s retry backoff and
         $GRACE_S the grace period of a stop
     python sleeping_stages.py stage CONFIG             one stage: appends its start to $EVENTS
-        (pid, stage, attempt, the earlier stage processes still alive, its rank's pid), writes
+        (pid, stage, attempt, the earlier stage processes still alive, its rank's pid, the values of
+        POD_LITERAL and POD_SECRET it was given), writes
         `writer` under its output every 0.1 s (a checkpoint) while $SLEEP_STAGE sleeps for
         $SLEEP_S seconds (attempt 1 only unless $SLEEP_EVERY_ATTEMPT), then reports a manifest.
         $IGNORE_TERM: it ignores SIGTERM (the executor's grace period, then SIGKILL, must end it).
@@ -52,7 +53,8 @@ def stage(config_path: str) -> int:
     others = [e["pid"] for e in events(log) if alive(e["pid"]) and e["pid"] != os.getpid()]
     with open(log, "a") as f:
         f.write(json.dumps({"pid": os.getpid(), "stage": name, "attempt": attempt, "others": others,
-                            "rank": rank}) + "\n")
+                            "rank": rank, "env": {k: os.environ.get(k) for k in ("POD_LITERAL", "POD_SECRET")}})
+                + "\n")
     print(f"{name} attempt {attempt} started", flush=True)
     if sleeps:
         out.mkdir(parents=True, exist_ok=True)

@@ -214,6 +214,8 @@ class LocalExecutor:
             return job
         self.console.print(f"[bold]ACTJob[/] {job.metadata.name}  uid={job.metadata.uid}\n"
                            f"  artifacts: {stages.job_root(job)}\n  mlflow:    {self.tracking_uri}")
+        for note in job.spec.pod.local_env()[1]:  # a valueFrom cannot resolve here: said once, up front
+            self.console.print(f"[yellow]{note}[/]", highlight=False)
         # a stage that was Running when we were stopped has no live process now (a killed run's was
         # stopped in __init__): what it reported, else lost
         for stage, st in job.status.stages.items():
@@ -303,7 +305,9 @@ class LocalExecutor:
         config_path.write_text(cfg.model_dump_json(indent=2))
         result_path = rd.result_file(stem)
         result_path.unlink(missing_ok=True)
-        env = {**os.environ, "ACT_TERMINATION_LOG": str(result_path), "HF_HUB_OFFLINE": "1",
+        # spec.pod.env's literal values, as a pod gets them (the executor's own variables win)
+        env = {**os.environ, **self.job.spec.pod.local_env()[0], "ACT_TERMINATION_LOG": str(result_path),
+               "HF_HUB_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
         env.pop(launch.INDEX_ENV, None)  # the shard is the config's, not an enclosing Job's
         cmd = run.command(str(config_path), python=sys.executable)

@@ -162,3 +162,18 @@ def test_a_second_run_of_the_same_directory_is_refused_naming_the_holder(tmp_pat
     assert first.poll() is None and all(alive(p) for p in stage_pids(tmp_path))  # the holder runs on
     first.send_signal(signal.SIGTERM)
     assert first.wait(60) == 143
+
+
+def test_stage_processes_get_the_pod_envs_literal_values_and_a_valuefrom_is_said_to_resolve_on_a_cluster_only(
+        tmp_path, job, monkeypatch):
+    monkeypatch.delenv("SLEEP_STAGE")
+    monkeypatch.delenv("POD_SECRET", raising=False)
+    spec = yaml.safe_load((tmp_path / "job.yaml").read_text())
+    spec["spec"]["pod"] = {"env": [{"name": "POD_LITERAL", "value": "from-the-spec"},
+                                   {"name": "POD_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(spec))
+    done = rerun(tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "POD_SECRET: valueFrom.secretKeyRef resolves on a cluster only" in " ".join(done.stderr.split())
+    seen = [e["env"] for e in events(tmp_path / "events")]
+    assert seen and all(env == {"POD_LITERAL": "from-the-spec", "POD_SECRET": None} for env in seen), seen
