@@ -12,6 +12,7 @@ does with its processes (tests/integration/test_actjob_run_processes.py).
         `writer` under its output every 0.1 s (a checkpoint) while $SLEEP_STAGE sleeps for
         $SLEEP_S seconds (attempt 1 only unless $SLEEP_EVERY_ATTEMPT), then reports a manifest.
         $IGNORE_TERM: it ignores SIGTERM (the executor's grace period, then SIGKILL, must end it).
+        $KILLED_STAGE: that stage prints progress bars, a warning and an error, then SIGKILLs itself.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def stage(config_path: str) -> int:
                             "rank": rank, "env": {k: os.environ.get(k) for k in ("POD_LITERAL", "POD_SECRET")}})
                 + "\n")
     print(f"{name} attempt {attempt} started", flush=True)
+    if name == os.environ.get("KILLED_STAGE"):  # dies as an OOM-killed trainer does: bars, an error, SIGKILL
+        for i in range(1, 4):
+            print(f"{i * 25}%|##        | {i}/4 [00:0{i}<00:03, 1.00it/s]", flush=True)
+        print("FutureWarning: something is deprecated", flush=True)
+        print("RuntimeError: boom", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
     if sleeps:
         out.mkdir(parents=True, exist_ok=True)
         until = time.monotonic() + float(os.environ.get("SLEEP_S", "600"))

@@ -31,7 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from act_operator import drive, launch, lineage, pipeline, stages, tracking, watch
+from act_operator import drive, launch, lineage, pipeline, stages, termination, tracking, watch
 from act_operator import local_processes as procs
 from act_operator.api import ACTJob, ACTJobStatus, SpecError
 from act_operator.pipeline import now
@@ -323,8 +323,10 @@ class LocalExecutor:
                 raise
             self.processes.finish(stem)
         observed = self._read_result(stem)
-        if code != 0:
-            reason = (observed.reason if observed else "") or f"exit code {code}"
+        if code != 0:  # said as the cluster says it of a pod: the process, exit code or signal, its error
+            # a signal's -N as a shell (and a container runtime) says it: 128 + N
+            reason = termination.reason(code if code >= 0 else 128 - code, log_tail(log_path), who=f"process {proc.pid}",
+                                        error=observed.reason if observed else None)
             return pipeline.Observed("failed", reason=f"{reason} (log: {log_path})",
                                      permanent=code == EXIT_PERMANENT,  # the exit-code contract
                                      result=observed.result if observed else {})
@@ -396,6 +398,13 @@ class LocalExecutor:
             self.console.print(f"registered model: {job.status.registered_model}  (mlflow {self.tracking_uri})")
         elif outcome == "Succeeded" and (why := tracking.unregistrable(self.tracking_uri, job.status.model_uri or "")):
             self.console.print(f"[yellow]{why}[/]", highlight=False)
+
+
+def log_tail(path: Path, size: int = 4096) -> str:
+    """The end of a stage's log: what termination.reason looks for its last error line in."""
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+        return f.read().decode(errors="replace")
 
 
 def summary_table(job: ACTJob, durations: dict[str, float] | None = None) -> Table:

@@ -177,3 +177,18 @@ def test_stage_processes_get_the_pod_envs_literal_values_and_a_valuefrom_is_said
     assert "POD_SECRET: valueFrom.secretKeyRef resolves on a cluster only" in " ".join(done.stderr.split())
     seen = [e["env"] for e in events(tmp_path / "events")]
     assert seen and all(env == {"POD_LITERAL": "from-the-spec", "POD_SECRET": None} for env in seen), seen
+
+
+def test_a_killed_stage_is_said_as_the_process_its_signal_and_its_last_error_not_its_log_tail(
+        tmp_path, job, monkeypatch):
+    monkeypatch.delenv("SLEEP_STAGE")
+    monkeypatch.setenv("KILLED_STAGE", "collect")
+    spec = yaml.safe_load((tmp_path / "job.yaml").read_text())
+    spec["spec"]["stages"]["collect"]["maxRetries"] = 0
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(spec))
+    done = rerun(tmp_path)
+    assert done.returncode != 0
+    message = state(tmp_path)["status"]["message"]
+    (pid,) = [e["pid"] for e in events(tmp_path / "events") if e["stage"] == "collect"]
+    assert f"process {pid}: killed by SIGKILL (exit code 137); last error: RuntimeError: boom (log: " in message, message
+    assert "it/s" not in message and "Warning" not in message, message
