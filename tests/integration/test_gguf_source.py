@@ -14,7 +14,7 @@ import pytest
 
 from act_trainer import gguf_models
 from act_trainer.config import PreflightConfig
-from act_trainer.models import ModelError, resolve_model
+from act_trainer.models import ModelError, cache_dir, resolve_model
 from act_trainer.preflight import problems
 
 pytestmark = pytest.mark.integration
@@ -61,13 +61,14 @@ def test_the_packaged_smollm2_is_found_without_importing_its_package():
     assert config.model_type == "llama" and config.num_hidden_layers == 30
 
 
-def test_smollm2_converts_once_into_a_trainable_checkpoint_with_its_chat_template(tmp_path, monkeypatch):
+def test_smollm2_converts_once_into_a_trainable_checkpoint_with_its_chat_template(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    monkeypatch.setenv("ACT_CACHE", str(tmp_path / "cache"))
+    # the default cache: the SmolLM2 run (test_smollm2_run.py) finds the conversion made here
     out = resolve_model(SMOLLM2)
-    assert out.is_relative_to(tmp_path / "cache") and (out / "model.safetensors").is_file()
+    assert out.is_relative_to(cache_dir() / "gguf") and (out / "model.safetensors").is_file()
+    assert (out / "SOURCE").read_text().split()[1] == "sha256:" + gguf_models.digest(smollm2_file())
     config = json.loads((out / "config.json").read_text())
     assert "quantization_config" not in config and config["model_type"] == "llama"
     stamp = (out / "model.safetensors").stat().st_mtime_ns

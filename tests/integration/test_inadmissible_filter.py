@@ -9,10 +9,15 @@ Real environments, a scripted policy (the candidates are injected), collect's ow
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 import pytest
 from env_fixtures import needs_java
 
-from act_trainer.config import CollectConfig, EnvironmentConfig, JobRef
+from act_operator.local import stage_command
+from act_trainer.config import CollectConfig, EnvironmentConfig, ExpertSource, JobRef
 from act_trainer.envs import make_env
 from act_trainer.stages.collect import ActionLister, contrast_pairs
 
@@ -74,3 +79,23 @@ def test_a_non_action_alternative_is_filtered_on_each_environment_that_lists_act
     assert report.kept == len(rows) == len(steps)  # the admissible alternative of every state stays
     if lister:
         assert lister.listed == len(steps) and lister.unlisted == 0
+
+
+@needs_java
+def test_a_policy_that_writes_no_listed_action_is_told_to_warm_up(tmp_path):
+    """The stage program on ScienceWorld with a random model (no warm-up): every sample is dropped as no
+    action there, and the error names the fix."""
+    env_cfg = EnvironmentConfig(name="scienceworld", tasks=["find-living-thing"], history=2)
+    cfg = CollectConfig(job=JobRef(name="itest", uid="u1"), output=f"file://{tmp_path}/pairs",
+                        model="tiny://qwen3-tiny", env=env_cfg, expert=ExpertSource(split="train", episodes=1,
+                        max_length=8), samples=2, max_alternatives=2, max_new_tokens=8,
+                        heldout_fraction=0.0)
+    config = tmp_path / "collect.json"
+    config.write_text(cfg.model_dump_json())
+    result = tmp_path / "collect.result"
+    proc = subprocess.run(stage_command(cfg, config), env={**os.environ, "ACT_TERMINATION_LOG": str(result)},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    error = json.loads(result.read_text())["error"]
+    assert "no contrast pairs" in error and "'inadmissible': " in error and "'inadmissible': 0" not in error
+    assert "enable stages.warmup" in error and "filterInadmissible off" in error

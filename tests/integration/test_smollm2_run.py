@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import pytest
 from actjob_files import quickstart_file
@@ -64,4 +65,6 @@ def test_smollm2_gguf_through_every_stage_on_textworld_express(tmp_path):
     eval_m = status["stages"]["eval"]["metrics"]
     assert eval_m["judge_pairs"] > 0 and "dev/success_rate" in eval_m
     assert store.exists(status["stages"]["policy"]["outputs"]["uri"] + "/model.safetensors")
-    print(f"SmolLM2 through collect, judge, policy and eval in {seconds:.0f}s; eval {eval_m}")
+    split = {s: round((datetime.fromisoformat(st["completionTime"]) - datetime.fromisoformat(st["startTime"]))
+                      .total_seconds()) for s, st in status["stages"].items() if st.get("completionTime")}
+    print(f"SmolLM2 through every stage in {seconds:.0f}s ({split}); eval {eval_m}")

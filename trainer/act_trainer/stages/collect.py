@@ -204,7 +204,10 @@ def run(cfg: CollectConfig) -> dict:
         if not train_rows and (cfg.shard.count == 1 or not held_rows):  # a shard may hold held-out states only
             raise InputError(  # seeded sampling: a retry samples the same
                 f"no contrast pairs: of {report.sampled} samples, removed {report.removed}. "
-                "Raise samples or temperature, or start from a policy that emits actions")
+                "Raise samples or temperature, or start from a policy that emits actions"
+                + ("; most samples are no action the environment lists: enable stages.warmup (IL on the "
+                   "expert's actions teaches their wording), or turn stages.collect.filterInadmissible off"
+                   if report.removed["inadmissible"] * 2 > report.sampled else ""))
         trajs = trajs[cfg.shard.index::cfg.shard.count]  # each shard keeps a copy of its part of the episodes
 
         (st.out / "pairs").mkdir()
