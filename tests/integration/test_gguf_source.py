@@ -137,3 +137,19 @@ def test_a_gguf_in_s3_is_downloaded_once_and_converted(s3, s3_root, tmp_path, mo
     assert "spec.model.uri: no GGUF file at" in preflight(tmp_path, f"{s3_root}/models/none.gguf")
     assert importlib.metadata.distribution("gguf")  # the trainer extra brings it
     shutil.rmtree(tmp_path / "cache")
+
+
+def test_a_checkpoint_without_a_chat_template_is_named_by_the_preflight(tmp_path):
+    """Every stage renders its prompts with the tokenizer's chat template: a base model without one
+    fails the preflight, not the first generate call."""
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "base-model"
+    shutil.copytree(resolve_model("tiny://qwen3-tiny"), model)
+    assert preflight(tmp_path, str(model)) == ""
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.chat_template = None
+    (model / "chat_template.jinja").unlink(missing_ok=True)
+    tokenizer.save_pretrained(model)
+    text = preflight(tmp_path, str(model))
+    assert text.startswith("spec.model.uri: ") and "has no chat template" in text and "instruct model" in text

@@ -140,10 +140,14 @@ def _load(field: str, uri: str, local: Path) -> list[str]:
         problems.append(f"{field}: the config.json of {uri} does not load ({type(e).__name__}: {str(e)[:300]}); "
                         "is it a transformers checkpoint of a supported architecture?")
     try:
-        AutoTokenizer.from_pretrained(str(local), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(local), local_files_only=True)
     except Exception as e:  # noqa: BLE001
         problems.append(f"{field}: the tokenizer of {uri} does not load ({type(e).__name__}: {str(e)[:300]}); "
                         "save it with tokenizer.save_pretrained beside the model")
+    else:
+        if not tokenizer.chat_template:  # every stage's prompts are chat messages (prompts.py)
+            problems.append(f"{field}: the tokenizer of {uri} has no chat template, and every stage renders its "
+                            "prompts with it; use an instruct model, or set tokenizer.chat_template and save it")
     return problems
 
 
