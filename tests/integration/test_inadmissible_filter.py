@@ -17,6 +17,7 @@ import pytest
 from env_fixtures import needs_java
 
 from act_operator.local import stage_command
+from act_trainer import data
 from act_trainer.config import CollectConfig, EnvironmentConfig, ExpertSource, JobRef
 from act_trainer.envs import make_env
 from act_trainer.stages.collect import ActionLister, contrast_pairs
@@ -99,3 +100,24 @@ def test_a_policy_that_writes_no_listed_action_is_told_to_warm_up(tmp_path):
     error = json.loads(result.read_text())["error"]
     assert "no contrast pairs" in error and "'inadmissible': " in error and "'inadmissible': 0" not in error
     assert "enable stages.warmup" in error and "filterInadmissible off" in error
+
+
+@needs_java
+def test_states_that_do_not_replay_get_no_list_and_are_counted(caplog):
+    """A trajectory whose step 2 was recorded elsewhere (its observation differs): states 0-1 are listed,
+    the later ones cannot be restored, so no list (the rule cannot run there), counted, warned once."""
+    env_cfg = EnvironmentConfig(name="scienceworld", tasks=["find-living-thing"], history=2)
+    env = make_env(env_cfg)
+    try:
+        (traj,) = env.expert("train", 1, 12)
+        traj.steps[2].observation += "\nA recorded line this simulator never shows."
+        lister = ActionLister(env)
+        batch = [(traj, state, expert) for state, expert in data.states(traj, 2)]
+        with caplog.at_level("WARNING", logger="act_trainer.collect"):
+            lists = lister.lists(batch)
+    finally:
+        env.close()
+    assert lister.listed == 2 and lister.unlisted == len(traj.steps) - 2
+    assert sorted(lists) == [(traj.episode_id, 0), (traj.episode_id, 1)] and all(lists.values())
+    assert [r.getMessage() for r in caplog.records if "no admissible actions" in r.getMessage()] == [
+        next(r.getMessage() for r in caplog.records if "from step 2 on" in r.getMessage())]

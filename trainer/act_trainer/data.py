@@ -6,7 +6,8 @@ Trajectory format (JSONL, one episode per line; parquet with the same columns al
      "steps": [{"observation": "...", "action": "look around", "admissible": null}, ...],
      "success": true, "score": 100.0}
 `observation` is what the agent saw before taking `action`; `admissible` is the list of
-valid actions at that point where the environment can list them cheaply, else null.
+valid actions at that point where the environment can list them cheaply, else null (collect then
+asks the environment at the restored state where it can list them: ScienceWorld).
 """
 
 from __future__ import annotations

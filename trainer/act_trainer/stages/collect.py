@@ -107,6 +107,7 @@ class ActionLister:
         self.env = env
         self.listed = self.unlisted = 0
         self.seconds = 0.0
+        self.diverged: set[str] = set()
 
     @staticmethod
     def needed(cfg: CollectConfig, trajs: list[data.Trajectory]) -> bool:
@@ -125,7 +126,10 @@ class ActionLister:
                 out[traj.episode_id, state.step] = self.env.admissible_at(traj, state.step)
                 self.listed += 1
             except ReplayDiverged as e:
-                log.warning("collect: no admissible actions for %s step %d: %s", traj.episode_id, state.step, e)
+                if traj.episode_id not in self.diverged:  # once per episode: its later states diverge too
+                    log.warning("collect: no admissible actions for %s from step %d on: %s", traj.episode_id,
+                                state.step, e)
+                    self.diverged.add(traj.episode_id)
                 self.unlisted += 1
         self.seconds += time.monotonic() - t0
         return out
