@@ -146,7 +146,7 @@ def contrast_pairs(cfg: CollectConfig, engine, trajs: list[data.Trajectory],
     items = [(t, s, a) for t in trajs for s, a in data.states(t, cfg.env.history)]
     starts = range(0, len(items), cfg.batch_size)
     mine = range(shard.index, len(starts), shard.count)
-    meter = progress.Meter("collect", sum(len(items[starts[b]:starts[b] + cfg.batch_size]) for b in mine))
+    meter = progress.Meter(cfg.stage, sum(len(items[starts[b]:starts[b] + cfg.batch_size]) for b in mine))
     report, rows = FilterReport(), []
     for i, b in enumerate(tqdm(mine, desc="generate", unit="batch")):
         batch = items[starts[b]:starts[b] + cfg.batch_size]
