@@ -47,7 +47,7 @@ def actjob(name: str, s3_endpoint: str, bucket: str, mlflow: str | None, judge_n
           {f'tracking: {{uri: "{mlflow}", experiment: e2e}}' if mlflow else "tracking: {experiment: e2e}"}
           stages:
             collect: {{samples: 2, maxAlternatives: 1, maxNewTokens: 8, heldoutFraction: 0.5, batchSize: 4,
-                       maxRetries: {collect_retries}}}
+                       maxRetries: {collect_retries}, filterInadmissible: false}}
             judge: {{groupSize: 2, batchSize: 2, maxSteps: {judge_steps}, saveSteps: 1, maxCompletionLength: 8,
                      gradientCheckpointing: false, nodes: {judge_nodes}, processesPerNode: 1}}
         """) + "    " + later + "\n"
@@ -82,7 +82,7 @@ def assert_one_job_per_attempt(ns: str, name: str, status: dict) -> None:
     assert [j for j in jobs if j[0] in status["stages"]] == want, jobs
 
 
-def assert_lineage(mlflow: str, status: dict, name: str, uid: str) -> None:
+def assert_lineage(mlflow: str, status: dict, name: str, uid: str, ns: str) -> None:
     """Parent run FINISHED with four FINISHED child runs (one per stage), the final model
     registered with the tags that trace it back to its inputs."""
     from mlflow import MlflowClient
@@ -96,8 +96,9 @@ def assert_lineage(mlflow: str, status: dict, name: str, uid: str) -> None:
     assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children), \
         [(r.info.run_name, r.info.status) for r in children]
     model, version = status["registeredModel"].split("/")
-    assert model == f"act-{name}"
+    assert model == f"{ns}.act-{name}"  # outside the default namespace, the namespace comes first
     tags = client.get_model_version(model, version).tags
+    assert tags["act.namespace"] == ns
     stages = status["stages"]
     assert tags["act.base_model"] == "tiny://qwen3-tiny" and tags["act.actjob"] == name
     assert tags["act.actjob.uid"] == uid
@@ -205,7 +206,7 @@ def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nod
         said = [e["message"] for e in events_of(ns, "smoke")]
         assert "collect: attempt 1 started" in said and not any("{" in m for m in said), said
         assert_artifacts(s3, status)
-        assert_lineage(mlflow, status, "smoke", uid)
+        assert_lineage(mlflow, status, "smoke", uid, ns)
         if killing:
             assert op.starts == 5, op.starts
 
