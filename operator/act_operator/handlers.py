@@ -161,11 +161,11 @@ class ClusterExecutor:
     server) that kube creates; what happened is an Event on the ACTJob. One per reconcile, which
     patches the status once, after its passes.
 
-    Its Events and stage-duration metrics wait in `outbox` until that patch succeeded (`send`): a
-    reconcile whose status write conflicts re-plans from the status it reads again, and says only
-    what that status records, so each transition is told exactly once (its Jobs are created before
-    the write, idempotently). An operator stopped between the write and `send` loses those Events,
-    never doubles them."""
+    A transition's Event is posted as it is carried out, named by the transition (transition_key):
+    a reconcile re-planned after a status conflict, or an operator restarted before its status
+    write, plans the same transition again and finds its Event there (as it finds its Jobs), so it
+    is told exactly once. The stage-duration metric and the Waiting condition's Events wait in
+    `outbox` until the status write that records them succeeded (`send`)."""
 
     def __init__(self, job: A.ACTJob, body: dict):
         self.body = body
@@ -222,8 +222,28 @@ class ClusterExecutor:
         reason, type_ = EVENTS.get(type(action), (None, None))
         if reason:
             message = job.status.message if isinstance(action, pipeline.FailPreflight) else describe(action)
-            self.tell(job, type_, reason, message)
+            kube.post_event(self.body, transition_key(job, action), reason, message, type_)
         return None
+
+
+def transition_key(job: A.ACTJob, action) -> str:
+    """What names a transition's Event: the ACTJob (uid), the action, its stage and attempt (the
+    attempt the status is at: the same when it is planned again); a suspend or resume by the spec's
+    generation, which each change of spec.suspend moves on. Never the time (a re-planned retry's
+    backoff ends at another instant)."""
+    import hashlib
+
+    stage = getattr(action, "stage", None)
+    if stage in job.status.stages:
+        attempt = job.status.stages[stage].attempts
+    elif isinstance(action, (pipeline.StartReplay, pipeline.CompleteReplay, pipeline.RetryReplay,
+                             pipeline.FailReplay)):
+        attempt = job.status.mlflow.replay.attempts if job.status.mlflow.replay else 0
+    else:
+        attempt = 0
+    generation = job.metadata.generation if isinstance(action, (pipeline.SuspendJob, pipeline.ResumeJob)) else ""
+    what = f"{job.metadata.uid}|{type(action).__name__}|{stage}|{attempt}|{generation}"
+    return hashlib.sha256(what.encode()).hexdigest()[:16]
 
 
 def _stop_vllm_server(job: A.ACTJob, stage: str) -> None:

@@ -36,7 +36,8 @@ API_CALLS = {
     ("", "services"): {"create"},
     ("", "configmaps"): {"create"},
     ("", "pods"): {"list"},
-}  # events are posted by kopf (kopf.event), with kopf's own grant
+    ("", "events"): {"create"},  # a transition's Event, named by the transition (post_event); kopf posts others
+}
 
 # what the Python API (act_operator.client.ACTClient) calls on behalf of a user: the user's own
 # RBAC, not the operator's (tests/unit/test_rbac.py reads these functions' calls apart)
@@ -176,6 +177,28 @@ def create_objects(objects: list[dict]) -> list[str]:
         if _ignore_exists(fn, ns, obj, field_validation="Strict"):
             created.append(f"{kind}/{obj['metadata']['name']}")
     return created
+
+
+def post_event(body: dict, key: str, reason: str, message: str, type_: str) -> bool:
+    """An Event on the object `body`, named by `key` (what it tells: one transition), so that telling
+    it again (a reconcile re-planned after a status conflict, an operator restarted before its status
+    write) finds it there: exactly once. True if it was new. A failure to post is logged, never fails
+    the reconcile (as kopf's own events)."""
+    from datetime import UTC, datetime
+
+    meta, core = body["metadata"], _apis()[0]
+    t = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {"apiVersion": "v1", "kind": "Event",
+             "metadata": {"name": f"{meta['name']}.{key}", "namespace": meta["namespace"]},
+             "involvedObject": {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+                                "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+             "reason": reason, "message": message[:1024], "type": type_, "count": 1,
+             "source": {"component": "act-operator"}, "firstTimestamp": t, "lastTimestamp": t}
+    try:
+        return _ignore_exists(core.create_namespaced_event, meta["namespace"], event)
+    except ApiException as e:
+        log.warning("%s/%s: event %s not posted: %s", meta["namespace"], meta["name"], reason, e.reason)
+        return False
 
 
 def set_suspended(namespace: str, job_names: list[str], suspend: bool) -> None:

@@ -62,16 +62,20 @@ def test_event_messages_are_human_text_not_python_reprs():
     assert set(said) <= {k.__name__ for k in handlers.EVENTS}, "every action has its Event reason"
 
 
-def test_the_cluster_executor_tells_nothing_before_the_status_that_records_it_is_written(monkeypatch):
-    """Events and the stage-duration metric wait in the executor's outbox; the reconcile sends them
-    once its status write succeeded (a write that conflicts drops the executor, outbox and all)."""
+def test_a_transition_is_told_once_by_its_name_and_the_rest_after_the_status_write(monkeypatch):
+    """A transition's Event is named by the transition (uid, action, stage, attempt; never the time):
+    told again (re-planned after a conflict, or by a restarted operator) it finds itself there. The
+    stage-duration metric and the Waiting Events wait in the outbox until the status write succeeded
+    (a write that conflicts drops the executor, outbox and all)."""
     from datetime import timedelta
 
+    from act_operator import kube
     from act_operator import pipeline as P
     from act_operator.api import parse_actjob
 
-    posted = []
-    monkeypatch.setattr(handlers, "post_event", lambda body, reason, message, type_: posted.append(reason))
+    posted, told = [], []
+    monkeypatch.setattr(kube, "post_event", lambda body, key, reason, message, type_: posted.append((key, reason)))
+    monkeypatch.setattr(handlers, "post_event", lambda body, reason, message, type_: told.append(reason))
     job = parse_actjob(body("told"))
     st = job.status.stages["collect"]
     st.phase, st.attempts, st.start_time = "Running", 1, P.now() - timedelta(seconds=30)
@@ -81,9 +85,23 @@ def test_the_cluster_executor_tells_nothing_before_the_status_that_records_it_is
     count = REGISTRY.get_sample_value("act_stage_seconds_count", {"stage": "collect"}) or 0
     ex.perform(job, action)
     ex.tell(job, "Warning", "RetryBackoff", "collect attempt 1 failed")
-    assert posted == [] and (REGISTRY.get_sample_value("act_stage_seconds_count", {"stage": "collect"}) or 0) == count
+    assert [r for _, r in posted] == ["StageSucceeded"] and told == []
+    assert (REGISTRY.get_sample_value("act_stage_seconds_count", {"stage": "collect"}) or 0) == count
     ex.send()
-    assert posted == ["StageSucceeded", "RetryBackoff"]
+    assert told == ["RetryBackoff"]
     assert REGISTRY.get_sample_value("act_stage_seconds_count", {"stage": "collect"}) == count + 1
     ex.send()  # sent once
-    assert posted == ["StageSucceeded", "RetryBackoff"]
+    assert told == ["RetryBackoff"]
+
+    # the same transition planned again (another instant, another executor) has the same name; the
+    # next attempt's start, another stage's or another ACTJob's do not
+    retry = P.RetryStage("judge", "boom", P.now() + timedelta(seconds=10))
+    later = P.RetryStage("judge", "boom", P.now() + timedelta(seconds=99))
+    job.status.stages["judge"].attempts = 1
+    first = handlers.transition_key(job, retry)
+    assert first == handlers.transition_key(job, later)
+    job.status.stages["judge"].attempts = 2  # the second attempt's failure is another transition
+    assert handlers.transition_key(job, later) != first
+    assert handlers.transition_key(job, P.StartStage("judge", 2)) != handlers.transition_key(job, P.StartStage("policy", 2))
+    other = parse_actjob(body("other"))
+    assert handlers.transition_key(other, P.CompleteStage("collect", {})) != posted[0][0]
