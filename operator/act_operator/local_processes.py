@@ -28,6 +28,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from act_operator.rundir import write_json
+
 GRACE_S = 15.0  # SIGTERM -> SIGKILL; the stage uploads its log on SIGTERM; ACTClient.delete waits 30 s
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PROC = Path("/proc")
@@ -207,9 +209,7 @@ class StageProcesses:
             return {}
 
     def _write(self, live: dict[str, dict]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(live, indent=2))
-        tmp.replace(self.path)
+        write_json(self.path, live)
 
     def start(self, key: str, cmd: list[str], stage: str, what: str, **popen) -> subprocess.Popen:
         """Start `cmd` in a session of its own, recorded under `key` until `finish(key)`. A stop signal
