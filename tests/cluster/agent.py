@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import jobs, podspec
 from .api import SMP, Api, Conflict, NotFound, now
+from .images import ImageStore
 from .jobutil import ts
 from .kubelet import Kubelet
 from .netns import Network
@@ -29,18 +30,16 @@ from .netns import Network
 log = logging.getLogger("agent")
 LOCK = "/run/act-node-agent.lock"
 SUBNET = "10.244.77.0/24"
-IMAGE_ENV = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "OMP_NUM_THREADS", "HF_HUB_OFFLINE", "HF_HOME",
-             "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "XDG_CACHE_HOME", "JAVA_HOME", "VIRTUAL_ENV",
-             "ALFWORLD_DATA")
+IMAGE_CACHE = "/var/lib/act-node-agent/images"  # unpacked images, kept between agents (keyed by digest)
 
 
 class Agent:
-    def __init__(self, api: Api, root: Path, node: str, gpus: int, subnet: str, namespace_selector: str = ""):
+    def __init__(self, api: Api, root: Path, node: str, gpus: int, subnet: str, images: ImageStore,
+                 namespace_selector: str = ""):
         self.api, self.root, self.node, self.gpus = api, root, node, gpus
         self.namespace_selector = namespace_selector
         self.net = Network(subnet)
-        image_env = {k: os.environ[k] for k in IMAGE_ENV if k in os.environ}
-        self.kubelet = Kubelet(api, node, self.net, root, image_env)
+        self.kubelet = Kubelet(api, node, self.net, root, images)
         self.wake = threading.Event()
         self.kubelet.on_change = self.wake.set
         self.stop = threading.Event()
@@ -276,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node", default="act-node-0")
     ap.add_argument("--gpus", type=int, default=0)
     ap.add_argument("--subnet", default=SUBNET)
+    ap.add_argument("--images", required=True, type=Path,
+                    help="the node's image store: an OCI image layout directory (make images exports .act/images)")
+    ap.add_argument("--image-cache", default=IMAGE_CACHE, type=Path, help="where images are unpacked, once each")
     ap.add_argument("--namespace-selector", default="",
                     help="act only in namespaces with these labels (tests: leave other tests' objects alone)")
     a = ap.parse_args(argv)
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     lock = open(LOCK, "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # one agent per machine: the network names and subnet are fixed
-    agent = Agent(Api(a.kubeconfig), a.root, a.node, a.gpus, a.subnet, a.namespace_selector)
+    agent = Agent(Api(a.kubeconfig), a.root, a.node, a.gpus, a.subnet, ImageStore(a.images, a.image_cache),
+                  a.namespace_selector)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
     signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
     try:

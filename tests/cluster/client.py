@@ -3,7 +3,7 @@
     with node_agent(kubeconfig, tmp_dir, gpus=0) as node:
         node.host_address      # the node's address on the pod network: serve test services there
         node.log(ns, pod)      # a pod's container log (kubelite has no logs endpoint)
-        node.pid(ns, pod)      # the pid of a pod's container process (kill it to crash the pod)
+        node.pid(ns, pod)      # the host pid of a pod's container init (kill it to crash the pod)
         disrupt(api, ns, pod)  # evict a pod as the eviction API / a node drain does
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,14 +19,39 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .images import ImageNotFound, ImageStore
 from .netns import available
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+# the node's image store: what `make images` exports (ACT_IMAGE_STORE: another OCI layout)
+IMAGE_STORE = Path(os.environ.get("ACT_IMAGE_STORE") or ROOT / ".act" / "images")
+PREFIX = "ghcr.io/act-operator"
 
 
-def unavailable() -> str | None:
-    """Why the agent cannot run here (None if it can): root and network namespaces needed."""
-    return available()
+def image(name: str) -> str:
+    """The full name `make images` gives an image of this repository (operator, trainer-cpu)."""
+    from act_operator import __version__
+
+    return f"{PREFIX}/{name}:{__version__}"
+
+
+def unavailable(*images: str) -> str | None:
+    """Why the agent cannot run these images here (None if it can): root, network namespaces,
+    runc and umoci, and the images in the store."""
+    why = available()
+    if why:
+        return why
+    missing = [t for t in ("runc", "umoci") if not shutil.which(t)]
+    if missing:
+        return f"the node agent needs {' and '.join(missing)} (apt-get install runc umoci; make install does)"
+    store = ImageStore(IMAGE_STORE, Path("/nonexistent"))
+    for name in images:
+        try:
+            store.resolve(name)
+        except ImageNotFound:
+            return f"image {name} is not in {IMAGE_STORE}: run `make images-ci` first (make test does)"
+    return None
 
 
 class Node:
@@ -65,6 +91,7 @@ def node_agent(kubeconfig: str, root: Path, gpus: int = 0, name: str = "act-node
     root.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen([sys.executable, "-m", "cluster.agent", "--kubeconfig", kubeconfig, "--root", str(root),
+                             "--images", str(IMAGE_STORE),
                              "--node", name, "--gpus", str(gpus), "--namespace-selector", namespace_selector], env=env,
                             stdout=open(root / "agent.out", "ab"), stderr=subprocess.STDOUT)
     try:

@@ -1,9 +1,10 @@
-"""The kubelet of the test node: runs each Pod bound to the node as local processes, one
-worker thread per Pod, in the Pod's own network, mount and UTS namespaces (launch.py), and
-writes the Pod status as the kubelet does.
+"""The kubelet of the test node: runs each Pod bound to the node in containers from its image
+(images.py: the node's image store, an overlayfs layer per container) under runc, in the Pod's
+own network namespace, one worker thread per Pod, and writes the Pod status as the kubelet does.
 
 Pod directory: <root>/pods/<namespace>_<name>_<uid>/ holding <container>.log (the container
-log: kubelite has no logs endpoint), <container>.pid, termination-log, volumes/ and hosts.
+log: kubelite has no logs endpoint), <container>.pid (the container's init, as the host sees
+it), termination-log, volumes/, hosts, resolv.conf and the runc bundle <container>/.
 """
 
 from __future__ import annotations
@@ -14,20 +15,20 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-from . import podspec
+from . import ocispec, podspec
 from .api import SMP, Api, NotFound, now
-from .hostfs import RootMountPoints
+from .images import ImageNotFound, ImageStore, mount_overlay, unmount
 from .netns import PREFIX, Network
 
 log = logging.getLogger("kubelet")
-LAUNCH = str(Path(__file__).with_name("launch.py"))
 GRACE_FINALIZER = "node-agent.test/graceful-deletion"  # stands in for the API server's graceful pod deletion
 RETRY = 2.0  # seconds between retries of a Pod the kubelet cannot start yet
+PULL_BACKOFF = (10.0, 300.0)  # the kubelet's image pull back-off: 10 s, doubled, at most 5 min
+RUNC_ROOT = "/run/act-node-agent/runc"
 
 
 def grace_period(pod: dict) -> float:
@@ -35,6 +36,10 @@ def grace_period(pod: dict) -> float:
     the pod's terminationGracePeriodSeconds applies unless a larger period was asked."""
     asked = pod["metadata"].get("deletionGracePeriodSeconds") or 0
     return max(asked, pod["spec"].get("terminationGracePeriodSeconds", 30))
+
+
+def runc(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(["runc", "--root", RUNC_ROOT, *args], capture_output=True, text=True, check=check)
 
 
 class PodWorker(threading.Thread):
@@ -47,8 +52,13 @@ class PodWorker(threading.Thread):
         self.netns = f"{PREFIX}-{self.uid.replace('-', '')[:12]}"
         self.container = pod["spec"]["containers"][0]
         self.cname = self.container.get("name", "main")
+        self.cid = f"{self.uid.replace('-', '')[:12]}-{self.cname}"  # the runc container id
+        self.bundle = self.dir / self.cname
+        self.image: ocispec.Image | None = None
+        self.image_id = ""
         self.ip: str | None = None
         self.proc: subprocess.Popen | None = None
+        self.init_pid: int | None = None
         self.stop_grace: float | None = None  # set when the pod is being deleted
         self.stopped = threading.Event()
         self.gone = False  # the Pod no longer exists: no more status writes
@@ -73,14 +83,15 @@ class PodWorker(threading.Thread):
                 self.gone = True
                 return
             status = podspec.pod_status(self.pod, now=now(), phase=phase, container_state=state, sandbox=sandbox,
-                                        host_ip=self.k.host_ip, pod_ip=self.ip, started=self.started)
+                                        host_ip=self.k.host_ip, pod_ip=self.ip, started=self.started,
+                                        image_id=self.image_id)
             self.pod = self.k.api.patch("pods", self.ns, self.name, {"status": status}, sub="status")
         except NotFound:
             self.gone = True
 
-    def event(self, type_: str, reason: str, message: str) -> None:
+    def event(self, type_: str, reason: str, message: str, once: bool = True) -> None:
         key = (self.uid, reason, message)
-        if key not in self.k.sent_events:
+        if not once or key not in self.k.sent_events:
             self.k.sent_events.add(key)
             self.k.api.event({**self.pod, "kind": "Pod"}, type_, reason, message, "kubelet", self.k.node)
 
@@ -102,10 +113,10 @@ class PodWorker(threading.Thread):
                                                 "message": "the test node agent failed to run the pod",
                                                 "startedAt": self.started, "finishedAt": podspec.ts(now())}}, False)
         finally:
+            self._remove_container()
             if self.ip:
                 self.k.net.remove(self.netns)
                 self.ip = None
-            self.k.mountpoints.release(self.uid)
             self.k.hosts_changed()
             self.k.release(self)
             self.done = True
@@ -126,12 +137,44 @@ class PodWorker(threading.Thread):
             self.event("Warning", "FailedMount", str(e))
             return None
 
+    def _pull(self) -> ocispec.Image | None:
+        """The image from the node's store; a missing one is ErrImagePull, then ImagePullBackOff
+        for the back-off, then another try, as the kubelet's image manager does."""
+        ref = self.container.get("image", "")
+        backoff = PULL_BACKOFF[0]
+        while not self.stopped.is_set():
+            self.event("Normal", "Pulling", f'Pulling image "{ref}"')
+            try:
+                image = self.k.images.resolve(ref)
+            except ImageNotFound as e:
+                self.post("Pending", {"waiting": {"reason": "ErrImagePull", "message": str(e)}}, True)
+                self.event("Warning", "Failed", f'Failed to pull image "{ref}": {e}')
+                self.event("Warning", "Failed", "Error: ErrImagePull")
+                if self.stopped.wait(RETRY):
+                    return None
+                msg = f'Back-off pulling image "{ref}": ErrImagePull: {e}'
+                self.post("Pending", {"waiting": {"reason": "ImagePullBackOff", "message": msg}}, True)
+                self.event("Normal", "BackOff", f'Back-off pulling image "{ref}"')
+                self.event("Warning", "Failed", "Error: ImagePullBackOff")
+                if self.stopped.wait(backoff):
+                    return None
+                backoff = min(backoff * 2, PULL_BACKOFF[1])
+                continue
+            self.rootfs = self.k.images.rootfs(image)  # unpacked once per image
+            self.image_id = f"{image.name.rsplit(':', 1)[0]}@{image.digest}"
+            self.event("Normal", "Pulled", f'Container image "{ref}" already present on machine')
+            return image
+        return None
+
     def _config(self):
         try:
             env = podspec.container_env(self.pod, self.container, self.lookup, self.k.host_ip, self.ip,
-                                        self.k.image_env)
+                                        self.image.env_map())
             env.setdefault("HOSTNAME", self.pod["spec"].get("hostname") or self.name[:63])
-            return env, podspec.command_line(self.container, env)
+            user = ocispec.resolve_user(self.pod, self.container, self.image,
+                                        ImageStore.read_etc(self.rootfs, "passwd"),
+                                        ImageStore.read_etc(self.rootfs, "group"))
+            return env, ocispec.command_line(self.container, self.image, env), user
         except podspec.ConfigError as e:
             self.post("Pending", {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}, True)
             self.event("Warning", "Failed", f"Error: {e}")
@@ -146,36 +189,41 @@ class PodWorker(threading.Thread):
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ip = self.k.net.add(self.netns)
         self.post("Pending", creating, True)
+        self.image = self._pull()
+        if self.image is None:
+            return self._never_started()
         config = self._wait_until(self._config)
         if config is None:
             return self._never_started()
-        env, argv = config
-        spec = self._write_files(plan, env, argv)
-        self.event("Normal", "Pulled", f'Container image "{self.container.get("image", "")}" already present on machine')
+        self._write_bundle(plan, *config)
         logf = open(self.dir / f"{self.cname}.log", "ab")
         started = podspec.ts(now())
+        pid_file = self.bundle / "init.pid"
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--uts", "--propagation", "private",
-             sys.executable, "-I", LAUNCH, str(spec)],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+            ["runc", "--root", RUNC_ROOT, "--log", str(self.bundle / "runc.log"), "--log-format", "json",
+             "run", "--bundle", str(self.bundle), "--pid-file", str(pid_file), self.cid],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True)
         logf.close()
-        (self.dir / f"{self.cname}.pid").write_text(str(self.proc.pid))
-        self.event("Normal", "Created", f"Created container: {self.cname}")
-        self.event("Normal", "Started", f"Started container {self.cname}")
-        self.k.hosts_changed()
-        self.post("Running", {"running": {"startedAt": started}}, True)
+        while self.proc.poll() is None and not pid_file.exists():
+            time.sleep(0.02)
+        if pid_file.exists():
+            self.init_pid = int(pid_file.read_text().strip() or 0) or None
+        if self.init_pid:
+            (self.dir / f"{self.cname}.pid").write_text(str(self.init_pid))
+            self.event("Normal", "Created", f"Created container: {self.cname}")
+            self.event("Normal", "Started", f"Started container {self.cname}")
+            self.k.hosts_changed()
+            self.post("Running", {"running": {"startedAt": started}}, True)
         while self.proc.poll() is None:
             if self.stopped.wait(0.1):
                 self._kill()
                 break
         code = self.proc.wait()
-        code = 128 - code if code < 0 else code
-        self._killpg(signal.SIGKILL)  # pid 1 of a container gone: everything in it goes
-        err = self.dir / "start-error"
         term = {"exitCode": code, "startedAt": started, "finishedAt": podspec.ts(now()),
-                "containerID": f"agent://{self.proc.pid}"}
-        if err.exists() and code == 128:
-            term.update(reason="StartError", message=err.read_text())
+                "containerID": f"runc://{self.cid}"}
+        if not self.init_pid:  # runc could not start the process (an exec error, a bad mount)
+            term.update(exitCode=128, reason="StartError", message=self._runc_error())
+            self.event("Warning", "Failed", f"Error: {term['message']}")
         else:
             term["reason"] = "Completed" if code == 0 else "Error"
             msg = podspec.termination_message(
@@ -183,8 +231,20 @@ class PodWorker(threading.Thread):
                 code, self.container.get("terminationMessagePolicy", "File"))
             if msg:
                 term["message"] = msg
-        self.post("Succeeded" if code == 0 else "Failed", {"terminated": term}, False)
+        self.post("Succeeded" if code == 0 and self.init_pid else "Failed", {"terminated": term}, False)
         self._unhold()
+
+    def _runc_error(self) -> str:
+        """runc's last error, as containerd reports a failed start."""
+        msg = "failed to start the container"
+        try:
+            for line in (self.bundle / "runc.log").read_text(errors="replace").splitlines():
+                with_level = json.loads(line)
+                if with_level.get("level") in ("error", "fatal"):
+                    msg = with_level.get("msg", msg)
+        except (OSError, ValueError):
+            pass
+        return f"failed to create containerd task: failed to create shim task: OCI runtime create failed: {msg}"
 
     def _never_started(self) -> None:
         """Stopped before its container ran (deleted while Pending)."""
@@ -203,23 +263,42 @@ class PodWorker(threading.Thread):
         except NotFound:
             pass
 
-    def _killpg(self, sig) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+    def _signal(self, sig) -> None:
+        """To the container's init (pid 1 in its PID namespace: it gets SIGTERM only if it handles
+        it, as on a cluster); SIGKILL of init ends every process of the container."""
+        if self.init_pid:
+            try:
+                os.kill(self.init_pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def _kill(self) -> None:
         """SIGTERM, then SIGKILL after the grace period, as the container runtime does."""
         self.event("Normal", "Killing", f"Stopping container {self.cname}")
-        self._killpg(signal.SIGTERM)
+        self._signal(signal.SIGTERM)
         deadline = time.monotonic() + (self.stop_grace or 0)
         while self.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        self._killpg(signal.SIGKILL)
+        if self.proc.poll() is None:
+            self._signal(signal.SIGKILL)
+            runc("kill", self.cid, "KILL")
 
-    def _write_files(self, plan: dict, env: dict, argv: list[str]) -> Path:
-        mounts = []
+    def _remove_container(self) -> None:
+        """The container and its writable layer go; its log, pid and termination files stay."""
+        if self.proc is not None and self.proc.poll() is None:
+            self._signal(signal.SIGKILL)
+            self.proc.wait()
+        runc("delete", "--force", self.cid)
+        if (self.bundle / "rootfs").is_dir():
+            unmount(self.bundle / "rootfs")
+            shutil.rmtree(self.bundle / "upper", ignore_errors=True)
+            shutil.rmtree(self.bundle / "work", ignore_errors=True)
+
+    def _volume_dirs(self, plan: dict) -> None:
+        """configMap/secret files and emptyDirs on the node; with fsGroup, owned by that group
+        (set-gid directories, group-readable files, group-writable emptyDirs), as the kubelet's
+        SetVolumeOwnership does."""
+        fs_group = ((self.pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
         vols = self.dir / "volumes"
         for name, v in plan.items():
             d = vols / name
@@ -229,43 +308,51 @@ class PodWorker(threading.Thread):
                     f = d / rel
                     f.parent.mkdir(parents=True, exist_ok=True)
                     f.write_bytes(data)
-                    f.chmod(mode)
+                    f.chmod(mode | (0o440 if fs_group is not None else 0))
             elif v["kind"] == "emptyDir":
                 d.mkdir(parents=True, exist_ok=True)
                 d.chmod(0o777)
             elif v["kind"] == "hostPath" and v["type"] in ("DirectoryOrCreate", ""):
                 Path(v["path"]).mkdir(parents=True, exist_ok=True)
+            if fs_group is not None and v["kind"] in ("files", "emptyDir"):
+                for p in [d, *d.rglob("*")]:
+                    os.chown(p, -1, int(fs_group))
+                    if p.is_dir():
+                        p.chmod(p.stat().st_mode | 0o2070)
+
+    def _write_bundle(self, plan: dict, env: dict, argv: list[str], user: ocispec.User) -> None:
+        self._volume_dirs(plan)
+        mounts = []
         for vm in self.container.get("volumeMounts") or []:
             v = plan.get(vm["name"])
             if v is None:
                 raise RuntimeError(f"volumeMount {vm['name']} names no volume")
-            target = vm["mountPath"]
             if v["kind"] == "tmpfs":
-                mounts.append({"kind": "tmpfs", "target": target, "size": v.get("size")})
-            else:
-                src = v["path"] if v["kind"] == "hostPath" else str(vols / vm["name"])
-                if vm.get("subPath"):
-                    src = os.path.join(src, vm["subPath"])
-                mounts.append({"kind": "bind", "source": src, "target": target, "file": Path(src).is_file()})
-            mounts[-1]["readOnly"] = bool(vm.get("readOnly"))
+                mounts.append(ocispec.Mount(target=vm["mountPath"], kind="tmpfs", size=v.get("size"),
+                                            read_only=bool(vm.get("readOnly"))))
+                continue
+            src = v["path"] if v["kind"] == "hostPath" else str(self.dir / "volumes" / vm["name"])
+            if vm.get("subPath"):
+                src = os.path.join(src, vm["subPath"])
+            mounts.append(ocispec.Mount(target=vm["mountPath"], source=src, read_only=bool(vm.get("readOnly"))))
         self.write_hosts()
         (self.dir / "resolv.conf").write_text(podspec.resolv_conf(self.ns))
-        (self.dir / "termination-log").write_bytes(b"")
-        mounts += [{"kind": "bind", "source": str(self.hosts_path), "target": "/etc/hosts", "file": True},
-                   {"kind": "bind", "source": str(self.dir / "resolv.conf"), "target": "/etc/resolv.conf", "file": True},
-                   {"kind": "bind", "source": str(self.dir / "termination-log"), "file": True,
-                    "target": self.container.get("terminationMessagePath") or podspec.DEFAULT_MESSAGE_PATH}]
-        (self.dir / "scratch").mkdir(exist_ok=True)
-        workdir = self.dir / "workdir"  # the image's WORKDIR: private to this container, as on a cluster
-        workdir.mkdir(exist_ok=True)
-        self.k.mountpoints.acquire(self.uid, [m["target"] for m in mounts])
-        spec = {"hostname": self.pod["spec"].get("hostname") or self.name[:63],
-                "cwd": self.container.get("workingDir") or str(workdir), "argv": argv, "env": env, "mounts": mounts,
-                "error_file": str(self.dir / "start-error"), "scratch": str(self.dir / "scratch")}
-        path = self.dir / "launch.json"
-        path.write_text(json.dumps(spec))
+        term_log = self.dir / "termination-log"
+        term_log.write_bytes(b"")
+        term_log.chmod(0o666)  # any container user writes its message
+        mounts += [ocispec.Mount(target="/etc/hosts", source=str(self.hosts_path)),
+                   ocispec.Mount(target="/etc/resolv.conf", source=str(self.dir / "resolv.conf")),
+                   ocispec.Mount(target=self.container.get("terminationMessagePath") or podspec.DEFAULT_MESSAGE_PATH,
+                                 source=str(term_log))]
+        self.bundle.mkdir(parents=True, exist_ok=True)
+        mount_overlay(self.rootfs, self.bundle)
+        config = ocispec.runtime_config(
+            argv=argv, env=env, cwd=self.container.get("workingDir") or self.image.workdir, user=user,
+            hostname=self.pod["spec"].get("hostname") or self.name[:63], netns=f"/var/run/netns/{self.netns}",
+            mounts=mounts, container=self.container)
+        path = self.bundle / "config.json"
+        path.write_text(json.dumps(config))
         path.chmod(0o600)  # it holds the Secret values of the environment
-        return path
 
     def write_hosts(self) -> None:
         if self.ip:
@@ -280,18 +367,28 @@ class PodWorker(threading.Thread):
 
 
 class Kubelet:
-    def __init__(self, api: Api, node: str, net: Network, root: Path, image_env: dict[str, str]):
+    def __init__(self, api: Api, node: str, net: Network, root: Path, images: ImageStore):
         self.api, self.node, self.net, self.root = api, node, net, root
         self.host_ip = net.gateway
-        self.image_env = image_env
+        self.images = images
         self.workers: dict[str, PodWorker] = {}
         self.finished: set[str] = set()  # uids this kubelet ran to the end
         self.sent_events: set = set()
         self.records: list[tuple[str, str, str, str]] = []
         self.lock = threading.Lock()
         self.on_change = lambda: None
-        self.mountpoints = RootMountPoints()
-        self.mountpoints.cleanup_leftovers()
+        self.cleanup_leftovers()
+
+    @staticmethod
+    def cleanup_leftovers() -> None:
+        """Containers and overlay mounts of an agent that was killed."""
+        for c in json.loads(runc("list", "--format", "json").stdout or "null") or []:
+            runc("delete", "--force", c["id"])
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                target = line.split()[4]
+                if "/pods/" in target and target.endswith("/rootfs") and " overlay " in line:
+                    unmount(Path(target))
 
     def hosts_changed(self) -> None:
         self.on_change()

@@ -126,14 +126,6 @@ def container_env(pod: dict, container: dict, lookup: Lookup, host_ip: str, pod_
     return {**image_env, **env}
 
 
-def command_line(container: dict, env: dict[str, str]) -> list[str]:
-    """command + args with $(VAR) expanded (no image entrypoint: a command is required)."""
-    argv = [expand(a, env) for a in (container.get("command") or []) + (container.get("args") or [])]
-    if not container.get("command"):
-        raise ConfigError("the test node has no images: the container needs a command")
-    return argv
-
-
 # --- volumes ---------------------------------------------------------------------------------
 
 def volume_plan(pod: dict, lookup: Lookup) -> dict[str, dict]:
@@ -228,7 +220,7 @@ def _cond(type_: str, ok: bool, now: str, reason: str | None = None, message: st
 
 
 def pod_status(pod: dict, *, now: datetime, phase: str, container_state: dict, sandbox: bool, host_ip: str,
-               pod_ip: str | None, started: str, started_container: bool = False) -> dict:
+               pod_ip: str | None, started: str, image_id: str = "") -> dict:
     """The status the kubelet writes, keeping conditions it does not own (PodScheduled,
     DisruptionTarget) and the lastTransitionTime of conditions whose status did not change."""
     old = {c["type"]: c for c in (pod.get("status") or {}).get("conditions") or []}
@@ -247,7 +239,7 @@ def pod_status(pod: dict, *, now: datetime, phase: str, container_state: dict, s
         if c["type"] in old and old[c["type"]]["status"] == c["status"]:
             c["lastTransitionTime"] = old[c["type"]].get("lastTransitionTime", t)
     conditions = new + [c for k, c in old.items() if k not in {n["type"] for n in new}]
-    cs = {"name": c0.get("name"), "image": c0.get("image", ""), "imageID": "", "ready": running,
+    cs = {"name": c0.get("name"), "image": c0.get("image", ""), "imageID": image_id, "ready": running,
           "restartCount": 0, "started": running, "state": container_state}
     if "running" in container_state or "terminated" in container_state:
         cs["containerID"] = container_state.get("containerID") or ""

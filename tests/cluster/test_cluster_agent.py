@@ -1,5 +1,6 @@
 """The one-machine cluster, end to end through real kubectl: kubelite + the node agent run
-Jobs as pods in their own network and mount namespaces."""
+Jobs as pods, each container from its image under runc in the pod's network namespace. The
+pods here run the operator image (it has a Python; its user is uid 1000)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ import textwrap
 import pytest
 import yaml
 
+from cluster.client import image
 from cluster.jobutil import TRACKING_FINALIZER
 from cluster.kubectl import get, kubectl, pods_of, wait_for
 
 pytestmark = pytest.mark.integration
+IMAGE = image("operator")
 
 
 def job_yaml(name: str, script: str, *, extra_spec: str = "", pod_spec: str = "", container: str = "",
              backoff: int = 0) -> str:
     """A Job running `python3 -c script`; the keyword arguments are YAML merged into the Job
     spec, the pod spec and the container. Returned as JSON (which kubectl reads as YAML)."""
-    c = {"name": "main", "image": "the-host", "command": ["python3", "-c", textwrap.dedent(script)],
+    c = {"name": "main", "image": IMAGE, "command": ["python3", "-c", textwrap.dedent(script)],
          **(yaml.safe_load(container) or {})}
     pod = {"restartPolicy": "Never", "containers": [c], **(yaml.safe_load(pod_spec) or {})}
     spec = {"backoffLimit": backoff, "template": {"spec": pod}, **(yaml.safe_load(extra_spec) or {})}
@@ -197,7 +200,8 @@ podFailurePolicy:
 
 def test_sigkill_of_a_pod_fails_the_job_per_its_pod_failure_policy(ns, node):
     kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml(
-        "crash", "import time; print('up', flush=True); time.sleep(120)", extra_spec=GANG_POLICY))
+        "crash", "import time; print('up', flush=True); time.sleep(120)", extra_spec=GANG_POLICY,
+        pod_spec="terminationGracePeriodSeconds: 2\n"))  # the other pod's python is pid 1: SIGTERM won't end it
     pods = wait_for(lambda: [p for p in pods_of("crash", ns) if p["status"].get("phase") == "Running"]
                     if len(pods_of("crash", ns)) == 2 else None, 30)
     victim = next(p for p in pods if p["spec"]["hostname"] == "crash-0")["metadata"]["name"]
@@ -254,6 +258,8 @@ time.sleep(120)
 
 def test_evicted_pod_is_replaced_without_counting_as_a_failure(ns, node, tmp_path):
     shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # a hostPath is the node's: the image's user (uid 1000) needs it writable
     kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml(
         "shard", RESUMABLE, extra_spec=SHARD_POLICY,
         pod_spec=f"volumes: [{{name: w, hostPath: {{path: {shared}, type: DirectoryOrCreate}}}}]\n"
@@ -290,7 +296,8 @@ def test_suspend_terminates_running_pods_and_resume_starts_new_ones(ns, node):
 
 def test_active_deadline_fails_the_job(ns, node):
     kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml("slow", "import time; time.sleep(120)",
-                                                          extra_spec="activeDeadlineSeconds: 2\n"))
+                                                          extra_spec="activeDeadlineSeconds: 2\n",
+                                                          pod_spec="terminationGracePeriodSeconds: 1\n"))
     kubectl("wait", "-n", ns, "--for=condition=Failed", "job/slow", "--timeout=30s")
     job = get("job", "slow", ns)
     assert conditions(job) == [("FailureTarget", "True", "DeadlineExceeded"), ("Failed", "True", "DeadlineExceeded")]
@@ -315,7 +322,7 @@ def test_missing_configmap_volume_stays_container_creating(ns, node):
     kubectl("create", "configmap", "later", "-n", ns, "--from-literal=a=now")
     kubectl("wait", "-n", ns, "--for=condition=Complete", "job/novol", "--timeout=60s")
     assert node.log(ns, pod["metadata"]["name"]).strip() == "now"
-    wait_for(lambda: not os.path.exists("/cfg"), 10)  # made for the pod (top level), removed after it
+    assert not os.path.exists("/cfg")  # the mount point is made in the container's own layer
 
 
 def test_missing_service_account_refuses_pod_creation(ns, node):
@@ -334,8 +341,9 @@ def test_missing_service_account_refuses_pod_creation(ns, node):
 
 
 def test_plain_pod_delete_is_no_disruption(ns, node):
-    """`kubectl delete pod` is not an eviction: no DisruptionTarget, the container ends with
-    SIGTERM (143) and the exit-code rule fails the Job, as on a cluster."""
+    """`kubectl delete pod` is not an eviction: no DisruptionTarget, and the exit-code rule fails
+    the Job, as on a cluster. The process is pid 1 of its container without a SIGTERM handler, so
+    SIGTERM does not reach it: it is SIGKILLed after the grace period (137)."""
     kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml("del", "import time; time.sleep(120)",
                                                           extra_spec=SHARD_POLICY,
                                                           pod_spec="terminationGracePeriodSeconds: 1\n"))
@@ -344,4 +352,86 @@ def test_plain_pod_delete_is_no_disruption(ns, node):
     kubectl("wait", "-n", ns, "--for=condition=Failed", "job/del", "--timeout=30s")
     job = get("job", "del", ns)
     assert conditions(job) == [("FailureTarget", "True", "PodFailurePolicy"), ("Failed", "True", "PodFailurePolicy")]
-    assert "failed with exit code 143 matching FailJob rule at index 1" in job["status"]["conditions"][1]["message"]
+    assert "failed with exit code 137 matching FailJob rule at index 1" in job["status"]["conditions"][1]["message"]
+
+
+IN_IMAGE = """
+import json, os, sys
+data = {"uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups()), "home": os.environ.get("HOME"),
+        "cwd": os.getcwd(), "python": sys.executable, "host_checkout": os.path.exists(%r),
+        "secret": open("/creds/token").read()}
+for path in ("/x", "/scratch/x"):
+    try:
+        open(path, "w").close(); data[path] = "written"
+    except OSError as e:
+        data[path] = e.strerror
+open("/dev/termination-log", "w").write(json.dumps(data))
+"""
+
+
+def test_a_pod_runs_as_its_user_in_its_image_with_a_read_only_root(ns, node):
+    """uid 1000 from the image's USER, the image's filesystem (not the host's), the image's
+    WORKDIR and HOME, readOnlyRootFilesystem, and fsGroup making a 0440 Secret file readable."""
+    kubectl("create", "secret", "generic", "creds", "-n", ns, "--from-literal=token=t0k3n")
+    container = textwrap.dedent("""\
+        securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+        volumeMounts: [{name: creds, mountPath: /creds, readOnly: true}, {name: scratch, mountPath: /scratch}]
+        """)
+    pod_spec = textwrap.dedent("""\
+        securityContext: {runAsNonRoot: true, fsGroup: 2000}
+        volumes: [{name: creds, secret: {secretName: creds, defaultMode: 0440}}, {name: scratch, emptyDir: {}}]
+        """)
+    kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml(
+        "img", IN_IMAGE % str(pytest.__file__), container=container, pod_spec=pod_spec))
+    kubectl("wait", "-n", ns, "--for=condition=Complete", "job/img", "--timeout=60s")
+    (pod,) = pods_of("img", ns)
+    cs = pod["status"]["containerStatuses"][0]
+    got = json.loads(cs["state"]["terminated"]["message"])
+    assert got == {"uid": 1000, "gid": 1000, "groups": [1000, 2000], "home": "/tmp", "cwd": "/tmp",
+                   "python": "/opt/venv/bin/python3", "host_checkout": False, "secret": "t0k3n",
+                   "/x": "Read-only file system", "/scratch/x": "written"}
+    assert cs["image"] == IMAGE and cs["imageID"].startswith(IMAGE.rsplit(":", 1)[0] + "@sha256:")
+
+
+def test_args_replace_the_image_cmd_and_a_root_user_is_refused_under_run_as_non_root(ns, node):
+    """No command: the image's ENTRYPOINT (kopf run ...) with the container's args instead of
+    its CMD. runAsUser 0 under runAsNonRoot: CreateContainerConfigError, as the kubelet says it."""
+    job = json.loads(job_yaml("entry", "", container="args: [--help]\n"))
+    del job["spec"]["template"]["spec"]["containers"][0]["command"]
+    kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(job))
+    root = job_yaml("root", "print(1)", pod_spec="securityContext: {runAsNonRoot: true, runAsUser: 0}\n")
+    kubectl("apply", "-n", ns, "-f", "-", stdin=root)
+    kubectl("wait", "-n", ns, "--for=condition=Complete", "job/entry", "--timeout=60s")
+    (pod,) = pods_of("entry", ns)
+    assert "Usage: kopf run [OPTIONS]" in node.log(ns, pod["metadata"]["name"])
+
+    def refused():
+        pods = pods_of("root", ns)
+        w = pods and (pods[0]["status"].get("containerStatuses") or [{}])[0].get("state", {}).get("waiting")
+        return w if w and w.get("reason") == "CreateContainerConfigError" else None
+
+    w = wait_for(refused, 30)
+    (pod,) = pods_of("root", ns)
+    m = pod["metadata"]
+    assert w["message"] == (f'container\'s runAsUser breaks non-root policy (pod: "{m["name"]}_{ns}({m["uid"]})", '
+                            "container: main)")
+
+
+def test_a_missing_image_backs_off(ns, node):
+    missing = "ghcr.io/act-operator/nowhere:0"
+    job = json.loads(job_yaml("noimg", "print(1)"))
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = missing
+    kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(job))
+
+    def backing_off():
+        pods = pods_of("noimg", ns)
+        w = pods and (pods[0]["status"].get("containerStatuses") or [{}])[0].get("state", {}).get("waiting")
+        return w if w and w.get("reason") == "ImagePullBackOff" else None
+
+    w = wait_for(backing_off, 30)
+    assert w["message"].startswith(f'Back-off pulling image "{missing}": ErrImagePull: failed to pull and unpack '
+                                   f'image "{missing}": not found')
+    events = json.loads(kubectl("get", "events", "-n", ns, "-o", "json"))["items"]
+    assert {("Normal", "BackOff", f'Back-off pulling image "{missing}"'), ("Warning", "Failed", "Error: ErrImagePull")} <= {
+        (e["type"], e["reason"], e["message"]) for e in events}
+    assert get("job", "noimg", ns)["status"]["active"] == 1
