@@ -98,3 +98,22 @@ def test_judge_with_vllm_rollouts(pairs, tmp_path):
     proc, report = run_stage(cfg, tmp_path)
     assert report["metrics"]["steps"] == 2
     assert "vllm" in (proc.stderr + proc.stdout).lower()  # vLLM's own start-up lines
+
+
+def test_weight_sync_reaches_vllm(tmp_path):
+    """TRL's per-step sync into its colocated vLLM (on CPU, vLLM's packed kernels would leave
+    no weight to load into): after the trained weights change, vLLM's logprobs follow the
+    trained model's, and they did change."""
+    found = tmp_path / "logprobs.json"
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("vllm_sync_probe.py")), str(found)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    lp = json.loads(found.read_text())
+
+    def gap(a: str, b: str) -> float:
+        return max(abs(x - y) for x, y in zip(lp[a], lp[b], strict=True))
+
+    assert gap("vllm_before", "hf_before") < 0.02  # the same model in both: equal up to kernel rounding
+    assert gap("hf_before", "hf_after") > 0.5  # the change moved the trained model's logprobs
+    assert gap("vllm_after", "hf_after") < 0.05  # and vLLM's with them, every layer (a stale one leaves ~the change)
+

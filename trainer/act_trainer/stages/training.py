@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 
 from act_trainer import mlmodel, plots, progress, store
 from act_trainer.config import TrainerBase
-from act_trainer.engines import gpu_available, resolve
+from act_trainer.engines import gpu_available, resolve, vllm_cpu
 from act_trainer.errors import InputError
 from act_trainer.models import resolve_model
 from act_trainer.rewards import action_reward
@@ -108,12 +108,15 @@ VLLM_SERVER_HOST = "ACT_VLLM_SERVER_HOST"  # set by the operator on a server-mod
 def rollout_args(cfg) -> dict:
     """TRL's vLLM settings for cfg.rollout (GRPOConfig fields of TRL 1.16): use_vllm, vllm_mode,
     the GPU memory share and tensor-parallel size, sleep mode (colocate, GPUs only: vLLM's CPU
-    build has no sleep mode), the server's address (server mode). transformers: use_vllm=False."""
+    build has no sleep mode), the server's address (server mode). transformers: use_vllm=False.
+    Colocated on vLLM's CPU build, it also keeps the linear weights of the vLLM that TRL builds
+    here loadable, so that TRL's per-step weight sync reaches them (engines/vllm_cpu.py)."""
     r = cfg.rollout
     if resolve(r.engine, "rollout.engine") != "vllm":
         return {"use_vllm": False}
     args = dict(use_vllm=True, vllm_mode=r.mode, vllm_tensor_parallel_size=r.tensor_parallel_size)
     if r.mode == "colocate":
+        vllm_cpu.keep_linear_weights_loadable()  # a no-op on GPUs
         args.update(vllm_gpu_memory_utilization=r.gpu_memory_utilization,
                     vllm_enable_sleep_mode=r.sleep_mode and gpu_available())
     else:
