@@ -20,8 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import jobs, podspec
+from . import deployments, jobs, podspec
 from .api import SMP, Api, Conflict, NotFound, now
+from .apifront import ApiFront
 from .images import ImageStore
 from .jobutil import ts
 from .kubelet import Kubelet
@@ -34,12 +35,12 @@ IMAGE_CACHE = "/var/lib/act-node-agent/images"  # unpacked images, kept between 
 
 
 class Agent:
-    def __init__(self, api: Api, root: Path, node: str, gpus: int, subnet: str, images: ImageStore,
+    def __init__(self, kubeconfig: str, root: Path, node: str, gpus: int, subnet: str, images: ImageStore,
                  namespace_selector: str = ""):
-        self.api, self.root, self.node, self.gpus = api, root, node, gpus
+        self.api, self.kubeconfig, self.root, self.node, self.gpus = Api(kubeconfig), kubeconfig, root, node, gpus
         self.namespace_selector = namespace_selector
         self.net = Network(subnet)
-        self.kubelet = Kubelet(api, node, self.net, root, images)
+        self.kubelet = Kubelet(self.api, node, self.net, root, images)
         self.wake = threading.Event()
         self.kubelet.on_change = self.wake.set
         self.stop = threading.Event()
@@ -62,7 +63,7 @@ class Agent:
         self.api.patch("nodes", None, self.node, {"status": {
             "capacity": capacity, "allocatable": capacity, "conditions": [ready],
             "addresses": [{"type": "InternalIP", "address": self.net.gateway}, {"type": "Hostname", "address": self.node}],
-            "nodeInfo": {"kubeletVersion": "v1.36.4-node-agent", "containerRuntimeVersion": "processes://",
+            "nodeInfo": {"kubeletVersion": "v1.36.4-node-agent", "containerRuntimeVersion": "runc://1.1",
                          "operatingSystem": "linux", "architecture": "amd64", "osImage": "the host",
                          "kernelVersion": os.uname().release, "kubeProxyVersion": "", "machineID": "",
                          "systemUUID": "", "bootID": ""}}}, sub="status")
@@ -227,7 +228,57 @@ class Agent:
         mine = {n["metadata"]["name"] for n in self.api.list("namespaces", selector=self.namespace_selector)}
         return [o for o in items if o["metadata"].get("namespace") in mine]
 
+    # --- Deployment and ReplicaSet controllers --------------------------------------------------
+    def sync_deployments(self, pods: list[dict]) -> None:
+        replicasets = self._list("replicasets")
+        for d in self._list("deployments"):
+            m = d["metadata"]
+            try:
+                out = deployments.sync_deployment(d, replicasets, pods, ts(now()))
+                ev = {**d, "kind": "Deployment", "apiVersion": "apps/v1"}
+                for rs in out.create:
+                    self.api.create("replicasets", m["namespace"], rs)
+                    self.api.event(ev, "Normal", "ScalingReplicaSet", f"Scaled up replica set {rs['metadata']['name']} "
+                                   f"from 0 to {rs['spec']['replicas']}", "deployment-controller")
+                for name, n in out.scale.items():
+                    self.api.patch("replicasets", m["namespace"], name, {"spec": {"replicas": n}})
+                    self.api.event(ev, "Normal", "ScalingReplicaSet", f"Scaled replica set {name} to {n}",
+                                   "deployment-controller")
+                status = self._keep_times(d, out.status)
+                if status != {k: v for k, v in (d.get("status") or {}).items() if k in status}:
+                    self.api.replace_status("deployments", {**d, "status": status})
+            except (Conflict, NotFound):
+                self.wake.set()
+        for rs in self._list("replicasets"):
+            m = rs["metadata"]
+            try:
+                out = deployments.sync_replicaset(rs, pods)
+                ev = {**rs, "kind": "ReplicaSet", "apiVersion": "apps/v1"}
+                for pod in out.create:
+                    created = self.api.create("pods", m["namespace"], pod)
+                    self.api.event(ev, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}",
+                                   "replicaset-controller")
+                for name in out.delete:
+                    self.api.delete("pods", m["namespace"], name)
+                    self.api.event(ev, "Normal", "SuccessfulDelete", f"Deleted pod: {name}", "replicaset-controller")
+                if any((rs.get("status") or {}).get(k) != v for k, v in out.status.items()):
+                    self.api.replace_status("replicasets", {**rs, "status": out.status})
+            except (Conflict, NotFound):
+                self.wake.set()
+
+    @staticmethod
+    def _keep_times(d: dict, status: dict) -> dict:
+        """Unchanged conditions keep their lastUpdateTime: no status write per tick."""
+        old = {c["type"]: c for c in (d.get("status") or {}).get("conditions") or []}
+        for c in status["conditions"]:
+            o = old.get(c["type"])
+            if o and all(o.get(k) == c[k] for k in ("status", "reason", "message")):
+                c["lastUpdateTime"] = o.get("lastUpdateTime", c["lastUpdateTime"])
+        return status
+
     def tick(self) -> None:
+        pods = self._list("pods")
+        self.sync_deployments(pods)
         pods = self._list("pods")
         self.sync_jobs(self._list("jobs"), pods)
         pods = self._list("pods")
@@ -238,9 +289,13 @@ class Agent:
 
     def run(self) -> None:
         self.net.up()
+        self.front = ApiFront(self.kubeconfig, self.net.gateway, self.root / "pki")
+        self.front.start()
+        self.kubelet.api_ca, self.kubelet.api_port = self.front.ca, self.front.port
         self.register_node()
         watchers = [threading.Thread(target=self.api.watch_forever, args=(kind, lambda e: self.wake.set(), self.stop),
-                                     daemon=True) for kind in ("pods", "jobs", "services", "secrets", "configmaps")]
+                                     daemon=True) for kind in ("pods", "jobs", "services", "secrets", "configmaps", "deployments",
+                                                   "replicasets")]
         for w in watchers:
             w.start()
         (self.root / "ready").write_text(self.net.gateway)
@@ -286,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     lock = open(LOCK, "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # one agent per machine: the network names and subnet are fixed
-    agent = Agent(Api(a.kubeconfig), a.root, a.node, a.gpus, a.subnet, ImageStore(a.images, a.image_cache),
+    agent = Agent(a.kubeconfig, a.root, a.node, a.gpus, a.subnet, ImageStore(a.images, a.image_cache),
                   a.namespace_selector)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
     signal.signal(signal.SIGINT, lambda *_: agent.stop.set())

@@ -30,7 +30,8 @@ def now() -> datetime:
 
 
 def path(kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
-    group = "/apis/batch/v1" if kind == "jobs" else "/apis/coordination.k8s.io/v1" if kind == "leases" else "/api/v1"
+    group = {"jobs": "/apis/batch/v1", "leases": "/apis/coordination.k8s.io/v1", "deployments": "/apis/apps/v1",
+             "replicasets": "/apis/apps/v1"}.get(kind, "/api/v1")
     p = group + (f"/namespaces/{namespace}" if namespace else "") + f"/{kind}"
     return p + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
@@ -76,7 +77,8 @@ class Api:
         query = [("labelSelector", selector)] if selector else []
         out = self.call("GET", path(kind, namespace), query=query)
         singular = {"pods": "Pod", "jobs": "Job", "services": "Service", "secrets": "Secret",
-                    "configmaps": "ConfigMap", "nodes": "Node", "namespaces": "Namespace"}.get(kind)
+                    "configmaps": "ConfigMap", "nodes": "Node", "namespaces": "Namespace", "deployments": "Deployment",
+                    "replicasets": "ReplicaSet"}.get(kind)
         for item in out["items"]:
             item.setdefault("kind", singular)
         return out["items"]

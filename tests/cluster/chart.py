@@ -1,89 +1,106 @@
-"""The operator as the Helm chart's Deployment runs it, as a local process: the container's
-command, args and env from `helm template` (tests/helm_tool.py), with only what must point at
-this test cluster changed: the kubeconfig (a pod would use its ServiceAccount token), free
-local ports for /healthz and /metrics (a pod has its own network), the pod name kopf takes
-from the downward API, HOME/TMPDIR (the pod's emptyDir).
+"""The operator as a user installs it: the Helm chart rendered (`helm template`, release = the
+test namespace so that its cluster-wide RBAC names do not clash between tests) and applied with
+kubectl: its ServiceAccounts, RBAC, Service and Deployment. The node agent runs the Deployment's
+pod from the operator image (in-cluster configuration through its ServiceAccount volume) and
+the stage pods from the trainer-cpu image, both as uid 1000 with the chart's securityContext.
+Nothing of the chart is changed but values a user sets.
 
-    op = ChartOperator(kubeconfig, workdir, namespace)   # watchNamespaces={namespace}
-    op.start(); op.kill()   # SIGKILL, as a node or OOM kill does
-    op.start(); op.stop()   # SIGTERM, as a rollout does
+    op = ChartOperator(node, namespace)   # watchNamespaces={namespace}
+    op.start()                  # the Deployment at 1 replica: a pod Ready
+    op.kill()                   # SIGKILL of the operator's process: the kubelet restarts it (CrashLoopBackOff)
+    op.kill(keep_down=True)     # ... and the Deployment scaled to 0 before it can: down until start()
+    op.stop()                   # scaled to 0: SIGTERM, as a rollout does
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import helm_tool
-from services import free_ports
+import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from .client import Node, image
+from .kubectl import kubectl, wait_for
+
+TRAINER = image("trainer-cpu")
 
 
-def rendered_container(*values: str) -> dict:
-    """The operator container of the chart's Deployment, rendered with these `--set` values."""
-    return helm_tool.container(helm_tool.template(*values, crds=False))
+def rendered(namespace: str, *values: str) -> list[dict]:
+    repo, tag = image("operator").rsplit(":", 1)
+    trepo, ttag = TRAINER.rsplit(":", 1)
+    proc = helm_tool.helm("template", namespace, str(helm_tool.CHART), "--namespace", namespace, *helm_tool.sets([
+        f"image.repository={repo}", f"image.tag={tag}", f"trainer.image.repository={trepo}",
+        f"trainer.image.tag={ttag}", f"watchNamespaces={{{namespace}}}", "stageServiceAccount.create=false",
+        "metrics.service.enabled=false", *values]))
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
 class ChartOperator:
-    def __init__(self, kubeconfig: str, workdir: Path, namespace: str, *values: str):
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        # one namespace: the session's kubelite is shared with other tests
-        c = rendered_container(f"watchNamespaces={{{namespace}}}", *values)
-        health, metrics = free_ports(2)
-        env = {}
-        for e in c["env"]:
-            if "value" in e:
-                env[e["name"]] = e["value"]
-            elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
-                env[e["name"]] = "act-operator-0"  # the downward API: the pod's name
-            else:
-                raise AssertionError(f"the Deployment's env {e} has no local stand-in")
-        env.update(KUBECONFIG=kubeconfig, ACT_PORT=str(metrics), HOME=str(self.workdir), TMPDIR=str(self.workdir))
-        self.env = env
-        self.command = c["command"] + [f"--liveness=http://127.0.0.1:{health}/healthz"
-                                       if a.startswith("--liveness=") else a for a in c["args"]]
-        assert self.command[:2] == ["kopf", "run"] and f"--namespace={namespace}" in self.command, self.command
-        self.log_path = self.workdir / "operator.log"
-        self.proc: subprocess.Popen | None = None
+    def __init__(self, node: Node, namespace: str, *values: str):
+        self.node, self.ns = node, namespace
+        self.docs = rendered(namespace, *values)
+        (self.deploy,) = [d for d in self.docs if d["kind"] == "Deployment"]
+        self.name = self.deploy["metadata"]["name"]
+        self.selector = ",".join(f"{k}={v}" for k, v in self.deploy["spec"]["selector"]["matchLabels"].items())
         self.starts = 0
+        self.seen_pods: list[str] = []  # every operator pod, in order: their logs make the operator's log
 
-    def start(self) -> subprocess.Popen:
-        # the image's environment: the host's PATH (kopf next to this python) and PYTHONPATH,
-        # nothing of the test's ACT_*/KOPF_* settings
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("ACT_", "KOPF_"))}
-        env = {**base, **self.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               "PYTHONUNBUFFERED": "1"}
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- start {self.starts + 1}: {' '.join(self.command)}\n".encode())
-            self.proc = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                         start_new_session=True)
+    def pods(self) -> list[dict]:
+        items = json.loads(kubectl("get", "pods", "-n", self.ns, "-l", self.selector, "-o", "json"))["items"]
+        for p in sorted(items, key=lambda p: p["metadata"]["creationTimestamp"]):
+            if p["metadata"]["name"] not in self.seen_pods:
+                self.seen_pods.append(p["metadata"]["name"])
+        return items
+
+    def _running(self, restarts: int | None = None) -> dict | None:
+        for p in self.pods():
+            if p["metadata"].get("deletionTimestamp"):
+                continue
+            cs = (p["status"].get("containerStatuses") or [{}])[0]
+            if "running" in (cs.get("state") or {}) and (restarts is None or cs.get("restartCount", 0) >= restarts):
+                return p
+        return None
+
+    def _replicas(self, n: int) -> None:
+        # (kubelite serves no scale subresource, so no `kubectl scale`)
+        kubectl("patch", "-n", self.ns, f"deployment/{self.name}", "--type=merge", "-p", json.dumps({"spec": {"replicas": n}}))
+
+    def start(self) -> None:
+        if self.starts == 0:
+            kubectl("apply", "-n", self.ns, "-f", "-", stdin="\n---\n".join(yaml.safe_dump(d) for d in self.docs))
+        elif self._running() is None:
+            self._replicas(1)
+        wait_for(self._running, timeout=120, interval=0.2)
         self.starts += 1
-        return self.proc
 
-    def kill(self) -> None:
-        """SIGKILL: no handler finishes, nothing is flushed."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+    def kill(self, keep_down: bool = False) -> None:
+        """SIGKILL: no handler finishes, nothing is flushed (a crash or an OOM kill)."""
+        pod = self._running()
+        restarts = pod["status"]["containerStatuses"][0].get("restartCount", 0)
+        os.kill(self.node.pid(self.ns, pod["metadata"]["name"]), signal.SIGKILL)
+        if keep_down:  # within the kubelet's first restart back-off (10 s)
+            self._replicas(0)
+            wait_for(lambda: not self.pods(), timeout=60, interval=0.2)
+        else:
+            wait_for(lambda: self._running(restarts + 1), timeout=60, interval=0.2)
+            self.starts += 1
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        with contextlib.suppress(Exception):
+            self._replicas(0)
+            wait_for(lambda: not self.pods(), timeout=60, interval=0.5)
 
     def log(self, tail: int = 5000) -> str:
-        return self.log_path.read_text(errors="replace")[-tail:]
+        self.pods()
+        out = []
+        for name in self.seen_pods:
+            with contextlib.suppress(FileNotFoundError):
+                out.append(f"--- pod {name}\n" + self.node.log(self.ns, name))
+        return "".join(out)[-tail:]
 
     def __enter__(self) -> ChartOperator:
         self.start()

@@ -17,6 +17,8 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from . import ocispec, podspec
@@ -28,7 +30,9 @@ log = logging.getLogger("kubelet")
 GRACE_FINALIZER = "node-agent.test/graceful-deletion"  # stands in for the API server's graceful pod deletion
 RETRY = 2.0  # seconds between retries of a Pod the kubelet cannot start yet
 PULL_BACKOFF = (10.0, 300.0)  # the kubelet's image pull back-off: 10 s, doubled, at most 5 min
+RESTART_BACKOFF = (10.0, 300.0)  # and its restart back-off (CrashLoopBackOff)
 RUNC_ROOT = "/run/act-node-agent/runc"
+SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def grace_period(pod: dict) -> float:
@@ -40,6 +44,51 @@ def grace_period(pod: dict) -> float:
 
 def runc(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(["runc", "--root", RUNC_ROOT, *args], capture_output=True, text=True, check=check)
+
+
+class Probes:
+    """httpGet readiness and liveness probes, run by the kubelet from the node (it reaches the pod
+    IP over the bridge); the only kind the chart's Deployment uses."""
+
+    def __init__(self, container: dict, ip: str | None):
+        self.ip, self.t0 = ip, time.monotonic()
+        ports = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
+        self.specs = {}
+        for kind in ("readinessProbe", "livenessProbe"):
+            spec = container.get(kind)
+            if spec and "httpGet" in spec:
+                port = spec["httpGet"]["port"]
+                self.specs[kind] = {**spec, "url": f"http://{ip}:{ports.get(port, port)}{spec['httpGet'].get('path', '/')}",
+                                    "next": self.t0 + spec.get("initialDelaySeconds", 0), "fails": 0, "ok": False}
+        self.ready = "readinessProbe" not in self.specs
+
+    def _check(self, s: dict) -> str | None:
+        try:
+            with urllib.request.urlopen(s["url"], timeout=s.get("timeoutSeconds", 1)) as r:
+                return None if 200 <= r.status < 400 else f"HTTP probe failed with statuscode: {r.status}"
+        except urllib.error.HTTPError as e:
+            return f"HTTP probe failed with statuscode: {e.code}"
+        except OSError as e:
+            return f'Get "{s["url"]}": {e}'
+
+    def tick(self) -> tuple[bool, str | None]:
+        """(ready, why the liveness probe failed its threshold or None)."""
+        unhealthy = None
+        for kind, s in self.specs.items():
+            if time.monotonic() < s["next"]:
+                continue
+            s["next"] = time.monotonic() + s.get("periodSeconds", 10)
+            why = self._check(s)
+            s["fails"] = 0 if why is None else s["fails"] + 1
+            if why is None:
+                s["ok"] = True
+            elif s["fails"] >= s.get("failureThreshold", 3):
+                s["ok"] = False
+                if kind == "livenessProbe":
+                    unhealthy, s["fails"] = why, 0
+        if "readinessProbe" in self.specs:
+            self.ready = self.specs["readinessProbe"]["ok"]
+        return self.ready, unhealthy
 
 
 class PodWorker(threading.Thread):
@@ -56,6 +105,9 @@ class PodWorker(threading.Thread):
         self.bundle = self.dir / self.cname
         self.image: ocispec.Image | None = None
         self.image_id = ""
+        self.ready = False  # the readiness probe's verdict (running, where there is none)
+        self.restarts = 0
+        self.last_state: dict | None = None
         self.ip: str | None = None
         self.proc: subprocess.Popen | None = None
         self.init_pid: int | None = None
@@ -84,7 +136,8 @@ class PodWorker(threading.Thread):
                 return
             status = podspec.pod_status(self.pod, now=now(), phase=phase, container_state=state, sandbox=sandbox,
                                         host_ip=self.k.host_ip, pod_ip=self.ip, started=self.started,
-                                        image_id=self.image_id)
+                                        image_id=self.image_id, ready=self.ready, restart_count=self.restarts,
+                                        last_state=self.last_state)
             self.pod = self.k.api.patch("pods", self.ns, self.name, {"status": status}, sub="status")
         except NotFound:
             self.gone = True
@@ -169,7 +222,7 @@ class PodWorker(threading.Thread):
     def _config(self):
         try:
             env = podspec.container_env(self.pod, self.container, self.lookup, self.k.host_ip, self.ip,
-                                        self.image.env_map())
+                                        {**self.image.env_map(), **self.k.service_env()})
             env.setdefault("HOSTNAME", self.pod["spec"].get("hostname") or self.name[:63])
             user = ocispec.resolve_user(self.pod, self.container, self.image,
                                         ImageStore.read_etc(self.rootfs, "passwd"),
@@ -192,13 +245,39 @@ class PodWorker(threading.Thread):
         self.image = self._pull()
         if self.image is None:
             return self._never_started()
-        config = self._wait_until(self._config)
-        if config is None:
-            return self._never_started()
-        self._write_bundle(plan, *config)
+        backoff = RESTART_BACKOFF[0]
+        while True:
+            config = self._wait_until(self._config)  # again at each restart: env from Secrets may change
+            if config is None:
+                return self._never_started() if not self.restarts else self._unhold()
+            self._write_bundle(plan, *config)
+            term = self._run_container()
+            policy = self.pod["spec"].get("restartPolicy", "Always")
+            if self.stopped.is_set() or policy == "Never" or (policy == "OnFailure" and term["exitCode"] == 0):
+                break
+            # restarted in place after a back-off (the pod stays Running), as the kubelet does
+            self._remove_container()
+            self.restarts += 1
+            self.last_state = {"terminated": term}
+            who = f"{self.name}_{self.ns}({self.uid})"
+            self.post("Running", {"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off {backoff:.0f}s "
+                                              f"restarting failed container={self.cname} pod={who}"}}, True)
+            self.event("Warning", "BackOff", f"Back-off restarting failed container {self.cname} in pod {who}",
+                       once=False)
+            if self.stopped.wait(backoff):
+                break
+            backoff = min(backoff * 2, RESTART_BACKOFF[1])
+        code = term["exitCode"]
+        self.post("Succeeded" if code == 0 and self.init_pid else "Failed", {"terminated": term}, False)
+        self._unhold()
+
+    def _run_container(self) -> dict:
+        """Start the container, probe it while it runs; its terminated state."""
         logf = open(self.dir / f"{self.cname}.log", "ab")
         started = podspec.ts(now())
         pid_file = self.bundle / "init.pid"
+        pid_file.unlink(missing_ok=True)
+        self.init_pid = None
         self.proc = subprocess.Popen(
             ["runc", "--root", RUNC_ROOT, "--log", str(self.bundle / "runc.log"), "--log-format", "json",
              "run", "--bundle", str(self.bundle), "--pid-file", str(pid_file), self.cid],
@@ -208,17 +287,32 @@ class PodWorker(threading.Thread):
             time.sleep(0.02)
         if pid_file.exists():
             self.init_pid = int(pid_file.read_text().strip() or 0) or None
+        probes = Probes(self.container, self.ip)
+        running = {"running": {"startedAt": started}}
         if self.init_pid:
             (self.dir / f"{self.cname}.pid").write_text(str(self.init_pid))
-            self.event("Normal", "Created", f"Created container: {self.cname}")
-            self.event("Normal", "Started", f"Started container {self.cname}")
+            self.event("Normal", "Created", f"Created container: {self.cname}", once=False)
+            self.event("Normal", "Started", f"Started container {self.cname}", once=False)
             self.k.hosts_changed()
-            self.post("Running", {"running": {"startedAt": started}}, True)
+            self.ready = probes.ready
+            self.post("Running", running, True)
         while self.proc.poll() is None:
             if self.stopped.wait(0.1):
                 self._kill()
                 break
+            ready, unhealthy = probes.tick()
+            if ready != self.ready:
+                self.ready = ready
+                self.post("Running", running, True)
+            if unhealthy:
+                self.event("Warning", "Unhealthy", f"Liveness probe failed: {unhealthy}", once=False)
+                self.event("Normal", "Killing", f"Container {self.cname} failed liveness probe, will be restarted",
+                           once=False)
+                self.stop_grace = grace_period(self.pod)
+                self._kill()
+                self.stop_grace = None
         code = self.proc.wait()
+        self.ready = False
         term = {"exitCode": code, "startedAt": started, "finishedAt": podspec.ts(now()),
                 "containerID": f"runc://{self.cid}"}
         if not self.init_pid:  # runc could not start the process (an exec error, a bad mount)
@@ -231,8 +325,7 @@ class PodWorker(threading.Thread):
                 code, self.container.get("terminationMessagePolicy", "File"))
             if msg:
                 term["message"] = msg
-        self.post("Succeeded" if code == 0 and self.init_pid else "Failed", {"terminated": term}, False)
-        self._unhold()
+        return term
 
     def _runc_error(self) -> str:
         """runc's last error, as containerd reports a failed start."""
@@ -344,6 +437,9 @@ class PodWorker(threading.Thread):
                    ocispec.Mount(target="/etc/resolv.conf", source=str(self.dir / "resolv.conf")),
                    ocispec.Mount(target=self.container.get("terminationMessagePath") or podspec.DEFAULT_MESSAGE_PATH,
                                  source=str(term_log))]
+        sa = self._service_account_volume()
+        if sa:
+            mounts.append(ocispec.Mount(target=SA_PATH, source=str(sa), read_only=True))
         self.bundle.mkdir(parents=True, exist_ok=True)
         mount_overlay(self.rootfs, self.bundle)
         config = ocispec.runtime_config(
@@ -353,6 +449,29 @@ class PodWorker(threading.Thread):
         path = self.bundle / "config.json"
         path.write_text(json.dumps(config))
         path.chmod(0o600)  # it holds the Secret values of the environment
+
+    def _service_account_volume(self) -> Path | None:
+        """The ServiceAccount's API access (token, ca.crt, namespace) unless the pod or its
+        ServiceAccount turns automountServiceAccountToken off (the admission plugin's projected
+        volume; kubelite has no admission, so the kubelet adds it here)."""
+        spec = self.pod["spec"]
+        sa_name = spec.get("serviceAccountName") or "default"
+        automount = spec.get("automountServiceAccountToken")
+        if automount is None:
+            try:
+                automount = self.k.api.get("serviceaccounts", self.ns, sa_name).get("automountServiceAccountToken")
+            except NotFound:
+                automount = None
+        if automount is False or self.k.api_ca is None:
+            return None
+        d = self.dir / "serviceaccount"
+        d.mkdir(exist_ok=True)
+        (d / "token").write_text(f"node-agent:{self.ns}:{sa_name}")  # not checked: kubelite authorizes nothing
+        (d / "ca.crt").write_bytes(self.k.api_ca.read_bytes())
+        (d / "namespace").write_text(self.ns)
+        for f in d.iterdir():
+            f.chmod(0o644)
+        return d
 
     def write_hosts(self) -> None:
         if self.ip:
@@ -371,6 +490,8 @@ class Kubelet:
         self.api, self.node, self.net, self.root = api, node, net, root
         self.host_ip = net.gateway
         self.images = images
+        self.api_ca: Path | None = None  # the cluster CA of the API front, once it serves
+        self.api_port = 443
         self.workers: dict[str, PodWorker] = {}
         self.finished: set[str] = set()  # uids this kubelet ran to the end
         self.sent_events: set = set()
@@ -389,6 +510,16 @@ class Kubelet:
                 target = line.split()[4]
                 if "/pods/" in target and target.endswith("/rootfs") and " overlay " in line:
                     unmount(Path(target))
+
+    def service_env(self) -> dict[str, str]:
+        """The `kubernetes` Service's variables, which the kubelet gives every container."""
+        if self.api_ca is None:
+            return {}
+        host, port = self.host_ip, str(self.api_port)
+        return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
+                "KUBERNETES_SERVICE_PORT_HTTPS": port, "KUBERNETES_PORT": f"tcp://{host}:{port}",
+                f"KUBERNETES_PORT_{port}_TCP": f"tcp://{host}:{port}", f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
+                f"KUBERNETES_PORT_{port}_TCP_PORT": port, f"KUBERNETES_PORT_{port}_TCP_ADDR": host}
 
     def hosts_changed(self) -> None:
         self.on_change()

@@ -220,16 +220,18 @@ def _cond(type_: str, ok: bool, now: str, reason: str | None = None, message: st
 
 
 def pod_status(pod: dict, *, now: datetime, phase: str, container_state: dict, sandbox: bool, host_ip: str,
-               pod_ip: str | None, started: str, image_id: str = "") -> dict:
+               pod_ip: str | None, started: str, image_id: str = "", ready: bool | None = None,
+               restart_count: int = 0, last_state: dict | None = None) -> dict:
     """The status the kubelet writes, keeping conditions it does not own (PodScheduled,
     DisruptionTarget) and the lastTransitionTime of conditions whose status did not change."""
     old = {c["type"]: c for c in (pod.get("status") or {}).get("conditions") or []}
     t = ts(now)
     c0 = (pod["spec"]["containers"] or [{}])[0]
     running = "running" in container_state
+    ready = running if ready is None else running and ready
     done = phase in ("Succeeded", "Failed")
     new = [_cond("PodReadyToStartContainers", sandbox, t), _cond("Initialized", True, t)]
-    if running:
+    if ready:
         new += [_cond("Ready", True, t), _cond("ContainersReady", True, t)]
     else:
         reason = "PodCompleted" if done else "ContainersNotReady"
@@ -239,8 +241,10 @@ def pod_status(pod: dict, *, now: datetime, phase: str, container_state: dict, s
         if c["type"] in old and old[c["type"]]["status"] == c["status"]:
             c["lastTransitionTime"] = old[c["type"]].get("lastTransitionTime", t)
     conditions = new + [c for k, c in old.items() if k not in {n["type"] for n in new}]
-    cs = {"name": c0.get("name"), "image": c0.get("image", ""), "imageID": image_id, "ready": running,
-          "restartCount": 0, "started": running, "state": container_state}
+    cs = {"name": c0.get("name"), "image": c0.get("image", ""), "imageID": image_id, "ready": ready,
+          "restartCount": restart_count, "started": running, "state": container_state}
+    if last_state:
+        cs["lastState"] = last_state
     if "running" in container_state or "terminated" in container_state:
         cs["containerID"] = container_state.get("containerID") or ""
     status = {"phase": phase, "conditions": conditions, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],

@@ -1,6 +1,7 @@
-"""End to end on the one-machine cluster: the operator, run as its own process (`kopf run`,
-as the chart's Deployment runs it), reconciles a tiny ACTJob; its stage Jobs run as real
-pods on the node agent, with S3 (SeaweedFS) and MLflow served on the node address."""
+"""End to end on the one-machine cluster: the operator, installed from the Helm chart (its
+Deployment's pod in the operator image), reconciles a tiny ACTJob; its stage Jobs run as pods
+in the trainer-cpu image on the node agent, with S3 (SeaweedFS) and MLflow served on the node
+address."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from datetime import datetime
 
 import pytest
 import services
+import yaml
 from kubernetes.client import BatchV1Api
 
 from act_operator.manifests import ACTJOB_LABEL, ATTEMPT_LABEL, STAGE_LABEL
-from cluster.chart import ChartOperator
+from cluster.chart import TRAINER, ChartOperator
 from cluster.kubectl import kubectl, pods_of, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+NODE_IMAGES = (TRAINER,)  # stage pods run the trainer-cpu image (the operator pod its own)
 STAGES = ("collect", "judge", "policy", "eval")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -149,8 +152,7 @@ def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nod
     killing = judge_nodes == 2
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
-            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
-        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+            ChartOperator(node, ns) as op:
         s3_secret(ns, s3)
         (tmp_path / "smoke.yaml").write_text(actjob("smoke", s3.endpoint, s3.bucket, mlflow, judge_nodes))
         kubectl("apply", "-n", ns, "-f", str(tmp_path / "smoke.yaml"))
@@ -166,10 +168,10 @@ def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nod
                     # right after the stage's Job appears (and, every other stage, once it finished
                     # while the operator was down: the completion event is missed)
                     wait_stage_job(ns, "smoke", stage)
-                    op.kill()
+                    op.kill(keep_down=bool(i % 2))  # else the kubelet restarts it after its back-off
                     if i % 2:
                         wait_stage_job(ns, "smoke", stage, done=True)
-                    op.start()
+                        op.start()
                     if stage == "policy":
                         columns[stage] = wait_for(lambda: running("policy"), timeout=60, interval=0.3)
             else:
@@ -216,8 +218,7 @@ def test_node_failure_in_a_gang_retries_the_stage_from_its_checkpoint(kube_api, 
     podFailurePolicy, the operator starts attempt 2, which resumes from the checkpoint."""
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
-            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
-        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+            ChartOperator(node, ns) as op:
         s3_secret(ns, s3)
         kubectl("apply", "-n", ns, "-f", "-", stdin=actjob("gang", s3.endpoint, s3.bucket, mlflow, judge_nodes=2,
                                                             judge_steps=40, judge_only=True))
@@ -277,8 +278,7 @@ def test_stages_that_fail_every_attempt_fail_the_actjob_with_their_message(kube_
     afterwards changes nothing."""
     contract = exit_code_contract()
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
-            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
-        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+            ChartOperator(node, ns) as op:
         s3_secret(ns, s3)
         kubectl("apply", "-n", ns, "-f", "-",
                 stdin=actjob("doomed", s3.endpoint, s3.bucket, None, expert_max_length=1, collect_retries=1))
@@ -337,10 +337,10 @@ def test_a_missing_credentials_secret_is_explained_and_creating_it_lets_the_stag
     """The ACTJob's credentials Secret does not exist: the collect pod stays Pending with the
     kubelet's reason (CreateContainerConfigError: secret "act-s3" not found). The ACTJob says why
     within 30 s (its Waiting condition names the reason and the kubelet's message); creating the
-    Secret lets the pod run, and the condition clears."""
+    Secret lets the pod run, and the condition clears. An ACTJob whose stage image the node does
+    not have says ImagePullBackOff the same way."""
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
-            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
-        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+            ChartOperator(node, ns) as op:
         kubectl("apply", "-n", ns, "-f", "-", stdin=actjob("nosecret", s3.endpoint, s3.bucket, None))
         try:
             def actjob_pods():  # the first step's pod: the preflight's where there is one, else collect's
@@ -376,6 +376,20 @@ def test_a_missing_credentials_secret_is_explained_and_creating_it_lets_the_stag
 
             wait_for(started, timeout=60, interval=0.5)
             wait_for(lambda: not explained(), timeout=30, interval=1)
+
+            # a stage image the node does not have: the kubelet backs off pulling it, the ACTJob says so
+            missing = "ghcr.io/act-operator/trainer-cpu:no-such-tag"
+            noimg = yaml.safe_load(actjob("noimage", s3.endpoint, s3.bucket, None))
+            noimg["spec"]["pod"] = {"image": missing}
+            kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(noimg))
+
+            def pull_explained():
+                conds = status_of(ns, "noimage").get("conditions") or []
+                return [c for c in conds if c["status"] == "True" and c["type"] == "Waiting"
+                        and c.get("reason") == "ImagePullBackOff"]
+
+            (cond,) = wait_for(pull_explained, timeout=120, interval=1)
+            assert f'Back-off pulling image "{missing}"' in cond["message"], cond
         finally:
             print(kubectl("get", "actjobs,jobs,pods", "-n", ns, check=False))
             print(op.log())
@@ -387,12 +401,9 @@ def test_an_experiment_runs_its_arms_concurrently_on_pods(kube_api, node, ns, tm
     """`kubectl apply` of an ACTExperiment (arms il and act, one seed): the operator creates the
     shared collect, then the judge arm and the IL arm at once; their stage Jobs overlap in time
     on the node; the experiment ends Succeeded with a row per arm and a best arm."""
-    import yaml
-
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
-            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
-        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+            ChartOperator(node, ns) as op:
         s3_secret(ns, s3)
         template = yaml.safe_load(actjob("t", s3.endpoint, s3.bucket, mlflow))["spec"]
         template["stages"]["policy"].pop("method")
@@ -437,8 +448,7 @@ def test_stage_runs_recorded_while_mlflow_was_down_are_replayed_by_a_pod(kube_ap
     store = tmp_path / "mlflow"
     uri = f"http://{node.host_address}:{port}"
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
-            ChartOperator(kube_api, tmp_path / "operator", ns) as op:
-        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+            ChartOperator(node, ns) as op:
         s3_secret(ns, s3)
         try:
             with services.mlflow_server(workdir=store, host=node.host_address, port=port):

@@ -14,11 +14,12 @@ import pytest
 import services
 
 from act_operator.manifests import ACTJOB_LABEL
-from cluster.chart import ChartOperator
+from cluster.chart import TRAINER, ChartOperator
 from cluster.kubectl import kubectl, wait_for
 from cluster.test_cluster_operator import actjob, jobs_of, s3_secret, status_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+NODE_IMAGES = (TRAINER,)  # stage pods run the trainer-cpu image (the operator pod its own)
 REPORT_S = 2  # how often the stage reports (ACT_PROGRESS_SECONDS in spec.pod.env)
 READ_S = 2  # how often the operator reads (the chart's progressIntervalSeconds)
 
@@ -33,8 +34,7 @@ def actjob_logs(*args: str, env: dict) -> str:
 def test_progress_moves_in_the_status_and_logs_outlive_the_jobs(kube_api, node, ns, tmp_path):
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
-            ChartOperator(kube_api, tmp_path / "operator", ns, f"progressIntervalSeconds={READ_S}") as op:
-        kubectl("create", "serviceaccount", "act-stage", "-n", ns)
+            ChartOperator(node, ns, f"progressIntervalSeconds={READ_S}") as op:
         s3_secret(ns, s3)
         pod_env = f'  pod: {{env: [{{name: ACT_PROGRESS_SECONDS, value: "{REPORT_S}"}}]}}\n'
         kubectl("apply", "-n", ns, "-f", "-",
