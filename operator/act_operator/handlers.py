@@ -13,12 +13,13 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import partial
 
 import kopf
 
 from act_operator import api as A
-from act_operator import drive, kube, lineage, manifests, metrics, pipeline, runtime, watch
+from act_operator import drive, kube, lineage, manifests, metrics, periodic, pipeline, runtime, watch
 from act_operator.pipeline import now
 from act_operator.runtime import DIFFBASE, RETRY_S, plain, post_event
 from act_trainer import stagedefs
@@ -315,26 +316,33 @@ def on_stage_job(body, namespace, **_):
     reconcile(namespace, body["metadata"]["labels"][manifests.ACTJOB_LABEL])
 
 
+# --- periodic work (periodic.py: kopf-timer-like, without kopf's finalizer on every ACTJob) -------
+# Each filter reads only the status (and spec) kopf's watch delivered: an ACTJob no timer wants, e.g.
+# a finished or suspended one, is not even kept in the index, and costs nothing per tick.
+
 def _backing_off(status, **_) -> bool:
     status = status or {}
     replay = (status.get("mlflow") or {}).get("replay") or {}
-    return replay.get("phase") == "BackingOff" or any(
-        st.get("phase") == "BackingOff" for st in (status.get("stages") or {}).values())
+    return status.get("phase") != "Suspended" and (replay.get("phase") == "BackingOff" or any(
+        st.get("phase") == "BackingOff" for st in (status.get("stages") or {}).values()))
 
 
 def _running(status, **_) -> bool:
-    return any(st.get("phase") == "Running" for st in ((status or {}).get("stages") or {}).values())
+    """A stage runs, and the ACTJob is not suspended (its Jobs are, and it says so itself)."""
+    status = status or {}
+    return status.get("phase") != "Suspended" and any(
+        st.get("phase") == "Running" for st in (status.get("stages") or {}).values())
 
 
-WATCH_S = 10.0  # how often a running stage is looked at for waits (a GET and a LIST per ACTJob)
+WATCH_S = 10.0  # how often a running stage is looked at for waits (a GET and a LIST per running stage)
 
 
-@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=WATCH_S, initial_delay=WATCH_S, when=_running)
-def watch_timer(namespace, name, body, **_):
+@periodic.timer(interval=WATCH_S, initial_delay=WATCH_S, when=_running)
+def watch_timer(namespace, name, body):
     """While a stage runs: explain what it waits on (pods that cannot start, Kueue, MLflow), and
-    clear it once it goes on. Only while a stage runs, so idle ACTJobs cost nothing. kopf's body is
+    clear it once it goes on. Only while a stage runs, so idle ACTJobs cost nothing. The body is
     the watch's latest (a stale one costs a status conflict and a read, as any race does)."""
-    reconcile(namespace, name, plain(body))
+    reconcile(namespace, name, body)
 
 
 def _progress_due(status, spec, **_) -> bool:
@@ -350,12 +358,13 @@ _mlflow_down_until: dict[str, float] = {}
 
 
 # the interval is the environment's at import (the operator process's ACT_PROGRESS_INTERVAL_SECONDS)
-@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=max(1.0, runtime.SETTINGS.progress_interval_seconds),
-            initial_delay=max(1.0, runtime.SETTINGS.progress_interval_seconds), when=_progress_due)
-async def progress_timer(namespace, name, body, **_):
+@periodic.timer(interval=max(1.0, runtime.SETTINGS.progress_interval_seconds),
+                initial_delay=max(1.0, runtime.SETTINGS.progress_interval_seconds), when=_progress_due,
+                executor=PROGRESS_POOL)
+def progress_timer(namespace: str, name: str, body: dict) -> None:
     """While a stage runs: its progress from MLflow into the status (one MLflow search per running
     stage, a status patch when it moved). MLflow not answering leaves the status as it is."""
-    await asyncio.get_running_loop().run_in_executor(PROGRESS_POOL, read_progress, namespace, name, plain(body))
+    read_progress(namespace, name, body)
 
 
 def read_progress(namespace: str, name: str, body: dict) -> None:
@@ -389,10 +398,22 @@ def read_progress(namespace: str, name: str, body: dict) -> None:
                 pass  # a reconcile moved first: the next tick reads again
 
 
-@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=2.0, initial_delay=1.0, when=_backing_off)
-def backoff_timer(namespace, name, **_):
-    """Starts the next attempt of a stage (or of the replay) once its retry backoff has passed."""
-    reconcile(namespace, name)
+def _next_attempt_at(status: dict) -> str | None:
+    """When the earliest backoff ends (RFC 3339, as the status has it), if the status says."""
+    replay = (status.get("mlflow") or {}).get("replay") or {}
+    times = [st.get("nextAttemptAt") for st in [replay, *(status.get("stages") or {}).values()]
+             if st.get("phase") == "BackingOff"]
+    return min(times) if times and all(times) else None
+
+
+@periodic.timer(interval=2.0, initial_delay=1.0, when=_backing_off)
+def backoff_timer(namespace, name, body):
+    """Starts the next attempt of a stage (or of the replay) once its retry backoff has passed:
+    no API call before then (the status says when)."""
+    at = _next_attempt_at(body.get("status") or {})
+    if at and now() < datetime.fromisoformat(at.replace("Z", "+00:00")):
+        return
+    reconcile(namespace, name, body)
 
 
 def _lineage_pending(status, **_) -> bool:
@@ -402,10 +423,34 @@ def _lineage_pending(status, **_) -> bool:
         for c in status.get("conditions") or [])
 
 
-@kopf.timer(A.GROUP, A.VERSION, A.PLURAL, interval=15.0, initial_delay=15.0, when=_lineage_pending)
-def lineage_timer(namespace, name, **_):
+@periodic.timer(interval=15.0, initial_delay=15.0, when=_lineage_pending)
+def lineage_timer(namespace, name, body):
     """A finished ACTJob whose lineage waits for MLflow: try again every 15 s until it answers."""
-    reconcile(namespace, name)
+    reconcile(namespace, name, body)
+
+
+@kopf.index(A.GROUP, A.VERSION, A.PLURAL, when=periodic.wanted)
+async def periodic_actjobs(namespace, name, body, **_):
+    """The ACTJobs some timer wants now, by (namespace, name): the watch's latest body of each."""
+    periodic.adopt_context()
+    return {(namespace, name): body}
+
+
+_periodic_task: asyncio.Task | None = None
+
+
+@kopf.on.startup()
+async def start_periodic(periodic_actjobs: kopf.Index, settings: kopf.OperatorSettings, **_):
+    global _periodic_task
+    periodic.forget_context()
+    _periodic_task = asyncio.get_running_loop().create_task(
+        periodic.run(periodic_actjobs, lambda: settings.execution.executor, plain))
+
+
+@kopf.on.cleanup()
+async def stop_periodic(**_):
+    if _periodic_task:
+        _periodic_task.cancel()
 
 
 def _forget(namespace: str, name: str) -> None:

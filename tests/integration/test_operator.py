@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -592,6 +593,51 @@ def test_delete_ends_the_mlflow_run_as_killed(cluster, operator, mlflow_server):
             return e.status == 404
 
     wait_for(gone, "ACTJob deleted")
+
+
+def test_periodic_work_writes_no_finalizer_and_a_delete_needs_no_operator(cluster, mlflow_server, monkeypatch):
+    """The timers of a running stage (its waits, its progress) and of a backoff run, and no version
+    of the ACTJob the API server held carries a finalizer (kopf's timers put one on each ACTJob
+    they serve); so a delete with no operator running is done at once, not held."""
+    from kubernetes import watch
+
+    monkeypatch.setenv("ACT_PORT", "0")
+    monkeypatch.setenv("ACT_MLFLOW_TRACKING_URI", mlflow_server)
+    c = cluster
+    versions = []  # (event type, finalizers) of every version of the ACTJob
+
+    def follow():
+        for ev in watch.Watch().stream(c.custom.list_namespaced_custom_object, A.GROUP, A.VERSION, c.ns, A.PLURAL,
+                                       field_selector="metadata.name=unheld", timeout_seconds=120):
+            versions.append((ev["type"], ev["object"]["metadata"].get("finalizers")))
+            if ev["type"] == "DELETED":
+                return
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    time.sleep(0.5)
+    with run_operator(c.ns) as op:
+        c.apply("unheld", SPEC)
+        c.job("unheld-collect-1")
+        pod = "unheld-collect-1-0-stuck"
+        c.core.create_namespaced_pod(c.ns, {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod, "labels": {"batch.kubernetes.io/job-name": "unheld-collect-1"}},
+            "spec": {"containers": [{"name": "stage", "image": "x"}]}})
+        c.core.patch_namespaced_pod_status(pod, c.ns, {"status": {"phase": "Pending", "containerStatuses": [
+            {"name": "stage", "image": "x", "imageID": "", "ready": False, "restartCount": 0,
+             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}]}})
+        wait_for(lambda: waiting(c, "unheld").get("reason") == "ImagePullBackOff", "the watch timer's Waiting")
+        c.finish("unheld-collect-1", error="RuntimeError: boom")
+        c.job("unheld-collect-2")  # the backoff timer started it
+    assert op.exception is None
+    assert len(versions) >= 5 and all(not f for _, f in versions), versions
+    c.custom.delete_namespaced_custom_object(A.GROUP, A.VERSION, c.ns, A.PLURAL, "unheld")  # no operator runs
+    with pytest.raises(ApiException) as gone:
+        c.actjob("unheld")  # gone at once: nothing held it
+    assert gone.value.status == 404
+    follower.join(10)
+    assert versions[-1] == ("DELETED", None), versions[-3:]
 
 
 def test_many_actjobs_racing_for_one_mlflow_experiment(cluster, operator, mlflow_server):
