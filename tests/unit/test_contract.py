@@ -56,6 +56,9 @@ def _changed(model: type[BaseModel], name: str):
                                  sleep_mode=False, server_gpus=2, server_port=8001, group_port=51217)
     if name == "expert_type":
         return "walkthrough"
+    if name == "reasoning":
+        return K.ReasoningSettings(benchmarks=[{"name": "gpqa-diamond", "data": "s3://bucket/gpqa.jsonl"}],
+                                   repeats=5, temperature=0.3, top_p=0.9, max_new_tokens=512, limit=20, seed=3)
     if name == "trl":  # passed through to TRL's config
         return {"warmup_steps": 10}
     if name == "malformed_penalty":

@@ -166,6 +166,8 @@ class PreflightConfig(StageBase):
     trl: dict[str, TrlOptions] = Field(default_factory=dict, description="The TRL config keys a running "
                                        "stage passes through (spec.stages.<stage>.trl), by stage: checked "
                                        "against the installed TRL's config fields.")
+    reasoning: K.ReasoningSettings | None = Field(None, description="spec.stages.eval.reasoning, when eval runs "
+                                                 "benchmarks: each one's data read and checked.")
 
 
 class TrlOptions(Strict):

@@ -311,8 +311,58 @@ class PolicySettings(TrainSettings):
         return self.method == "rl"
 
 
+REASONING_BENCHMARKS = ("math500", "gpqa-diamond")  # the paper's Table 3 (act_trainer.reasoning)
+
+
+class ReasoningBenchmark(Settings):
+    """One general-reasoning benchmark and where its questions come from."""
+
+    # nested in a stage's settings: camelCase in the ACTJob spec, snake_case in stage configs
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    name: Literal[REASONING_BENCHMARKS] = Field(description="math500 (MATH-500, graded by math-verify) or "
+                                                "gpqa-diamond (GPQA Diamond, four choices in a seeded order).")
+    data: str | None = Field(None, description="A JSONL file (s3://, file:// or a path) with the Hub dataset's "
+                             "columns, one question a line: math500 problem and answer; gpqa-diamond Question, "
+                             "Correct Answer, Incorrect Answer 1-3 (other columns are ignored). "
+                             "Unset: the Hugging Face Hub (HuggingFaceH4/MATH-500; Idavidrein/gpqa "
+                             "gpqa_diamond, gated: the pods need HF_TOKEN, given by spec.pod.env valueFrom."
+                             "secretKeyRef).")
+
+
+class ReasoningSettings(Settings):
+    """General reasoning after agent training (the paper's Table 3): each benchmark run `repeats`
+    times with its own sampling seed (and GPQA choice order), reported as mean ± std."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    benchmarks: list[ReasoningBenchmark] = Field(default_factory=list, max_length=len(REASONING_BENCHMARKS),
+                                                 description="Benchmarks to run, each once (empty: none).")
+    repeats: int = Field(3, ge=1, le=64, description="Runs of each benchmark, each with its own sampling seed "
+                                                     "and GPQA choice order: accuracy is their mean ± std.")
+    temperature: float = Field(0.6, ge=0.0, le=5.0, description="Sampling temperature (0: greedy, and the "
+                                                                "repeats agree).")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling cut-off.")
+    max_new_tokens: int = Field(4096, ge=1, le=131072, description="Token budget of one answer, reasoning "
+                                                                   "included (a cut-off answer scores 0).")
+    limit: int | None = Field(None, ge=1, le=100000, description="Questions per benchmark, the first in the "
+                                                                 "data's order (unset: all).")
+    seed: int = Field(0, ge=0, description="Seed of the sampling and of the GPQA choice order; the same for "
+                                           "every arm of an experiment whatever its spec.seed, so that every "
+                                           "arm answers the same prompts.")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _once(cls, v: list[ReasoningBenchmark]) -> list[ReasoningBenchmark]:
+        names = [b.name for b in v]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"{', '.join(twice)} listed more than once; keep one entry per benchmark")
+        return v
+
+
 class EvalSettings(Settings):
-    """eval: success rate, next-action accuracy and judgement accuracy of the final model (greedy)."""
+    """eval: success rate, next-action accuracy and judgement accuracy of the final model (greedy);
+    optionally general reasoning (MATH-500, GPQA-Diamond)."""
 
     splits: list[Annotated[str, Field(max_length=MAX_NAME_LENGTH)]] = Field(
                               default_factory=lambda: ["dev"], min_length=1, max_length=MAX_SPLITS,
@@ -330,6 +380,9 @@ class EvalSettings(Settings):
         "TextWorldExpress: one JVM each), 16 otherwise. 1: one episode at a time.")
     engine: Literal[ENGINES] = Field("auto", description="Generator: auto (vLLM on GPUs, transformers "
                                                          "otherwise), hf (transformers) or vllm.")
+    reasoning: ReasoningSettings = Field(default_factory=ReasoningSettings, description="General reasoning "
+                                         "benchmarks (MATH-500, GPQA-Diamond) run by the first eval shard with "
+                                         "the same engine (none by default).")
 
     def episodes_at_once(self, env: str) -> int:
         return self.parallel_episodes or PARALLEL_EPISODES.get(env, 16)

@@ -14,7 +14,8 @@ manifest and train.parquet; a reused judge is a loadable checkpoint; the expert 
 the trajectory format and is of this environment; MLflow answers (http(s) URIs); the
 environment's package, game files, server or Java runtime are there; the packages the spec
 asks for (vLLM, DeepSpeed) are installed; the TRL config keys a training stage passes through
-(stages.<stage>.trl) are fields of the installed TRL's config for its method, and not ones the stage sets.
+(stages.<stage>.trl) are fields of the installed TRL's config for its method, and not ones the stage sets;
+the reasoning benchmarks' data (stages.eval.reasoning) read and their MATH answers readable by math-verify.
 """
 
 from __future__ import annotations
@@ -297,6 +298,29 @@ def check_trl(options: dict[str, TrlOptions]) -> list[str]:
     return problems
 
 
+def check_reasoning(settings) -> list[str]:
+    """stages.eval.reasoning: each benchmark's questions read as the eval stage reads them (a JSONL
+    file in the Hub dataset's columns, or the Hub itself, gated GPQA needing HF_TOKEN), and every
+    MATH reference answer one that math-verify can read (else no answer could be graded right)."""
+    from act_trainer import reasoning
+
+    problems = []
+    for i, b in enumerate(settings.benchmarks):
+        field = f"stages.eval.reasoning.benchmarks[{i}]" + (".data" if b.data else "")
+        try:
+            questions = reasoning.load_questions(b.name, b.data, field)
+        except reasoning.ReasoningDataError as e:
+            problems.append(str(e))
+            continue
+        if b.name == "math500":
+            unread = [q.id for q in questions[: settings.limit] if not reasoning.parse_gold(q.answer)]
+            if unread:
+                problems.append(f"{field}: math-verify cannot read the answer of {len(unread)} question(s) "
+                                f"({', '.join(unread[:3])}{', ...' if len(unread) > 3 else ''}); write each "
+                                "answer as LaTeX or a number, e.g. \\frac{1}{2} or 0.5")
+    return problems
+
+
 def check_packages(packages: dict[str, str]) -> list[str]:
     return [f"{field}: asks for {module}, which this image does not have; use the CUDA trainer image "
             f"(images/trainer) or `pip install 'act-operator[{module}]'`"
@@ -322,6 +346,8 @@ def checks(cfg: PreflightConfig) -> list[tuple[str, Callable[[], list[str]]]]:
         out.append(("environment", lambda: check_env(cfg.env)))
     if cfg.trl:
         out.append(("trl", lambda: check_trl(cfg.trl)))
+    if cfg.reasoning:
+        out.append(("reasoning", lambda: check_reasoning(cfg.reasoning)))
     return out
 
 

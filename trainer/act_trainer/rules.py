@@ -151,6 +151,10 @@ def uri_rules(schemes: tuple[str, ...], *, allow_path: bool) -> list[Rule]:
     ]
 
 
+# a reasoning benchmark's JSONL (contract.ReasoningBenchmark): what an expert file may be
+declare("ReasoningBenchmark", *uri_rules(("s3://", "file://"), allow_path=True), field="data")
+
+
 def check_value(value: str, rules: list[Rule]) -> str:
     """A field validator's side of field rules: the first broken rule's message (pydantic names the field)."""
     for rule in rules:

@@ -205,7 +205,9 @@ def _preflight(at: Inputs) -> dict:
     spec = at.job.spec
     return dict(model=spec.model.uri, pairs=COLLECT.reuse(spec), judge=JUDGE.reuse(spec),
                 expert=spec.environment.expert.uri, env=at.env if at.plays_environment else None,
-                packages=at.packages, trl=at.trl_options)
+                packages=at.packages, trl=at.trl_options,
+                reasoning=spec.stages.eval.reasoning if EVAL.runs(spec) and spec.stages.eval.reasoning.benchmarks
+                else None)
 
 
 def _warmup(at: Inputs) -> dict:
@@ -286,7 +288,7 @@ EVAL = register(StageDef(
     help="evaluate the final model: success rate, next-action and judgement accuracy",
     skip=lambda spec: None if spec.stages.eval.enabled else "stages.eval.enabled is false",
     live_metrics=("success_rate", "malformed_rate"),
-    key_metrics=("success_rate", "next_action_accuracy", "judge_accuracy")))
+    key_metrics=("success_rate", "next_action_accuracy", "judge_accuracy", "accuracy")))  # accuracy: reasoning/*
 REPLAY = register(StageDef(
     C.ReplayConfig, "act_trainer.cli:replay", when="after", build=_replay,
     help="replay the stages' tracking recorded while MLflow did not answer into child runs under the "

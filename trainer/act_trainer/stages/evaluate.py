@@ -2,7 +2,10 @@
 
 - success rate: episodes played in the environment on each split (greedy actions);
 - next-action accuracy: the model's action vs the expert's on held-out expert states;
-- judgement accuracy: choosing the expert action in held-out contrast pairs.
+- judgement accuracy: choosing the expert action in held-out contrast pairs;
+- general reasoning (optional, stages.eval.reasoning): MATH-500 / GPQA-Diamond accuracy, mean ±
+  std over repeated runs (act_trainer.reasoning), measured by the first shard alone so that the
+  std is over whole runs of the benchmark (the operator's shard merge keeps its numbers as they are).
 Results go to results.json as rows (environment, split, metric, value, n) and to metrics.
 """
 
@@ -13,10 +16,11 @@ import logging
 
 from tqdm.auto import tqdm
 
-from act_trainer import data, plots, progress, store
+from act_trainer import data, plots, progress, reasoning, store
 from act_trainer.config import EvalConfig
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
+from act_trainer.envs.workers import EnvPool
 from act_trainer.errors import InputError
 from act_trainer.models import resolve_model
 from act_trainer.prompts import (
@@ -75,9 +79,10 @@ class _Live:
 def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress=None) -> list[dict]:
     """Play `episodes` on the environment instances `envs` in lockstep: each live episode takes
     one turn per round, and a round is one batched generate over the live episodes' prompts
-    (greedy), then one step in each environment (in threads: the Java-backed simulators step
-    in their own JVMs). A finished episode's instance takes the next episode. Results are in
-    the order of `episodes`, each what playing that episode alone gives."""
+    (greedy), then one step in each environment, from threads: eval's instances are EnvWorkers
+    (envs/workers.py), each in a process of its own, so their steps and resets run at once (in
+    one process, ALFWorld's would run one at a time). A finished episode's instance takes the next
+    episode. Results are in the order of `episodes`, each what playing that episode alone gives."""
     from concurrent.futures import ThreadPoolExecutor
 
     results: dict[int, dict] = {}
@@ -176,6 +181,40 @@ def judgement_accuracy(engine, cfg: EvalConfig) -> dict:
             "judge_malformed_rate": sum(c is None for c in choices) / len(rows), "judge_pairs": len(rows)}
 
 
+def load_reasoning(cfg: EvalConfig) -> dict[str, list[reasoning.Question]]:
+    """The questions of every reasoning benchmark this shard runs (the first shard runs them all),
+    read before the model loads so that bad data fails first."""
+    if cfg.shard.index != 0:
+        return {}
+    out = {}
+    for i, b in enumerate(cfg.reasoning.benchmarks):
+        questions = reasoning.load_questions(b.name, b.data, f"reasoning.benchmarks[{i}].data")
+        out[b.name] = questions[: cfg.reasoning.limit]
+    return out
+
+
+def reasoning_eval(engine, benchmarks: dict[str, list[reasoning.Question]], cfg: EvalConfig, out_dir
+                   ) -> tuple[list[dict], dict, dict]:
+    """Each benchmark's runs: (result rows, metrics reasoning/<benchmark>/..., the manifest's summary).
+    Every graded answer goes to reasoning/<benchmark>.jsonl under the stage's output."""
+    rows, metrics, summary = [], {}, {}
+    for name, questions in benchmarks.items():
+        measured, records = reasoning.run_benchmark(engine, name, questions, cfg.reasoning)
+        (out_dir / "reasoning").mkdir(exist_ok=True)
+        (out_dir / "reasoning" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        split = f"reasoning/{name}"
+        rows.append({"environment": cfg.env.name, "split": split, "metric": "accuracy",
+                     "value": round(measured["accuracy"], 6), "std": round(measured["accuracy_std"], 6),
+                     "n": measured["questions"], "repeats": measured["repeats"]})
+        rows.append({"environment": cfg.env.name, "split": split, "metric": "no_answer_rate",
+                     "value": round(measured["no_answer_rate"], 6), "n": measured["questions"] * measured["repeats"]})
+        metrics.update({f"{split}/{k}": v for k, v in measured.items()})
+        summary[name] = {**measured, "answers": f"reasoning/{name}.jsonl"}
+        log.info("eval: %s accuracy %.4f ± %.4f (%d questions x %d runs)", name, measured["accuracy"],
+                 measured["accuracy_std"], measured["questions"], measured["repeats"])
+    return rows, metrics, summary
+
+
 def count_for(metric: str, counts: dict, count_key: str) -> int:
     """How many items a rate is over: a task type's (`success_rate.boil` over `episodes.boil`), else
     the split's (`success_rate` over `episodes`)."""
@@ -186,15 +225,17 @@ def count_for(metric: str, counts: dict, count_key: str) -> int:
 def run(cfg: EvalConfig) -> dict:
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
-        env = make_env(cfg.env)
-        envs = [env]  # the instances episodes are played on at once; more are made when needed
+        env = make_env(cfg.env)  # lists episodes and experts; plays them too when one at a time
+        envs, pool = [env], None  # the instances episodes are played on at once
         try:
             unknown = [s for s in cfg.splits if s not in env.splits()]
             if unknown:
                 raise InputError(f"splits: {unknown} are not splits of {cfg.env.name}; choose from {env.splits()}")
+            benchmarks = load_reasoning(cfg)
             engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
-            if cfg.episodes:
-                envs += [make_env(cfg.env) for _ in range(min(cfg.episodes, cfg.episodes_at_once(cfg.env.name)) - 1)]
+            if cfg.episodes and (at_once := min(cfg.episodes, cfg.episodes_at_once(cfg.env.name))) > 1:
+                pool = EnvPool(cfg.env, at_once)  # each instance in a worker process of its own
+                envs = pool.workers
             rows, episodes, metrics = [], {}, {}
 
             def record(split: str, measured: dict, count_key: str) -> None:
@@ -219,13 +260,18 @@ def run(cfg: EvalConfig) -> dict:
                     record(split, next_action_accuracy(env, engine, split, cfg), "action_states")
             if cfg.judge_pairs and cfg.pairs:
                 record("heldout", judgement_accuracy(engine, cfg), "judge_pairs")
+            reasoning_rows, reasoning_metrics, reasoning_summary = reasoning_eval(engine, benchmarks, cfg, st.out)
+            rows += reasoning_rows
+            metrics.update(reasoning_metrics)
             if meter is not None:
                 st.run.report(meter.update(final=True))
         finally:
-            for e in envs:
-                e.close()
-        if not rows:
-            raise InputError("eval measured nothing: set episodes, actionStates or judgePairs above 0")
+            env.close()
+            if pool is not None:
+                pool.close()
+        if not rows and not cfg.reasoning.benchmarks:  # reasoning: the first shard measures it
+            raise InputError("eval measured nothing: set episodes, actionStates or judgePairs above 0, "
+                             "or reasoning.benchmarks")
         (st.out / "results.json").write_text(json.dumps({"model": cfg.model, "rows": rows}, indent=2))
         (st.out / "episodes.json").write_text(json.dumps(episodes, indent=2))
         for r in rows:
@@ -233,4 +279,5 @@ def run(cfg: EvalConfig) -> dict:
         st.run.log_dict({"rows": rows}, "results.json")
         plots.log_plot(st.run, "eval.png", plots.eval_results, rows, f"eval of {cfg.model}")
         return st.publish(metrics, extra={"results": rows, "model": cfg.model, "engine": engine.name,
-                                          "parallel_episodes": len(envs)})
+                                          "parallel_episodes": len(envs),
+                                          **({"reasoning": reasoning_summary} if reasoning_summary else {})})
