@@ -234,8 +234,10 @@ def run(cfg: EvalConfig) -> dict:
             benchmarks = load_reasoning(cfg)
             engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
             if cfg.episodes and (at_once := min(cfg.episodes, cfg.episodes_at_once(cfg.env.name))) > 1:
-                pool = EnvPool(cfg.env, at_once)  # each instance in a worker process of its own
+                pool = EnvPool(cfg.env, at_once)
                 envs = pool.workers
+                log.info("eval: %d episodes at once, each environment in a worker process (pids %s)", at_once,
+                         ", ".join(str(w.pid) for w in envs))
             rows, episodes, metrics = [], {}, {}
 
             def record(split: str, measured: dict, count_key: str) -> None:
