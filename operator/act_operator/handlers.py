@@ -431,9 +431,10 @@ def lineage_timer(namespace, name, body):
 
 @kopf.index(A.GROUP, A.VERSION, A.PLURAL, when=periodic.wanted)
 async def periodic_actjobs(namespace, name, body, **_):
-    """The ACTJobs some timer wants now, by (namespace, name): the watch's latest body of each."""
+    """The ACTJobs some timer wants now, by (namespace, name): the watch's latest body of each and
+    the timers it wants."""
     periodic.adopt_context()
-    return {(namespace, name): body}
+    return {(namespace, name): periodic.entry(body)}
 
 
 _periodic_task: asyncio.Task | None = None

@@ -74,30 +74,39 @@ def wanted(status, spec, **_) -> bool:
     return any(t.when(status=status or {}, spec=spec or {}) for t in TIMERS)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """What the index keeps of an ACTJob: its latest body and the timers its filters want, both as
+    of the last watch event (filters run once per event, not on every tick of the loop)."""
+    body: Mapping
+    timers: tuple[Timer, ...]
+
+
+def entry(body: Mapping, timers: list[Timer] | None = None) -> Entry:
+    status, spec = body.get("status") or {}, body.get("spec") or {}
+    deleting = (body.get("metadata") or {}).get("deletionTimestamp")
+    return Entry(body, () if deleting else tuple(
+        t for t in (TIMERS if timers is None else timers) if t.when(status=status, spec=spec)))
+
+
 class Schedule:
     """Which (timer, ACTJob) pairs are due, by the loop's clock. Pure bookkeeping: no I/O."""
 
-    def __init__(self, timers: list[Timer] | None = None):
-        self.timers = TIMERS if timers is None else timers
+    def __init__(self):
         self.due: dict[tuple[str, str, str], float] = {}  # (timer id, namespace, name) -> when
         self.busy: set[tuple[str, str, str]] = set()
 
-    def take(self, objects: Iterable[tuple[str, str, Mapping]], now: float) -> list[tuple[Timer, str, str, Mapping]]:
+    def take(self, entries: Iterable[tuple[str, str, Entry]], now: float) -> list[tuple[Timer, str, str, Mapping]]:
         """The timers to run now, each marked busy until `done`; forgets pairs whose filter no
         longer matches (matching again starts over from initial_delay, as a kopf timer does)."""
         live, out = set(), []
-        for namespace, name, body in objects:
-            if (body.get("metadata") or {}).get("deletionTimestamp"):
-                continue
-            status, spec = body.get("status") or {}, body.get("spec") or {}
-            for t in self.timers:
-                if not t.when(status=status, spec=spec):
-                    continue
+        for namespace, name, e in entries:
+            for t in e.timers:
                 key = (t.id, namespace, name)
                 live.add(key)
                 if self.due.setdefault(key, now + t.initial_delay) <= now and key not in self.busy:
                     self.busy.add(key)
-                    out.append((t, namespace, name, body))
+                    out.append((t, namespace, name, e.body))
         for key in [k for k in self.due if k not in live and k not in self.busy]:
             del self.due[key]
         return out
@@ -110,8 +119,8 @@ class Schedule:
 
 async def run(index: Mapping, executor: Callable[[], Executor], to_plain: Callable[[Mapping], dict],
               tick: float = TICK_S) -> None:
-    """Run the timers of the ACTJobs in `index` ((namespace, name) -> the ACTJob's latest bodies)
-    until cancelled. `executor()` is where a timer without its own runs (looked up per call:
+    """Run the timers of the ACTJobs in `index` ((namespace, name) -> their latest Entry) until
+    cancelled. `executor()` is where a timer without its own runs (looked up per call:
     kopf may replace its executor when its settings change)."""
     loop, schedule, tasks = asyncio.get_running_loop(), Schedule(), set()
 
@@ -128,8 +137,8 @@ async def run(index: Mapping, executor: Callable[[], Executor], to_plain: Callab
             schedule.done(t, namespace, name, loop.time(), delay)
 
     while True:
-        objects = [(ns, name, body) for (ns, name), store in list(index.items()) for body in list(store)[-1:]]
-        for t, namespace, name, body in schedule.take(objects, loop.time()):
+        entries = [(ns, name, e) for (ns, name), store in list(index.items()) for e in list(store)[-1:]]
+        for t, namespace, name, body in schedule.take(entries, loop.time()):
             task = loop.create_task(call(t, namespace, name, body))
             tasks.add(task)  # a reference, so that the task is not collected while it runs
             task.add_done_callback(tasks.discard)

@@ -64,6 +64,16 @@ class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
         super().__init__()
         self.essences: dict[str, dict] = {}
 
+    def build(self, *, body, extra_fields=None):
+        """kopf's essence (spec and the like, labels, annotations, the extra fields), built from only
+        the stanzas it keeps: kopf deep-copies the whole body first, status and managedFields (most of
+        an ACTJob) included, on every event, then drops them."""
+        keep = {"status"} if any(f and f[0] == "status" for f in extra_fields or ()) else set()
+        meta = body.get("metadata") or {}
+        slim = {k: v for k, v in body.items() if k not in ("metadata", "status") or k in keep}
+        slim["metadata"] = {k: meta[k] for k in ("labels", "annotations") if k in meta}
+        return super().build(body=slim, extra_fields=extra_fields)
+
     def fetch(self, *, body):
         return self.essences.get(body.get("metadata", {}).get("uid"))
 

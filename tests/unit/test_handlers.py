@@ -105,3 +105,19 @@ def test_a_transition_is_told_once_by_its_name_and_the_rest_after_the_status_wri
     assert handlers.transition_key(job, P.StartStage("judge", 2)) != handlers.transition_key(job, P.StartStage("policy", 2))
     other = parse_actjob(body("other"))
     assert handlers.transition_key(other, P.CompleteStage("collect", {})) != posted[0][0]
+
+
+def test_the_in_memory_diff_base_is_kopfs_essence_without_copying_what_kopf_drops():
+    import kopf
+
+    raw = body("essence")
+    raw["metadata"].update(
+        resourceVersion="7", generation=2, managedFields=[{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        labels={"team": "a"}, annotations={"note": "kept", "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                                           "act-operator.io/on_actjob": "{}"})
+    raw["status"] = {"phase": "Running", "stages": {"collect": {"phase": "Running"}}}
+    for extra in ([], [("spec",)], [("status", "phase")]):
+        kopfs = kopf.AnnotationsDiffBaseStorage().build(body=kopf.Body(raw), extra_fields=extra)
+        ours = runtime.MemoryDiffBaseStorage().build(body=kopf.Body(raw), extra_fields=extra)
+        assert ours == kopfs, extra
+    assert "status" not in ours["metadata"] and ours["status"] == {"phase": "Running"}
