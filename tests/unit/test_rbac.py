@@ -22,8 +22,8 @@ CHART = ROOT / "charts" / "act-operator"
 
 # kopf's own needs on top of API_CALLS, as (apiGroup, resource) -> verbs:
 KOPF_NAMESPACED = {
-    # the ACTJob watch stream, and patches for kopf's finalizer (while a backoff timer runs) and
-    # its progress annotations while a handler is retried (handlers.py: never in status)
+    # the ACTJob watch stream, and patches for kopf's progress annotations while a handler is
+    # retried (handlers.py: never in status; no finalizer: periodic.py runs the timers)
     ("act-operator.io", "actjobs"): {"list", "watch", "patch"},
     ("act-operator.io", "actexperiments"): {"list", "watch", "patch"},  # the same for ACTExperiments
     ("batch", "jobs"): {"list", "watch"},  # @kopf.on.event on stage Jobs (list: kube.owned_jobs too)
