@@ -130,6 +130,7 @@ async def run(index: Mapping, executor: Callable[[], Executor], to_plain: Callab
             # in kopf's processing context, as kopf runs a sync handler (a copy: one per thread)
             context = (_context or contextvars.copy_context()).copy()
             await loop.run_in_executor(t.executor or executor(), context.run, t.fn, namespace, name, to_plain(body))
+            log.info("[%s/%s] Timer %r succeeded.", namespace, name, t.id)  # the line kopf's timers logged
         except Exception as e:  # noqa: BLE001 - a timer that failed runs again at its next tick
             delay = e.delay if isinstance(e, kopf.TemporaryError) else None  # it names when to try again
             log.warning("%s/%s: timer %s failed: %s: %s", namespace, name, t.id, type(e).__name__, e)

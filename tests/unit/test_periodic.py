@@ -78,7 +78,7 @@ def test_the_backoff_timer_makes_no_api_call_before_the_backoff_ends(monkeypatch
     assert calls == ["b"]
 
 
-def test_the_loop_runs_due_timers_from_the_index_and_a_failure_only_postpones_the_next_run():
+def test_the_loop_runs_due_timers_from_the_index_and_a_failure_only_postpones_the_next_run(caplog):
     ran = []
 
     def fn(namespace, name, body):
@@ -99,6 +99,9 @@ def test_the_loop_runs_due_timers_from_the_index_and_a_failure_only_postpones_th
         task.cancel()
         return n
 
-    n = asyncio.run(main())
+    with caplog.at_level("INFO", logger="act_operator.periodic"):
+        n = asyncio.run(main())
     assert n >= 3 and len(ran) == n  # ran again after the failure; nothing once gone from the index
     assert set(ran) == {("ns", "a", "Running")}
+    assert caplog.text.count("[ns/a] Timer 'fn' succeeded.") == n - 1  # as kopf's timers logged it
+    assert "timer fn failed: TemporaryError: conflict" in caplog.text
