@@ -200,3 +200,29 @@ def test_the_eval_stage_plays_its_episodes_on_workers(tmp_path):
     assert report["metrics"]["dev/episodes"] == 3
     assert "3 episodes at once, each environment in a worker process" in proc.stdout + proc.stderr
     assert "environment's worker" not in proc.stdout + proc.stderr  # no worker failed
+
+
+def test_alfworld_on_workers_plays_as_in_process(alfworld_data):
+    """ALFWorld, whose instances cannot overlap in one process (alfworld.py's lock): on workers,
+    each game in its own process, the episodes go as the sequential loop plays them in-process."""
+    pytest.importorskip("alfworld")
+    env_cfg = EnvironmentConfig(name="alfworld", data_dir=str(alfworld_data), max_steps=3, history=2)
+    cfg = EvalConfig(job=JobRef(name="t", uid="u"), output="file:///tmp/unused", model="tiny://qwen3-tiny",
+                     env=env_cfg, max_new_tokens=8)
+
+    class Admissible(ScriptedEngine):  # ALFWorld's own commands, chosen from the prompt
+        def generate(self, prompts, *, n, temperature, max_new_tokens=32, **_):
+            picks = ["look", "inventory", "go to countertop 1", "go to desk 1", "open fridge 1", "go to fridge 1"]
+            return [[f"<action>{picks[int(hashlib.sha256(repr(p).encode()).hexdigest(), 16) % len(picks)]}</action>"]
+                    for p in prompts]
+
+    engine = Admissible()
+    local = make_env(env_cfg)
+    try:
+        episodes = (local.episodes("valid_seen") + local.episodes("valid_unseen"))[:4]
+        reference = [sequential_play(local, engine, ep, cfg) for ep in episodes]
+    finally:
+        local.close()
+    assert len(episodes) == 4 and sum(r["steps"] for r in reference) == 12
+    with EnvPool(env_cfg, 2) as pool:
+        assert evaluate.play_many(pool.workers, engine, episodes, cfg) == reference

@@ -77,9 +77,9 @@ def _packages():
 
 # One TextWorld call (load, reset, step) at a time in the process: its PDDL and text-grammar parsers
 # (tatsu, shared by every PddlEnv; a step parses too) and the translation cache's patch of
-# fast_downward.pddl2sas and sys.argv are process-wide, and eval plays its parallel episodes from a
-# thread pool. Little is lost: that work is pure Python under the GIL, while generation, the part
-# worth running at once, batches across episodes outside it.
+# fast_downward.pddl2sas and sys.argv are process-wide, and play_many steps instances from threads.
+# Eval puts each instance in a worker process of its own (envs/workers.py), so there the lock is
+# never contended and the instances' loads and steps run at once.
 _TEXTWORLD = threading.Lock()
 
 
