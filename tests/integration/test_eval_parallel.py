@@ -1,5 +1,6 @@
 """Eval plays episodes in parallel (N simulator instances in lockstep, one batched generate per
-round) and gets what the sequential loop gets, episode by episode (greedy), on real ScienceWorld."""
+round; in-process or in worker processes) and gets what the sequential loop gets, episode by episode
+(greedy), on real ScienceWorld."""
 
 from __future__ import annotations
 
@@ -85,6 +86,19 @@ def test_parallel_equals_sequential_tiny_model(envs, episodes):
     engine = HFEngine(str(resolve_model("tiny://qwen3-tiny")), batch_size=16)
     reference = [sequential_play(envs[0], engine, ep, cfg) for ep in episodes[:5]]
     assert evaluate.play_many(envs[:3], engine, episodes[:5], cfg) == reference
+
+
+def test_parallel_on_worker_processes_equals_sequential(envs, episodes):
+    """As eval runs it: each instance in a worker process (envs/workers.py)."""
+    from act_trainer.envs.workers import EnvPool
+
+    cfg = eval_config()
+    engine = ScriptedEngine()
+    reference = [sequential_play(envs[0], engine, ep, cfg) for ep in episodes]
+    with EnvPool(ENV, 3) as pool:
+        engine.batches.clear()
+        assert evaluate.play_many(pool.workers, engine, episodes, cfg) == reference
+    assert max(engine.batches) == 3
 
 
 def test_default_pool_per_environment():
