@@ -50,7 +50,7 @@ $(QUICKSTART_STAMP): pyproject.toml constraints.txt
 install-operator:  ## the control plane alone: no torch
 	$(PIP) install -q -e ".[operator]"
 
-test: $(DEV_STAMP)  ## all tests: unit, integration (SeaweedFS, MLflow server, ScienceWorld) and slow (DeepSpeed, pipeline)
+test: $(DEV_STAMP) images-ci  ## all tests: unit, integration (SeaweedFS, MLflow server, ScienceWorld, the test cluster running the images) and slow (DeepSpeed, pipeline)
 	$(PYTEST) tests
 
 test-unit: $(DEV_STAMP)
