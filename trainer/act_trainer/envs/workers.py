@@ -22,7 +22,8 @@ batched across episodes in the stage process.
 Lifetime: workers come from a forkserver (not fork: a forked worker would inherit the stage's
 threads, torch state and the other workers' pipe ends, and a worker notices the stage's end by its
 pipe closing, which needs the stage to hold the only other end). The forkserver preloads the
-adapter's module, so a worker starts without importing the environment package again. A worker
+adapter's module and packages, so a worker starts without importing them again (ALFWorld's take
+2-3 s a worker). A worker
 ends (closing its simulator: the JVMs die with it, py4j's die_on_exit) when the stage closes it,
 when the stage process goes away (its pipe closes; the forkserver ends too), on SIGTERM (the
 multiprocessing exit handler's, or `actjob run` stopping the stage's process group). SIGINT is
@@ -46,6 +47,10 @@ from act_trainer.envs.base import EnvUnavailable
 log = logging.getLogger(__name__)
 
 STOP_S = 10.0  # a worker asked to close gets this long to close its simulator before it is killed
+# What the forkserver imports besides the adapter's module and the registry's packages, so that no
+# worker imports it again: ALFWorld's adapter imports its packages on first use (a missing one is
+# then a clear EnvNotInstalled), and textworld plus ALFWorld's wrappers take 2-3 s a worker.
+PRELOAD = {"alfworld": ("textworld.envs", "alfworld.agents.environment.alfred_tw_env")}
 
 
 class WorkerDied(EnvUnavailable):
@@ -128,12 +133,16 @@ def _serve(conn, cfg) -> None:
 # --- the stage's side ------------------------------------------------------------------------
 
 def _context(cfg):
-    """The forkserver context, its server preloading the adapter's module (when it is not running yet)."""
+    """The forkserver context, its server preloading the adapter's module and packages (when it is
+    not running yet; a package that is not installed is skipped, and the worker says so)."""
     from act_trainer.envs import REGISTRY
 
     ctx = multiprocessing.get_context("forkserver")
-    module = REGISTRY[cfg.name].target.split(":")[0] if cfg.name in REGISTRY else None
-    ctx.set_forkserver_preload(["__main__", __name__] + ([module] if module else []))
+    preload = ["__main__", __name__]
+    if cfg.name in REGISTRY:
+        adapter = REGISTRY[cfg.name]
+        preload += [adapter.target.split(":")[0], *adapter.modules, *PRELOAD.get(cfg.name, ())]
+    ctx.set_forkserver_preload(preload)
     return ctx
 
 
