@@ -2,6 +2,7 @@
 replaying the same expert actions on the same episodes, in the same process.
 
     OMP_NUM_THREADS=1 python bench/env_throughput.py     # target: ratio >= 0.9 for every row
+    OMP_NUM_THREADS=1 python bench/env_throughput.py textworld_express alfworld_collect   # some rows only
 
 Baselines ("raw"), each the package's own Python API, used the way its README shows:
 - ScienceWorld: `scienceworld.ScienceWorldEnv` load(task, variation, simplification) / reset() / step().
@@ -9,8 +10,12 @@ Baselines ("raw"), each the package's own Python API, used the way its README sh
   AlfredInfos])` / reset() / step(): ALFWorld's engine without AlfredTWEnv's config and gym batching
   (which only add overhead), i.e. the fastest raw path.
 - TextWorldExpress: `textworld_express.TextWorldExpressEnv` reset(seed, fold, game, params) / step().
-Steps are timed alone (resets are reported apart); rounds alternate raw and adapter, so drift on a
-shared machine hits both alike; the table shows medians.
+Steps are timed alone (resets are reported apart). An untimed pass of each side first warms it up
+(the JVMs' JIT) and sizes the window: each round replays the episodes as many times as it takes for
+a side to step for at least MIN_WINDOW_S (TextWorldExpress's 40 short games step in ~0.2 s, where
+one scheduling hiccup on a shared machine swung the ratio from 0.24x to 13.8x). Within a round raw
+and adapter alternate episode by episode, so drift and load bursts hit both alike; the table shows
+the median of ROUNDS rounds' ratios and their spread (lowest-highest).
 
 ALFWorld games come from $ALFWORLD_DATA when it holds them, else a few are unpacked from ../shared/data/alfworld's
 archive into a temporary directory. A row is skipped (with the reason) when its package is missing.
@@ -19,6 +24,7 @@ More rows (e.g. the collect stage's states/s on ALFWorld) are functions added to
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import sys
@@ -34,7 +40,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from act_trainer.config import EnvironmentConfig
 from act_trainer.envs import make_env
 
-ROUNDS = 3
+ROUNDS = 5
+MIN_WINDOW_S = 2.0  # the least time a side steps in one round
 SHARED = Path(os.environ.get("ACT_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
 ALFWORLD_GAMES = [  # short walkthroughs of four task types, in three splits
     "train/pick_and_place_simple-AlarmClock-None-Desk-307/trial_T20190907_072303_146844",
@@ -53,18 +60,20 @@ class Row:
     ours_steps_s: float
     raw_reset_s: float         # seconds per reset, median over rounds
     ours_reset_s: float
+    ratios: list[float]        # each round's ours/raw steps/s, sorted
+    repeat: int                # passes over the episodes per round and side
     note: str = ""
 
     @property
     def ratio(self) -> float:
-        return self.ours_steps_s / self.raw_steps_s
+        return statistics.median(self.ratios)
 
 
-def _timed(episodes: list, reset: Callable, step: Callable) -> tuple[float, float, int]:
-    """(seconds stepping, seconds resetting, steps) for one pass over the episodes."""
+def _timed(episodes: list, reset: Callable, step: Callable, repeat: int = 1) -> tuple[float, float, int]:
+    """(seconds stepping, seconds resetting, steps) for `repeat` passes over the episodes."""
     stepping = resetting = 0.0
     n = 0
-    for episode, actions in episodes:
+    for episode, actions in episodes * repeat:
         t = time.perf_counter()
         reset(episode)
         resetting += time.perf_counter() - t
@@ -77,14 +86,22 @@ def _timed(episodes: list, reset: Callable, step: Callable) -> tuple[float, floa
 
 
 def _compare(name: str, episodes: list, raw_reset, raw_step, ours_reset, ours_step, note: str = "") -> Row:
+    first = [_timed(episodes, raw_reset, raw_step), _timed(episodes, ours_reset, ours_step)]  # untimed warm-up
+    repeat = max(1, math.ceil(MIN_WINDOW_S / max(1e-6, min(f[0] for f in first))))
     raw, ours = [], []
-    for _ in range(ROUNDS):
-        raw.append(_timed(episodes, raw_reset, raw_step))
-        ours.append(_timed(episodes, ours_reset, ours_step))
+    for _ in range(ROUNDS):  # raw and ours alternate episode by episode (who goes first alternating too):
+        r_parts, o_parts = [], []  # a load burst on the shared machine then hits both sides alike
+        for i, episode in enumerate(episodes * repeat):
+            sides = [(raw_reset, raw_step, r_parts), (ours_reset, ours_step, o_parts)]
+            for reset, step, parts in sides[::1 if i % 2 else -1]:
+                parts.append(_timed([episode], reset, step))
+        raw.append(tuple(map(sum, zip(*r_parts, strict=True))))
+        ours.append(tuple(map(sum, zip(*o_parts, strict=True))))
     n = raw[0][2]
     med = statistics.median
     return Row(name, len(episodes), n, n / med(r[0] for r in raw), n / med(o[0] for o in ours),
-               med(r[1] for r in raw) / len(episodes), med(o[1] for o in ours) / len(episodes), note)
+               med(r[1] for r in raw) / len(episodes) / repeat, med(o[1] for o in ours) / len(episodes) / repeat,
+               sorted(r[0] / o[0] for r, o in zip(raw, ours, strict=True)), repeat, note)
 
 
 # --- rows ----------------------------------------------------------------------------------
@@ -214,23 +231,35 @@ def alfworld_collect() -> str:
 
 
 def main() -> None:
+    wanted = set(sys.argv[1:])
+    known = {b.__name__ for b in ROWS} | {"alfworld_collect"}
+    if wanted - known:
+        sys.exit(f"unknown rows {sorted(wanted - known)}; choose from {sorted(known)}")
     rows, skipped = [], []
     for bench in ROWS:
+        if wanted and bench.__name__ not in wanted:
+            continue
         try:
             rows.append(bench())
         except ImportError as e:
             skipped.append(f"{bench.__name__}: skipped ({e})")
         print(f"done: {bench.__name__}", file=sys.stderr, flush=True)
     head = (f"{'environment':<18} {'episodes':>8} {'steps':>6} {'raw steps/s':>12} {'ours steps/s':>13} "
-            f"{'ratio':>6} {'raw reset s':>12} {'ours reset s':>13}  note")
+            f"{'ratio':>6} {'spread':>11} {'raw reset s':>12} {'ours reset s':>13}  note")
     print(head)
     print("-" * len(head))
     for r in rows:
+        spread = f"{r.ratios[0]:.2f}-{r.ratios[-1]:.2f}"
         print(f"{r.env:<18} {r.episodes:>8} {r.steps:>6} {r.raw_steps_s:>12.1f} {r.ours_steps_s:>13.1f} "
-              f"{r.ratio:>5.2f}x {r.raw_reset_s:>12.3f} {r.ours_reset_s:>13.3f}  {r.note}")
+              f"{r.ratio:>5.2f}x {spread:>11} {r.raw_reset_s:>12.3f} {r.ours_reset_s:>13.3f}  {r.note}"
+              + (f"; episodes x{r.repeat} a round" if r.repeat > 1 else ""))
     for s in skipped:
         print(s)
-    print(f"target: ratio >= 0.9 (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {ROUNDS} rounds, medians)")
+    print(f"target: ratio >= 0.9 (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {ROUNDS} rounds of at least "
+          f"{MIN_WINDOW_S:.0f} s stepping a side, median ratio and its spread; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    if wanted and "alfworld_collect" not in wanted:
+        return
     try:
         print(alfworld_collect())
     except (ImportError, RuntimeError) as e:
