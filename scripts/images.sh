@@ -46,6 +46,14 @@ DEBIAN_PACKAGES=python3,python3-venv,python-is-python3,ca-certificates,passwd
 # the CA certificates this host adds (a TLS-intercepting proxy's): the local bases trust them too
 EXTRA_CA_DIR=${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}
 
+# apt as in Debian's own images: downloaded packages and caches are deleted after each run, no
+# translations (an image's `apt-get install` then leaves no .deb behind)
+APT_CLEAN='DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+Acquire::Languages "none";'
+
 log() { printf '+ %s\n' "$*" >&2; }
 die() { printf 'images.sh: %s\n' "$*" >&2; exit 1; }
 
@@ -89,6 +97,7 @@ build_debian_base() {
   mkdir -p "$BASES_DIR"
   if [ ! -s "$tar" ]; then
     log "mmdebstrap bookworm -> $tar"
+    printf '%s\n' "$APT_CLEAN" >"$BASES_DIR/docker-clean"
     # minbase + Python; docs, man pages and locales left out as the slim images do
     mmdebstrap --quiet --variant=minbase --include="$DEBIAN_PACKAGES" \
       --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
@@ -96,12 +105,13 @@ build_debian_base() {
       --customize-hook="if ls $EXTRA_CA_DIR/*.crt >/dev/null 2>&1; then cp $EXTRA_CA_DIR/*.crt \"\$1/usr/local/share/ca-certificates/\" && chroot \"\$1\" update-ca-certificates >/dev/null; fi" \
       --customize-hook='printf "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n" > "$1/etc/pip.conf"' \
       --customize-hook='mkdir -p "$1/etc/uv" && printf "native-tls = true\n" > "$1/etc/uv/uv.toml"' \
+      --customize-hook="cp $BASES_DIR/docker-clean \"\$1/etc/apt/apt.conf.d/docker-clean\"" \
       --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
-      bookworm "$tar.tmp" \
+      bookworm "${tar%.tar}.tmp.tar" \
       "deb http://deb.debian.org/debian bookworm main" \
       "deb http://deb.debian.org/debian bookworm-updates main" \
       "deb http://deb.debian.org/debian-security bookworm-security main"
-    mv "$tar.tmp" "$tar"
+    mv "${tar%.tar}.tmp.tar" "$tar"
   fi
   log "import $tar -> $DEBIAN_BASE"
   local ctr
@@ -213,7 +223,10 @@ cmd_export() {
     # the oci transport replaces an index entry with the same ref name
     buildah push --quiet "$ref" "oci:$OCI_DIR:$ref"
   done
-  # blobs no ref reaches any more (an older build's layers)
+  # a re-push moves the ref name to the new manifest and leaves the old one in the index without a
+  # name: drop those, then the blobs nothing reaches any more
+  jq '.manifests |= map(select(.annotations["org.opencontainers.image.ref.name"] != null))' \
+    "$OCI_DIR/index.json" >"$OCI_DIR/index.json.tmp" && mv "$OCI_DIR/index.json.tmp" "$OCI_DIR/index.json"
   if command -v umoci >/dev/null; then umoci gc --layout "$OCI_DIR"; fi
 }
 
