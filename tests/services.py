@@ -299,7 +299,10 @@ def seaweedfs(
 @contextlib.contextmanager
 def mlflow_server(workdir: str | os.PathLike | None = None, timeout_s: float = 120.0,
                   host: str = LOOPBACK, port: int | None = None) -> Iterator[str]:
-    """An MLflow tracking server (sqlite backend, local artifact root) on loopback (or ``host``).
+    """An MLflow tracking server (sqlite backend) on loopback (or ``host``), serving artifacts
+    itself (``mlflow-artifacts:``, stored under ``workdir/artifacts``) as a shared server must:
+    with a ``file:`` artifact root, clients write artifacts to that path on *their own*
+    filesystem, which a pod in its image does not share with the server.
 
     Yields the tracking URI. One uvicorn worker; MLflow's background job runner
     (huey consumers for server-side jobs such as trace archival, unused here) is
@@ -313,7 +316,7 @@ def mlflow_server(workdir: str | os.PathLike | None = None, timeout_s: float = 1
     cmd = [
         mlflow, "server",
         "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
-        "--default-artifact-root", (tmp / "artifacts").as_uri(),
+        "--serve-artifacts", "--artifacts-destination", (tmp / "artifacts").as_uri(),
         "--host", host, "--port", str(port),
         "--workers", "1",
     ]  # fmt: skip

@@ -33,8 +33,7 @@ def rendered(namespace: str, *values: str) -> list[dict]:
     trepo, ttag = TRAINER.rsplit(":", 1)
     proc = helm_tool.helm("template", namespace, str(helm_tool.CHART), "--namespace", namespace, *helm_tool.sets([
         f"image.repository={repo}", f"image.tag={tag}", f"trainer.image.repository={trepo}",
-        f"trainer.image.tag={ttag}", f"watchNamespaces={{{namespace}}}", "stageServiceAccount.create=false",
-        "metrics.service.enabled=false", *values]))
+        f"trainer.image.tag={ttag}", f"watchNamespaces={{{namespace}}}", *values]))
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
