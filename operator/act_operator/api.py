@@ -259,9 +259,7 @@ class PodSpec(Model):
     @field_validator("env")
     @classmethod
     def _env_names_once(cls, env: list[EnvVar]) -> list[EnvVar]:
-        names = [e.name for e in env]
-        if twice := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"{', '.join(twice)} set more than once; keep one entry per name")
+        K.listed_once([e.name for e in env], "set")
         return env
 
     def local_env(self) -> tuple[dict[str, str], list[str]]:

@@ -100,6 +100,12 @@ class Settings(BaseModel):
         return enforce(self)
 
 
+def listed_once(names: list[str], what: str) -> None:
+    """A list keyed by name (benchmarks, env variables): each name once, else a ValueError saying which."""
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"{', '.join(twice)} {what} more than once; keep one entry per name")
+
+
 def check_uri(value: str, *, allow_path: bool = False, extra_schemes: tuple[str, ...] = ()) -> str:
     """Accept s3:// and file:// URIs (and plain paths where allowed). Pydantic prefixes the field name."""
     return check_value(value, uri_rules(URI_SCHEMES + extra_schemes, allow_path=allow_path))
@@ -354,9 +360,7 @@ class ReasoningSettings(Settings):
     @field_validator("benchmarks")
     @classmethod
     def _once(cls, v: list[ReasoningBenchmark]) -> list[ReasoningBenchmark]:
-        names = [b.name for b in v]
-        if twice := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"{', '.join(twice)} listed more than once; keep one entry per benchmark")
+        listed_once([b.name for b in v], "listed")
         return v
 
 
