@@ -156,6 +156,9 @@ class PreflightConfig(StageBase):
 
     stage: Literal["preflight"] = "preflight"
     model: str = Field(description="spec.model.uri: must be a loadable checkpoint (config and tokenizer).")
+    models: str | None = Field(None, description="<storage.root>/models: where a GGUF model.uri's converted "
+                               "checkpoint is written once (gguf-<sha256[:20]>-v<N>), for every ACTJob of "
+                               "that storage root; unset, it is converted into the local cache only.")
     pairs: str | None = Field(None, description="spec.stages.collect.reuse: another run's collect output.")
     judge: str | None = Field(None, description="spec.stages.judge.reuse: another run's judge model.")
     expert: str | None = Field(None, description="spec.environment.expert.uri: a trajectories file.")

@@ -12,20 +12,30 @@ it and save_pretrained refuses to save it. We rebuild the model from its config 
 quantization config, load the dequantized state dict into it and save a normal checkpoint
 (float32 safetensors, tokenizer with the GGUF's chat template), under the cache keyed by the
 file's sha256: every stage that resolves the same file finds the same checkpoint, converted once.
+
+An ACTJob's preflight also writes that checkpoint to storage once (`store_converted`), under
+`<storage.root>/models/gguf-<sha256[:20]>-v<CONVERTER_VERSION>`, files first and its manifest last,
+and reports where: every stage and the lineage then name that copy, and every ACTJob of the same
+storage root (an ACTExperiment's children, a rerun) finds it there instead of converting again.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from act_trainer import store
 from act_trainer.errors import PermanentError
+from act_trainer.manifest import MANIFEST, describe
+from act_trainer.manifest import digest as files_digest
 
 SCHEME = "pkg://"
 SUFFIX = ".gguf"
@@ -92,6 +102,13 @@ def locate(uri: str, cache: Path, field: str = "model.uri") -> Path:
 
 
 def digest(path: Path) -> str:
+    """The file's sha256 (hex): the key of its conversion, in the cache and in storage."""
+    stat = path.stat()
+    return _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a file changed is read again
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 22):
@@ -182,3 +199,34 @@ def resolve(uri: str, cache: Path, field: str = "model.uri") -> Path:
     if not (out / "config.json").exists():
         convert(path, out, uri, field)
     return out
+
+
+def stored_uri(models: str, sha256: str) -> str:
+    """Where the conversion of the GGUF file with this sha256 is kept under `models` (<storage.root>/models)."""
+    return store.join(models, f"gguf-{sha256[:20]}-v{CONVERTER_VERSION}")
+
+
+def find_stored(uri: str, models: str, cache: Path, field: str = "model.uri") -> dict | None:
+    """The manifest of the GGUF's converted checkpoint under `models`, when an ACTJob wrote it
+    (its manifest is written last: present means whole); else None."""
+    path = locate(uri, cache, field)
+    manifest = store.join(stored_uri(models, digest(path)), MANIFEST)
+    return json.loads(store.read_bytes(manifest)) if store.exists(manifest) else None
+
+
+def store_converted(uri: str, models: str, cache: Path, field: str = "model.uri") -> dict:
+    """The GGUF's converted checkpoint in storage under `models`: the one an earlier ACTJob wrote,
+    else converted (or taken from the cache) and uploaded now, files first and the manifest last.
+    Returns the manifest: `uri` (the checkpoint), `digest`, `source` (the GGUF), `source_sha256`."""
+    if found := find_stored(uri, models, cache, field):
+        return found
+    local = resolve(uri, cache, field)
+    sha256 = digest(locate(uri, cache, field))
+    out = stored_uri(models, sha256)
+    files = describe(local)
+    store.upload(local, out)
+    manifest = {"stage": "preflight", "uri": out, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "digest": files_digest(files), "files": files, "source": uri, "source_sha256": sha256,
+                "converter_version": CONVERTER_VERSION}
+    store.write_bytes(store.join(out, MANIFEST), json.dumps(manifest, indent=2).encode())
+    return manifest

@@ -5,7 +5,10 @@ Each check returns the problems it found, each naming the ACTJob field and the f
 checks run side by side (the slow ones wait on network timeouts) and every problem is
 reported at once: printed, and written to the termination log as
 ``{"stage": "preflight", "error": "...", "problems": [...]}`` with exit code 2 (bad input:
-retrying cannot help). All good: exit 0 and ``{"stage": "preflight", "preflight": {...}}``.
+retrying cannot help). All good: exit 0 and ``{"stage": "preflight", "preflight": {...}}``; for a
+GGUF model.uri, with the `uri`, `manifest` and `digest` of its converted checkpoint, which the
+preflight then writes to storage once (<storage.root>/models, shared by every ACTJob of that root):
+the base model every stage and the lineage name (status.stages.preflight.outputs).
 
 What is checked: the storage root is writable with the credentials of the environment; the
 model is a loadable checkpoint (config and tokenizer read with AutoConfig/AutoTokenizer, the
@@ -71,15 +74,16 @@ def _listing(field: str, uri: str, fix: str) -> tuple[list[str], list[str]]:
     return files, ([] if files else [f"{field}: nothing at {uri}; {fix}"])
 
 
-def check_model(field: str, uri: str) -> list[str]:
+def check_model(field: str, uri: str, models: str | None = None) -> list[str]:
     """A Hugging Face checkpoint: config.json, tokenizer files and weights listed; config and
-    tokenizer loaded (downloaded first, without the weights, when the model is in S3)."""
+    tokenizer loaded (downloaded first, without the weights, when the model is in S3). A GGUF
+    file: check_gguf (`models`: where its conversion is kept in storage)."""
     if uri.startswith("tiny://"):
         return _tiny(field, uri)
     from act_trainer import gguf_models
 
     if gguf_models.is_gguf(uri):
-        return check_gguf(field, uri)
+        return check_gguf(field, uri, models)
     fix = "point it at a saved Hugging Face model directory (save_pretrained: config.json, tokenizer, weights)"
     files, problems = _listing(field, uri, fix)
     if problems:
@@ -110,13 +114,16 @@ def check_model(field: str, uri: str) -> list[str]:
 _TRANSFORMERS = threading.Lock()  # its lazy imports are not thread-safe: one model loads at a time
 
 
-def check_gguf(field: str, uri: str) -> list[str]:
+def check_gguf(field: str, uri: str, models: str | None = None) -> list[str]:
     """A GGUF source: the package that reads it, the file (whole), a causal LM in it; then converted
-    here, once, into the cache every later stage on this machine resolves it from (gguf_models.py)."""
+    here into the local cache (gguf_models.py). Nothing to convert when an ACTJob of this storage
+    root already wrote the file's conversion under `models` (found by the file's sha256)."""
     from act_trainer import gguf_models
     from act_trainer.models import cache_dir
 
     try:
+        if models and gguf_models.find_stored(uri, models, cache_dir(), field):
+            return []
         with _TRANSFORMERS:
             gguf_models.resolve(uri, cache_dir(), field)
     except gguf_models.GGUFError as e:
@@ -332,7 +339,7 @@ def check_packages(packages: dict[str, str]) -> list[str]:
 def checks(cfg: PreflightConfig) -> list[tuple[str, Callable[[], list[str]]]]:
     """(what, check) for everything `cfg` asks to check."""
     out = [("storage", lambda: check_storage("storage.root", cfg.output)),
-           ("model", lambda: check_model("model.uri", cfg.model)),
+           ("model", lambda: check_model("model.uri", cfg.model, cfg.models)),
            ("tracking", lambda: check_tracking("tracking.uri", cfg.tracking.uri, cfg.tracking.experiment)),
            ("packages", lambda: check_packages(cfg.packages))]
     if cfg.pairs:
@@ -390,8 +397,28 @@ def run(cfg: PreflightConfig) -> int:
         write_termination_log(failure(found))
         return EXIT_PROBLEMS
     log.info("preflight: %d checks passed in %.1fs (%s)", len(names), seconds, ", ".join(names))
-    write_termination_log({"stage": cfg.stage, cfg.stage: {"checks": names}, "metrics": {"seconds": seconds}})
+    result = {"stage": cfg.stage, cfg.stage: {"checks": names}}
+    if converted := store_model(cfg):  # the stages' base model: status.stages.preflight.outputs
+        result |= {"uri": converted["uri"], "manifest": store.join(converted["uri"], MANIFEST),
+                   "digest": converted["digest"]}
+        result[cfg.stage]["model"] = {"uri": converted["uri"], "source": cfg.model}
+    seconds = round(time.monotonic() - started, 3)
+    write_termination_log({**result, "metrics": {"seconds": seconds}})
     return 0
+
+
+def store_model(cfg: PreflightConfig) -> dict | None:
+    """A GGUF model.uri, once every check passed: its converted checkpoint in storage under
+    cfg.models, written once for every ACTJob of the storage root (gguf_models.store_converted);
+    its manifest, or None for any other model. A storage error raises: the preflight is retried."""
+    from act_trainer import gguf_models
+    from act_trainer.models import cache_dir
+
+    if not cfg.models or not gguf_models.is_gguf(cfg.model):
+        return None
+    manifest = gguf_models.store_converted(cfg.model, cfg.models, cache_dir())
+    log.info("preflight: %s is converted at %s", cfg.model, manifest["uri"])
+    return manifest
 
 
 def failure(found: list[str]) -> dict:
