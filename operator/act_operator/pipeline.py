@@ -354,10 +354,17 @@ def set_waiting(status: ACTJobStatus, waits: list[tuple[str, str]], now: datetim
     return "Normal", "WaitOver", f"no longer waiting: {current.message}"
 
 
+def base_model_uri(job: ACTJob) -> str:
+    """The base model every stage starts from: model.uri, or, for a GGUF file, the trainable
+    checkpoint the preflight converted it into and wrote to storage (status.stages.preflight.outputs)."""
+    st = job.status.stages.get(PREFLIGHT)
+    return st.outputs.uri if st and st.phase == "Succeeded" and st.outputs.uri else job.spec.model.uri
+
+
 def initial_policy_uri(job: ACTJob) -> str:
     """pi0, the model collect samples from and judge starts from: the warm-up's, else the base model."""
     st = job.status.stages.get(stagedefs.WARMUP.name)
-    return st.outputs.uri if st and st.phase in HAS_OUTPUTS and st.outputs.uri else job.spec.model.uri
+    return st.outputs.uri if st and st.phase in HAS_OUTPUTS and st.outputs.uri else base_model_uri(job)
 
 
 def final_model_uri(job: ACTJob) -> str:
@@ -367,7 +374,7 @@ def final_model_uri(job: ACTJob) -> str:
         st = job.status.stages.get(d.name)
         if d.makes_model and st and st.phase in HAS_OUTPUTS and st.outputs.uri:
             return st.outputs.uri
-    return job.spec.model.uri
+    return base_model_uri(job)
 
 
 def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
@@ -390,9 +397,13 @@ def apply(job: ACTJob, action: Action, now: datetime) -> ACTJobStatus:
     elif isinstance(action, ReuseStage):
         st.phase, st.outputs, st.message = "Reused", StageOutputs(uri=action.uri), f"reusing {action.uri}"
     elif isinstance(action, CompleteStage) and action.stage == PREFLIGHT:
-        checks = (action.result.get(PREFLIGHT) or {}).get("checks") or []
+        res = action.result
+        checks = (res.get(PREFLIGHT) or {}).get("checks") or []
         st.phase, st.completion_time, st.message = "Succeeded", now, f"{len(checks)} checks passed"
-        st.metrics = numeric_metrics(action.result.get("metrics") or {})
+        st.metrics = numeric_metrics(res.get("metrics") or {})
+        if res.get("uri"):  # a GGUF model.uri, converted: the base model the stages start from
+            st.outputs = StageOutputs(uri=res["uri"], manifest=res.get("manifest"), digest=res.get("digest"))
+            st.message += f"; model.uri converted to {res['uri']}"
         set_condition(status, "Valid", True, "PreflightPassed", "the spec passed validation and the preflight "
                       f"checks ({', '.join(checks)})", now, gen)
     elif isinstance(action, FailPreflight):

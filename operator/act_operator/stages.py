@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from act_operator.api import ACTJob
-from act_operator.pipeline import final_model_uri, initial_policy_uri, offline_stages
+from act_operator.pipeline import base_model_uri, final_model_uri, initial_policy_uri, offline_stages
 from act_operator.preflight import required_packages, trl_options, uses_environment
 from act_trainer import config as C
 from act_trainer import contract as K
@@ -110,6 +110,10 @@ class Resolver:
 
     def output(self, stage: str) -> str | None:
         return output_of(self.job, stage)
+
+    @property
+    def base_model(self) -> str:
+        return base_model_uri(self.job)
 
     @property
     def initial_policy(self) -> str:

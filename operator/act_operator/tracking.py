@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from act_operator import pipeline
 from act_operator.api import ACTJob, MlflowStatus
 from act_trainer import stagedefs
 from act_trainer.util import mlflow_params
@@ -87,7 +88,7 @@ def start_parent(uri: str, job: ACTJob) -> MlflowStatus:
         run_id = found[0].info.run_id
     else:
         tags = {"act.actjob": job.metadata.name, "act.actjob.uid": uid, "act.namespace": job.metadata.namespace,
-                "act.base_model": job.spec.model.uri, "act.environment": job.spec.environment.name}
+                **base_model_tags(job), "act.environment": job.spec.environment.name}
         # a child of an ACTExperiment: its run nests under the experiment's (one run per arm and seed)
         annotations = (job.metadata.model_extra or {}).get("annotations") or {}
         if parent := annotations.get(PARENT_RUN_ANNOTATION):
@@ -112,13 +113,21 @@ def finish_parent(uri: str, run_id: str, outcome: str, metrics: dict | None = No
     client.set_terminated(run_id, status=RUN_STATUS.get(outcome, "FINISHED"))
 
 
+def base_model_tags(job: ACTJob) -> dict:
+    """The base model the stages started from and, when the preflight converted a GGUF model.uri
+    into it, that GGUF as its source."""
+    base = pipeline.base_model_uri(job)
+    return {"act.base_model": base} | ({"act.base_model_source": job.spec.model.uri}
+                                       if base != job.spec.model.uri else {})
+
+
 def lineage_tags(job: ACTJob) -> dict:
     stages = job.status.stages
     collect, judge, policy = (stages[d.name] for d in (stagedefs.COLLECT, stagedefs.JUDGE, stagedefs.POLICY))
     tags = {
         "act.actjob": job.metadata.name, "act.actjob.uid": job.metadata.uid or "local",
         "act.namespace": job.metadata.namespace,
-        "act.base_model": job.spec.model.uri, "act.environment": job.spec.environment.name,
+        **base_model_tags(job), "act.environment": job.spec.environment.name,
         "act.policy_method": job.spec.stages.policy.method if policy.phase == "Succeeded" else "none",
         "act.judge_checkpoint": judge.outputs.uri or "none",
         "act.judge_method": job.spec.stages.judge.method if judge.phase in ("Succeeded", "Reused") else "none",

@@ -41,7 +41,8 @@ class Inputs(Protocol):
     def output(self, stage: str) -> str | None:
         """Where `stage` wrote: its outputs, set once it succeeded or reuses another run's; else None."""
 
-    initial_policy: str  # pi0: the warm-up's model, else model.uri
+    base_model: str  # model.uri, or its converted copy in storage the preflight reported (a GGUF)
+    initial_policy: str  # pi0: the warm-up's model, else the base model
     final_model: str  # the last model a stage made, else pi0
     env: C.EnvironmentConfig
     expert: C.ExpertSource
@@ -203,7 +204,8 @@ def _trainer(at: Inputs) -> dict:
 
 def _preflight(at: Inputs) -> dict:
     spec = at.job.spec
-    return dict(model=spec.model.uri, pairs=COLLECT.reuse(spec), judge=JUDGE.reuse(spec),
+    return dict(model=spec.model.uri, models=f"{spec.storage.root.rstrip('/')}/models",
+                pairs=COLLECT.reuse(spec), judge=JUDGE.reuse(spec),
                 expert=spec.environment.expert.uri, env=at.env if at.plays_environment else None,
                 packages=at.packages, trl=at.trl_options,
                 reasoning=spec.stages.eval.reasoning if EVAL.runs(spec) and spec.stages.eval.reasoning.benchmarks
@@ -212,7 +214,7 @@ def _preflight(at: Inputs) -> dict:
 
 def _warmup(at: Inputs) -> dict:
     spec = at.job.spec
-    return dict(model=spec.model.uri, env=at.env, expert=at.expert,
+    return dict(model=at.base_model, env=at.env, expert=at.expert,
                 heldout_fraction=spec.stages.collect.heldout_fraction, **_trainer(at))
 
 
