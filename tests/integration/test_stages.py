@@ -351,6 +351,13 @@ def test_eval_reports_the_papers_measures(collected, tmp_path):
         # every configured item was scored, and a rate over n items is a multiple of 1/n
         assert metrics[key]["n"] == n and abs(value * n - round(value * n)) < 1e-9 and 0 <= value <= 1, (key, n)
     assert report["metrics"]["dev/success_rate"] == metrics[("dev", "success_rate")]["value"]
+    # each rate's items, one record each, whose verdicts give the rate back (paired tests read them)
+    for name, key in (("actions", ("dev", "next_action_accuracy")), ("judgements", ("heldout", "judge_accuracy"))):
+        records = [json.loads(line) for line in store.read_bytes(f"{cfg.output}/{name}.jsonl").decode().splitlines()]
+        verdict = "exact" if name == "actions" else "correct"
+        assert len(records) == metrics[key]["n"] and all("output" in r for r in records), name
+        assert abs(sum(r[verdict] for r in records) / len(records) - metrics[key]["value"]) < 1e-6, name
+    assert len({r["pair_id"] for r in records}) == len(records)
     assert plot_names(collected["tracking"], report["mlflow_run_id"]) == ["plots/eval.png"]
 
 

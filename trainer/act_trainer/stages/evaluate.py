@@ -6,7 +6,9 @@
 - general reasoning (optional, stages.eval.reasoning): MATH-500 / GPQA-Diamond accuracy, mean ±
   std over repeated runs (act_trainer.reasoning), measured by the first shard alone so that the
   std is over whole runs of the benchmark (the operator's shard merge keeps its numbers as they are).
-Results go to results.json as rows (environment, split, metric, value, n) and to metrics.
+Results go to results.json as rows (environment, split, metric, value, n) and to metrics; what each
+rate is made of to episodes.json (one record per episode), actions.jsonl (per expert state) and
+judgements.jsonl (per held-out pair): the model's output, the parsed answer and its verdict.
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ def success_rate(env, engine, split: str, cfg: EvalConfig, envs: list | None = N
     return {**measured, "episodes": len(results)}, results
 
 
-def next_action_accuracy(env, engine, split: str, cfg: EvalConfig) -> dict:
+def next_action_accuracy(env, engine, split: str, cfg: EvalConfig, answers: list | None = None) -> dict:
+    """`answers` gets one record per state (the expert's action, the model's output and verdict)."""
     items = []
     for traj in env.expert(split, limit=max(1, cfg.action_states), max_length=cfg.expert_max_length):
         items.extend(data.states(traj, cfg.env.history))
@@ -160,24 +163,32 @@ def next_action_accuracy(env, engine, split: str, cfg: EvalConfig) -> dict:
     outs = _gen(engine, [action_prompt(s) for s, _ in items], cfg)
     actions = [parse_action(o) for o in outs]
     exact = [a is not None and normalize_action(a) == normalize_action(e) for a, (_, e) in zip(actions, items, strict=True)]
+    if answers is not None:
+        answers.extend({"split": split, "episode": s.episode_id, "step": s.step, "expert": e, "action": a,
+                        "exact": x, "output": o} for (s, e), a, x, o in zip(items, actions, exact, outs, strict=True))
     return {"next_action_accuracy": sum(exact) / len(items),
             "next_action_match": sum(action_match(a, e) for a, (_, e) in zip(actions, items, strict=True)) / len(items),
             "action_malformed_rate": sum(a is None for a in actions) / len(items), "action_states": len(items)}
 
 
-def judgement_accuracy(engine, cfg: EvalConfig) -> dict:
+def judgement_accuracy(engine, cfg: EvalConfig, answers: list | None = None) -> dict:
+    """`answers` gets one record per held-out pair (which candidate was the expert's, the model's output)."""
     uris = [u for u in store.list_uris(cfg.pairs) if u.endswith("heldout.parquet")] if cfg.pairs else []
     rows = [r for u in uris for r in data.read_parquet(store.read_bytes(u))]
     rows = rows[: cfg.judge_pairs][cfg.shard.index::cfg.shard.count]
     if not rows:
         return {"judge_pairs": 0}
-    prompts, answers = [], []
+    prompts, expected = [], []
     for r in rows:
         first, second, answer = order_candidates(r["expert_action"], r["alternative"], r["pair_id"], cfg.seed)
         prompts.append(judgement_prompt(data.pair_state(r), first, second))
-        answers.append(answer)
-    choices = [parse_choice(o) for o in _gen(engine, prompts, cfg)]
-    return {"judge_accuracy": sum(c == a for c, a in zip(choices, answers, strict=True)) / len(rows),
+        expected.append(answer)
+    outs = _gen(engine, prompts, cfg)
+    choices = [parse_choice(o) for o in outs]
+    if answers is not None:
+        answers.extend({"pair_id": r["pair_id"], "answer": a, "choice": c, "correct": c == a, "output": o}
+                       for r, a, c, o in zip(rows, expected, choices, outs, strict=True))
+    return {"judge_accuracy": sum(c == a for c, a in zip(choices, expected, strict=True)) / len(rows),
             "judge_malformed_rate": sum(c is None for c in choices) / len(rows), "judge_pairs": len(rows)}
 
 
@@ -239,6 +250,7 @@ def run(cfg: EvalConfig) -> dict:
                 log.info("eval: %d episodes at once, each environment in a worker process (pids %s)", at_once,
                          ", ".join(str(w.pid) for w in envs))
             rows, episodes, metrics = [], {}, {}
+            answers: dict[str, list[dict]] = {"actions": [], "judgements": []}  # each item's answer, by measure
 
             def record(split: str, measured: dict, count_key: str) -> None:
                 # the counts the rates are over go to metrics too (shards merge by them), not to rows
@@ -259,9 +271,9 @@ def run(cfg: EvalConfig) -> dict:
                                    "malformed_rate": measured["episode_malformed_rate"]})
                     record(split, measured, "episodes")
                 if cfg.action_states:
-                    record(split, next_action_accuracy(env, engine, split, cfg), "action_states")
+                    record(split, next_action_accuracy(env, engine, split, cfg, answers["actions"]), "action_states")
             if cfg.judge_pairs and cfg.pairs:
-                record("heldout", judgement_accuracy(engine, cfg), "judge_pairs")
+                record("heldout", judgement_accuracy(engine, cfg, answers["judgements"]), "judge_pairs")
             reasoning_rows, reasoning_metrics, reasoning_summary = reasoning_eval(engine, benchmarks, cfg, st.out)
             rows += reasoning_rows
             metrics.update(reasoning_metrics)
@@ -276,6 +288,9 @@ def run(cfg: EvalConfig) -> dict:
                              "or reasoning.benchmarks")
         (st.out / "results.json").write_text(json.dumps({"model": cfg.model, "rows": rows}, indent=2))
         (st.out / "episodes.json").write_text(json.dumps(episodes, indent=2))
+        for name, records in answers.items():  # what each rate is made of: paired tests, transcripts
+            if records:
+                (st.out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         for r in rows:
             log.info("eval: %-8s %-28s %.4f (n=%d)", r["split"], r["metric"], r["value"], r["n"])
         st.run.log_dict({"rows": rows}, "results.json")
