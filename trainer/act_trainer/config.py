@@ -60,6 +60,8 @@ class StageBase(Strict):
     storage: S3Settings = Field(default_factory=S3Settings)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     seed: int = 0
+    precision: Literal[K.PRECISIONS] = Field("auto", description="spec.model.precision: "
+                                             + K.PRECISION_DESCRIPTION)
     shard: Shard = Field(default_factory=Shard)
     scratch: str | None = Field(None, description="Local scratch directory; default a temp dir.")
     attempt: int = Field(1, ge=1, description="Which attempt of the stage this is (its MLflow run's act.attempt tag).")

@@ -26,6 +26,13 @@ URI_SCHEMES = ("s3://", "file://")
 # instance, and the Java-backed ones start a JVM each (~150 MB), so they get a smaller pool.
 PARALLEL_EPISODES = {"scienceworld": 4, "textworld-express": 4, "alfworld": 16, "webshop": 16}
 ENGINES = ("auto", "hf", "vllm")
+PRECISIONS = ("auto", "bf16", "fp32")
+PRECISION_DESCRIPTION = (
+    "Numeric precision of training and sampling. auto: mixed precision bf16 training on GPUs, float32 on CPUs; "
+    "the transformers sampler in float32, vLLM in the checkpoint's dtype (float32 on CPUs). bf16: mixed "
+    "precision bf16 in every training stage (TRL's bf16; the weights stay float32) and bfloat16 weights in the "
+    "samplers of collect, eval and the Early Experience rollouts, on CPUs too, where it pays only with bf16 "
+    "instructions (AVX512-BF16, AMX). fp32: float32 everywhere, GPUs included.")
 
 
 # --- what each environment adapter knows without I/O -------------------------------------------
@@ -390,6 +397,30 @@ class EvalSettings(Settings):
 
     def episodes_at_once(self, env: str) -> int:
         return self.parallel_episodes or PARALLEL_EPISODES.get(env, 16)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What a precision setting means on this machine: TRL's bf16 flag (mixed precision training),
+    the dtype the transformers sampler loads, and vLLM's dtype (None: vLLM's own choice, the
+    checkpoint's dtype)."""
+
+    train_bf16: bool
+    hf_dtype: Literal["float32", "bfloat16"]
+    vllm_dtype: Literal["float32", "bfloat16"] | None
+
+
+def precision(setting: str, gpu: bool) -> Precision:
+    """The pure mapping of spec.model.precision (PRECISIONS) on a machine with or without a GPU.
+    auto is what the stages did before the setting existed: bf16 training on GPUs only, the
+    transformers sampler in float32, vLLM in the checkpoint's dtype on GPUs and float32 on CPU."""
+    if setting == "bf16":
+        return Precision(True, "bfloat16", "bfloat16")
+    if setting == "fp32":
+        return Precision(False, "float32", "float32")
+    if setting == "auto":
+        return Precision(gpu, "float32", None if gpu else "float32")
+    raise ValueError(f"precision: {setting!r} is not one of {', '.join(PRECISIONS)}")
 
 
 def settings_of(model: BaseModel, settings: type[Settings]) -> dict:
