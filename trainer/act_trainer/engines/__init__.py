@@ -61,15 +61,16 @@ def check(cfg) -> None:
         resolve(rollout.engine, "rollout.engine")
 
 
-def make_engine(kind: str, model_dir: str, *, seed: int = 0, batch_size: int = 16, field: str = "engine"):
-    """kind: auto | hf | vllm (see resolve)."""
+def make_engine(kind: str, model_dir: str, *, seed: int = 0, batch_size: int = 16, field: str = "engine",
+                precision: str = "auto"):
+    """kind: auto | hf | vllm (see resolve); precision: spec.model.precision (contract.precision)."""
     if resolve(kind, field) == "vllm":
         from act_trainer.engines.vllm_engine import VLLMEngine
 
-        return VLLMEngine(model_dir, seed=seed)
+        return VLLMEngine(model_dir, seed=seed, precision=precision)
     from act_trainer.engines.hf import HFEngine
 
-    return HFEngine(model_dir, seed=seed, batch_size=batch_size)
+    return HFEngine(model_dir, seed=seed, batch_size=batch_size, precision=precision)
 
 
 def render(tokenizer, messages: list[dict], prefill: str = "") -> str:

@@ -10,6 +10,11 @@ Sampling is seeded per prompt (the call's seed and the prompt text), not by the 
 a state gets the same K samples whatever else is in its batch and wherever it sits in it
 (collect also fixes the batches and their seeds, so shards do not change them either).
 Greedy decoding (temperature 0) is what `generate(do_sample=False)` returns.
+
+Precision (spec.model.precision): float32, or bfloat16 weights for bf16. Measured on SmolLM2-135M
+(AVX512-BF16 EPYC, 8 prompts x 4 samples): bfloat16 weights sample 1.3-2x faster than float32,
+while float32 weights under torch.autocast(bfloat16) are no faster (each small decode matmul
+casts its weights again). Logits are sampled in float32 either way.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from act_trainer.engines import render
+from act_trainer.contract import precision as precision_of
+from act_trainer.engines import gpu_available, render
 
 
 def prompt_seed(seed: int, text: str) -> int:
@@ -32,12 +38,14 @@ def prompt_seed(seed: int, text: str) -> int:
 class HFEngine:
     name = "hf"
 
-    def __init__(self, model_dir: str, *, seed: int = 0, batch_size: int = 16, model=None, tokenizer=None):
+    def __init__(self, model_dir: str, *, seed: int = 0, batch_size: int = 16, model=None, tokenizer=None,
+                 precision: str = "auto"):
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"  # decoder-only: pad on the left so generation continues the prompt
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = model or AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        dtype = getattr(torch, precision_of(precision, gpu_available()).hf_dtype)
+        self.model = model or AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         self.model.eval()
         self.batch_size = batch_size
         self.seed = seed

@@ -12,6 +12,7 @@ import logging
 
 from transformers import AutoTokenizer
 
+from act_trainer.contract import precision as precision_of
 from act_trainer.engines import gpu_available, render
 
 log = logging.getLogger(__name__)
@@ -20,16 +21,19 @@ log = logging.getLogger(__name__)
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, model_dir: str, *, seed: int = 0, gpu_memory_utilization: float | None = None):
+    def __init__(self, model_dir: str, *, seed: int = 0, gpu_memory_utilization: float | None = None,
+                 precision: str = "auto"):
         from vllm import LLM  # lazy: vLLM exists only where it is installed
 
         gpu = gpu_available()
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         # On CPU, gpu_memory_utilization is the share of host memory vLLM reserves (its KV cache);
-        # small models only, in float32 as the transformers engine runs them, eager (no compile).
-        cpu = {} if gpu else dict(dtype="float32", enforce_eager=True)
+        # small models only, eager (no compile). dtype: spec.model.precision (auto: the checkpoint's on
+        # GPUs, float32 on CPU as the transformers engine runs it).
+        dtype = precision_of(precision, gpu).vllm_dtype
+        options = ({} if dtype is None else {"dtype": dtype}) | ({} if gpu else {"enforce_eager": True})
         self.llm = LLM(model=model_dir, seed=seed, enable_prefix_caching=True, disable_log_stats=False,
-                       gpu_memory_utilization=gpu_memory_utilization or (0.85 if gpu else 0.1), **cpu)
+                       gpu_memory_utilization=gpu_memory_utilization or (0.85 if gpu else 0.1), **options)
         self.seed = seed
 
     def generate(self, prompts: list[list[dict]], *, n: int, temperature: float, top_p: float = 1.0,

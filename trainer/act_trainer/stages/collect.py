@@ -196,7 +196,8 @@ def run(cfg: CollectConfig) -> dict:
         log.info("collect: %d expert episodes (%d train, %d held out), %d states, shard %d of %d", len(trajs),
                  len(train), len(held), sum(len(t.steps) for t in trajs), cfg.shard.index, cfg.shard.count)
 
-        engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
+        engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size,
+                             precision=cfg.precision)
         t0 = time.monotonic()
         verifier = Verifier(env, drop=cfg.verify_alternatives) if cfg.branches else None
         rows, report = contrast_pairs(cfg, engine, train + held, cfg.shard, verifier, on_progress=st.run.report,

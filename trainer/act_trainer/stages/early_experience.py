@@ -107,7 +107,7 @@ def generate_rationales(cfg: JudgeConfig, model_dir, pairs: list[dict], report) 
     prompts = reflection_prompts(pairs, cfg.history)
     mine = share(len(prompts), rank, world)
     engine = make_engine(cfg.rollout.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size,
-                         field="stages.judge.rollout.engine")
+                         field="stages.judge.rollout.engine", precision=cfg.precision)
     meter = progress.Meter(cfg.stage, len(prompts))
     meter.unit = "rationales"
     out: list[str] = []

@@ -243,7 +243,8 @@ def run(cfg: EvalConfig) -> dict:
             if unknown:
                 raise InputError(f"splits: {unknown} are not splits of {cfg.env.name}; choose from {env.splits()}")
             benchmarks = load_reasoning(cfg)
-            engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size)
+            engine = make_engine(cfg.engine, str(model_dir), seed=cfg.seed, batch_size=cfg.batch_size,
+                                 precision=cfg.precision)
             if cfg.episodes and (at_once := min(cfg.episodes, cfg.episodes_at_once(cfg.env.name))) > 1:
                 pool = EnvPool(cfg.env, at_once)
                 envs = pool.workers
