@@ -149,6 +149,7 @@ def inspect(path: Path, uri: str, field: str = "model.uri"):
 
 def convert(path: Path, out: Path, uri: str = "", field: str = "model.uri") -> Path:
     """Write a trainable, unquantized Hugging Face checkpoint of the GGUF file into `out` (atomically)."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     config = inspect(path, uri or str(path), field)
@@ -162,14 +163,20 @@ def convert(path: Path, out: Path, uri: str = "", field: str = "model.uri") -> P
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.dtype = "float32"
-    model = AutoModelForCausalLM.from_config(config, dtype="float32")
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    # on the meta device, given the loaded tensors themselves: one copy of the weights in memory, not
+    # two (the preflight converts in a small pod); its non-persistent buffers stay unset, unsaved
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype="float32")
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     # tied output embeddings are no parameter of their own; anything else missing is a broken file
     missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]
     if missing or unexpected:
         raise GGUFError(f"{field}: {uri} does not fill the {config.model_type} model: missing {missing[:5]}, "
                         f"unexpected {unexpected[:5]}; use a GGUF that transformers converts whole")
     model.tie_weights()
+    if unset := [k for k, t in model.state_dict().items() if t.is_meta]:
+        raise GGUFError(f"{field}: {uri} leaves {unset[:5]} of the {config.model_type} model unset; use a GGUF "
+                        "that transformers converts whole")
     model.generation_config = generation
     if tokenizer.pad_token is None:  # batched generation and TRL pad
         tokenizer.pad_token = tokenizer.eos_token
