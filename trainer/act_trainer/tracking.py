@@ -149,6 +149,23 @@ class StageRun:
 
         self._call("log_figure", call)
 
+    def log_traces(self, log) -> list[str] | None:
+        """MLflow traces linked to this run: `log(client, experiment_id, run_id)` makes them and returns
+        their ids (None when MLflow is off or does not answer). Live only, not in the offline record:
+        the files the stage publishes hold what they show."""
+        if not self.active:
+            return None
+        ids: list[str] = []
+
+        def call():
+            from mlflow import MlflowClient
+
+            client = MlflowClient(self.cfg.tracking.uri)
+            ids.extend(log(client, client.get_run(self.run_id).info.experiment_id, self.run_id))
+
+        self._call("log_traces", call)
+        return None if self.offline else ids
+
     def log_dict(self, data: dict, name: str) -> None:
         if not self.active:
             return

@@ -8,17 +8,20 @@
   std is over whole runs of the benchmark (the operator's shard merge keeps its numbers as they are).
 Results go to results.json as rows (environment, split, metric, value, n) and to metrics; what each
 rate is made of to episodes.json (one record per episode), actions.jsonl (per expert state) and
-judgements.jsonl (per held-out pair): the model's output, the parsed answer and its verdict.
+judgements.jsonl (per held-out pair): the model's output, the parsed answer and its verdict; every
+episode's steps to transcripts.jsonl, and a few episodes and judgements to MLflow as traces
+(act_trainer.transcripts).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 
 from tqdm.auto import tqdm
 
-from act_trainer import data, plots, progress, reasoning, store
+from act_trainer import data, plots, progress, reasoning, store, transcripts
 from act_trainer.config import EvalConfig
 from act_trainer.engines import make_engine
 from act_trainer.envs import make_env
@@ -55,20 +58,23 @@ class _Live:
     def __init__(self, env, episode: str, obs):
         self.env, self.episode, self.obs = env, episode, obs
         self.goal, self.history, self.malformed, self.steps = obs.goal, [], 0, 0
+        self.turns: list[dict] = []  # each step as the model saw and played it (transcripts)
 
     def prompt(self, cfg: EvalConfig) -> list[dict]:
         # prompts do not show admissible actions: don't ask for them (ScienceWorld enumerates them)
         return action_prompt(data.State(self.episode, self.steps, self.goal, self.obs.text,
                                         data.last_turns(self.history, cfg.env.history)))
 
-    def act(self, action: str | None) -> None:
+    def act(self, action: str | None, output: str = "", started_ns: int | None = None) -> None:
+        seen, score = self.obs.text, self.obs.score
         self.steps += 1
         if action is None:  # a malformed turn costs a step and changes nothing
             self.malformed += 1
             self.history.append(("(no action)", ""))
-            return
-        self.obs = self.env.step(action)
-        self.history.append((action, self.obs.text))
+        else:
+            self.obs = self.env.step(action)
+            self.history.append((action, self.obs.text))
+        self.turns.append(transcripts.step(self.steps, seen, output, action, score, self.obs, started_ns))
 
     def done(self, cfg: EvalConfig) -> bool:
         return self.obs.done or self.steps >= cfg.env.max_steps
@@ -78,16 +84,19 @@ class _Live:
                 "malformed": self.malformed}
 
 
-def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress=None) -> list[dict]:
+def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress=None,
+              steps: list | None = None) -> list[dict]:
     """Play `episodes` on the environment instances `envs` in lockstep: each live episode takes
     one turn per round, and a round is one batched generate over the live episodes' prompts
     (greedy), then one step in each environment, from threads: eval's instances are EnvWorkers
     (envs/workers.py), each in a process of its own, so their steps and resets run at once (in
     one process, ALFWorld's would run one at a time). A finished episode's instance takes the next
-    episode. Results are in the order of `episodes`, each what playing that episode alone gives."""
+    episode. Results are in the order of `episodes`, each what playing that episode alone gives;
+    `steps` gets each episode's goal and steps ({"goal", "steps"}), in the same order."""
     from concurrent.futures import ThreadPoolExecutor
 
     results: dict[int, dict] = {}
+    played: dict[int, dict] = {}
     queue = list(enumerate(episodes))
     live: dict[int, _Live] = {}
     with ThreadPoolExecutor(max_workers=max(1, len(envs))) as pool:
@@ -99,16 +108,21 @@ def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress
         refill(list(envs))
         while live:
             order = sorted(live)
-            actions = [parse_action(o) for o in _gen(engine, [live[i].prompt(cfg) for i in order], cfg)]
-            list(pool.map(lambda ia: live[ia[0]].act(ia[1]), zip(order, actions, strict=True)))
+            started = time.time_ns()
+            outs = _gen(engine, [live[i].prompt(cfg) for i in order], cfg)
+            list(pool.map(lambda io, t=started: live[io[0]].act(parse_action(io[1]), io[1], t),
+                          zip(order, outs, strict=True)))
             free = []
             for i in order:
                 if live[i].done(cfg):
                     results[i] = live[i].result()
+                    played[i] = {"goal": live[i].goal, "steps": live[i].turns}
                     free.append(live.pop(i).env)
                     if progress is not None:
                         progress.update(1)
             refill(free)
+    if steps is not None:
+        steps.extend(played[i] for i in range(len(episodes)))
     return [results[i] for i in range(len(episodes))]
 
 
@@ -129,12 +143,15 @@ def shard_episodes(env, split: str, cfg: EvalConfig) -> list[str]:
 
 
 def success_rate(env, engine, split: str, cfg: EvalConfig, envs: list | None = None,
-                 meter: progress.Meter | None = None, report=None) -> tuple[dict, list[dict]]:
+                 meter: progress.Meter | None = None, report=None,
+                 played: list | None = None) -> tuple[dict, list[dict]]:
     """`envs`: the environment instances to play on at once (default: `env` alone); `meter` counts
-    the episodes played and `report` gets its records when due."""
+    the episodes played and `report` gets its records when due; `played` gets each episode's
+    transcript (act_trainer.transcripts.episode)."""
     episodes = shard_episodes(env, split, cfg)
+    steps: list[dict] = []
     with tqdm(total=len(episodes), desc=f"episodes/{split}", unit="ep") as bar:
-        results = play_many(envs or [env], engine, episodes, cfg, progress=_Played(bar, meter, report))
+        results = play_many(envs or [env], engine, episodes, cfg, progress=_Played(bar, meter, report), steps=steps)
     n = max(1, len(results))
     turns = max(1, sum(r["steps"] for r in results))
     measured = {"success_rate": sum(r["won"] for r in results) / n, "score": sum(r["score"] for r in results) / n,
@@ -147,6 +164,8 @@ def success_rate(env, engine, split: str, cfg: EvalConfig, envs: list | None = N
             by_type.setdefault(task_type, []).append(r["won"])
     measured.update({f"success_rate.{t}": sum(w) / len(w) for t, w in sorted(by_type.items())})
     measured.update({f"episodes.{t}": len(w) for t, w in sorted(by_type.items())})
+    if played is not None:
+        played.extend(transcripts.episode(split, r, s["goal"], s["steps"]) for r, s in zip(results, steps, strict=True))
     return {**measured, "episodes": len(results)}, results
 
 
@@ -171,8 +190,9 @@ def next_action_accuracy(env, engine, split: str, cfg: EvalConfig, answers: list
             "action_malformed_rate": sum(a is None for a in actions) / len(items), "action_states": len(items)}
 
 
-def judgement_accuracy(engine, cfg: EvalConfig, answers: list | None = None) -> dict:
-    """`answers` gets one record per held-out pair (which candidate was the expert's, the model's output)."""
+def judgement_accuracy(engine, cfg: EvalConfig, answers: list | None = None, samples: list | None = None) -> dict:
+    """`answers` gets one record per held-out pair (which candidate was the expert's, the model's output);
+    `samples` the first TRACED_JUDGEMENTS of them with the prompt the model got (for traces)."""
     uris = [u for u in store.list_uris(cfg.pairs) if u.endswith("heldout.parquet")] if cfg.pairs else []
     rows = [r for u in uris for r in data.read_parquet(store.read_bytes(u))]
     rows = rows[: cfg.judge_pairs][cfg.shard.index::cfg.shard.count]
@@ -185,9 +205,12 @@ def judgement_accuracy(engine, cfg: EvalConfig, answers: list | None = None) -> 
         expected.append(answer)
     outs = _gen(engine, prompts, cfg)
     choices = [parse_choice(o) for o in outs]
+    records = [{"pair_id": r["pair_id"], "answer": a, "choice": c, "correct": c == a, "output": o}
+               for r, a, c, o in zip(rows, expected, choices, outs, strict=True)]
     if answers is not None:
-        answers.extend({"pair_id": r["pair_id"], "answer": a, "choice": c, "correct": c == a, "output": o}
-                       for r, a, c, o in zip(rows, expected, choices, outs, strict=True))
+        answers.extend(records)
+    if samples is not None:
+        samples.extend({**r, "prompt": p} for r, p in zip(records[:transcripts.TRACED_JUDGEMENTS], prompts, strict=False))
     return {"judge_accuracy": sum(c == a for c, a in zip(choices, expected, strict=True)) / len(rows),
             "judge_malformed_rate": sum(c is None for c in choices) / len(rows), "judge_pairs": len(rows)}
 
@@ -233,6 +256,22 @@ def count_for(metric: str, counts: dict, count_key: str) -> int:
     return int(counts.get(f"{count_key}.{kind}" if kind else count_key, counts.get(count_key, 0)))
 
 
+def trace(run, played: list[dict], judged: list[dict]) -> None:
+    """The first TRACED_EPISODES episodes of each split and the judgement samples, as MLflow traces
+    linked to the stage's run (when MLflow is on and answers, as all its tracking)."""
+    firsts: dict[str, list[dict]] = {}
+    for e in played:
+        firsts.setdefault(e["split"], []).append(e)
+    chosen = [e for split in firsts.values() for e in split[:transcripts.TRACED_EPISODES]]
+    if not (chosen or judged):
+        return
+    started = time.monotonic()
+    if (ids := run.log_traces(lambda *a: transcripts.log_traces(*a, chosen, judged))) is not None:
+        log.info("eval: traced %d episodes and %d judgements in MLflow in %.2f s", len(chosen), len(judged),
+                 time.monotonic() - started)
+        run.set_tags({"act.traces": ",".join(ids)})
+
+
 def run(cfg: EvalConfig) -> dict:
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
@@ -252,6 +291,8 @@ def run(cfg: EvalConfig) -> dict:
                          ", ".join(str(w.pid) for w in envs))
             rows, episodes, metrics = [], {}, {}
             answers: dict[str, list[dict]] = {"actions": [], "judgements": []}  # each item's answer, by measure
+            played: list[dict] = []  # every episode's steps
+            judged: list[dict] = []  # a few judgements with their prompts, to trace
 
             def record(split: str, measured: dict, count_key: str) -> None:
                 # the counts the rates are over go to metrics too (shards merge by them), not to rows
@@ -267,14 +308,15 @@ def run(cfg: EvalConfig) -> dict:
                                     if cfg.episodes else None)
             for split in cfg.splits:
                 if cfg.episodes:
-                    measured, episodes[split] = success_rate(env, engine, split, cfg, envs, meter, st.run.report)
+                    measured, episodes[split] = success_rate(env, engine, split, cfg, envs, meter, st.run.report,
+                                                             played)
                     meter.observe({"success_rate": measured["success_rate"],
                                    "malformed_rate": measured["episode_malformed_rate"]})
                     record(split, measured, "episodes")
                 if cfg.action_states:
                     record(split, next_action_accuracy(env, engine, split, cfg, answers["actions"]), "action_states")
             if cfg.judge_pairs and cfg.pairs:
-                record("heldout", judgement_accuracy(engine, cfg, answers["judgements"]), "judge_pairs")
+                record("heldout", judgement_accuracy(engine, cfg, answers["judgements"], judged), "judge_pairs")
             reasoning_rows, reasoning_metrics, reasoning_summary = reasoning_eval(engine, benchmarks, cfg, st.out)
             rows += reasoning_rows
             metrics.update(reasoning_metrics)
@@ -292,6 +334,9 @@ def run(cfg: EvalConfig) -> dict:
         for name, records in answers.items():  # what each rate is made of: paired tests, transcripts
             if records:
                 (st.out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        if played:  # every episode, step by step: `actjob transcript` reads it
+            (st.out / transcripts.TRANSCRIPTS).write_text(transcripts.to_jsonl(played))
+        trace(st.run, played, judged)
         for r in rows:
             log.info("eval: %-8s %-28s %.4f (n=%d)", r["split"], r["metric"], r["value"], r["n"])
         st.run.log_dict({"rows": rows}, "results.json")
