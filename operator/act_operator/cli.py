@@ -7,6 +7,7 @@
     actjob status NAME -n NAMESPACE          # an ACTJob on the cluster, stage by stage
     actjob compare .act/runs/a .act/runs/b   # paper-style table of finished runs (--plot out.png)
     actjob logs NAME [STAGE] [--attempt N]   # a stage attempt's log, after its pods are gone
+    actjob transcript NAME [--episode E]     # one eval episode, step by step (--list: every episode)
 """
 
 from __future__ import annotations
@@ -76,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     lg.add_argument("-n", "--namespace", help="read the ACTJob from the cluster (default: the local run of NAME "
                                               "under --workdir if there is one, else namespace default)")
     lg.add_argument("--workdir", default=".act", help="where `actjob run` keeps its runs")
+    tr = sub.add_parser("transcript", help="one eval episode step by step: observation, the model's output "
+                                           "(reasoning included), its action and the reward")
+    tr.add_argument("name")
+    tr.add_argument("--split", help="which split's episode (default: the first split eval played)")
+    tr.add_argument("--episode", help="an episode id, or its position in the split (0: the first, the default)")
+    tr.add_argument("--list", action="store_true", help="list every episode eval played (split, id, outcome)")
+    tr.add_argument("-n", "--namespace", help="read the ACTJob from the cluster (default: the local run of NAME "
+                                              "under --workdir if there is one, else namespace default)")
+    tr.add_argument("--workdir", default=".act", help="where `actjob run` keeps its runs")
     args = parser.parse_args(argv)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 
@@ -88,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return _status(args.namespace, args.name, console)
     if args.command == "logs":
         return _logs(args, console)
+    if args.command == "transcript":
+        return _transcript(args, console)
     if args.command == "compare":
         from act_operator.local_experiment import arms_table, load_experiment_state
         from act_operator.report import load_run, plot, table
@@ -232,6 +244,54 @@ def _logs(args, console: Console) -> int:
         for text in logs.show(pairs, fetch):
             sys.stdout.write(text)
     except logs.NoLogs as e:
+        console.print(f"[red]{args.name}: {e}[/]", highlight=False)
+        return 1
+    return 0
+
+
+def _transcript(args, console: Console) -> int:
+    """`actjob transcript`: eval's transcripts.jsonl (one per shard) read from its output, a local
+    run's (through its status) or, as `actjob logs` does, a cluster ACTJob's with your own storage
+    credentials."""
+    from act_operator import logs
+    from act_trainer import store, transcripts
+
+    local = None if args.namespace else logs.local_run(Path(args.workdir), args.name)
+    if local:
+        status = local[0]
+    else:
+        from kubernetes import config
+
+        from act_operator import kube
+        from act_operator.api import parse_actjob
+
+        config.load_kube_config()
+        namespace = args.namespace or "default"
+        body = kube.read_actjob(namespace, args.name)
+        if body is None:
+            console.print(f"[red]actjob {namespace}/{args.name} not found (and no local run under "
+                          f"{args.workdir}/runs/{args.name})[/]")
+            return 1
+        job = parse_actjob(body)
+        status, s3 = job.status, job.spec.storage.s3
+        store.configure(endpoint=s3.endpoint, region=s3.region)
+    uri = status.stages["eval"].outputs.uri if "eval" in status.stages else None
+    try:
+        if not uri:
+            raise transcripts.NoTranscript("eval has not succeeded yet: its transcripts are published with its "
+                                           "results")
+        try:
+            records = transcripts.read(uri)
+        except store.StoreError as e:
+            raise transcripts.NoTranscript(
+                f"cannot read {uri} ({e}); transcripts are read with your own storage credentials "
+                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT_URL when the ACTJob names no "
+                "endpoint)") from None
+        if args.list and records:  # none: choose says why
+            sys.stdout.write(transcripts.listing(records))
+            return 0
+        sys.stdout.write(transcripts.format_episode(transcripts.choose(records, args.split, args.episode)))
+    except transcripts.NoTranscript as e:
         console.print(f"[red]{args.name}: {e}[/]", highlight=False)
         return 1
     return 0
