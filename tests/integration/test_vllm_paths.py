@@ -117,3 +117,26 @@ def test_weight_sync_reaches_vllm(tmp_path):
     assert gap("hf_before", "hf_after") > 0.5  # the change moved the trained model's logprobs
     assert gap("vllm_after", "hf_after") < 0.05  # and vLLM's with them, every layer (a stale one leaves ~the change)
 
+
+
+SAMPLE_MANY = """
+from act_trainer.engines import make_engine
+from act_trainer.models import resolve_model
+
+if __name__ == "__main__":
+    engine = make_engine("vllm", str(resolve_model("tiny://qwen3-tiny")), seed=3, batch_size=64)
+    long = " ".join(f"the kitchen has a chair {i} and a stove {i}." for i in range(40))
+    outs = engine.generate([[{"role": "user", "content": f"{i}: {long}"}] for i in range(64)], n=4,
+                           temperature=1.0, max_new_tokens=4)
+    print("SAMPLED", sum(len(o) for o in outs))
+"""
+
+
+def test_seeded_sampling_over_more_prompt_tokens_than_one_step_takes(tmp_path):
+    """64 prompts of ~500 tokens, K=4 seeded samples each: more prompt tokens than vLLM schedules in one
+    step. With chunked prefill (vLLM's default) a split prefill's seeded generator is rewound, which a
+    CPU generator cannot do, and the engine died ("CPU Generator does not use offset")."""
+    script = tmp_path / "sample_many.py"
+    script.write_text(SAMPLE_MANY)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "SAMPLED 256" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-5000:]

@@ -31,7 +31,12 @@ class VLLMEngine:
         # small models only, eager (no compile). dtype: spec.model.precision (auto: the checkpoint's on
         # GPUs, float32 on CPU as the transformers engine runs it).
         dtype = precision_of(precision, gpu).vllm_dtype
-        options = ({} if dtype is None else {"dtype": dtype}) | ({} if gpu else {"enforce_eager": True})
+        # On CPU also no chunked prefill: a seeded request whose prefill is split over two steps has its
+        # sampled token discarded, and vLLM then rewinds the request's generator, which a CPU
+        # torch.Generator cannot do ("CPU Generator does not use offset": collect's K samples of 30+
+        # states crashed the engine). Whole prefills only; the prompts here are short.
+        options = ({} if dtype is None else {"dtype": dtype}) | (
+            {} if gpu else {"enforce_eager": True, "enable_chunked_prefill": False})
         self.llm = LLM(model=model_dir, seed=seed, enable_prefix_caching=True, disable_log_stats=False,
                        gpu_memory_utilization=gpu_memory_utilization or (0.85 if gpu else 0.1), **options)
         self.seed = seed
