@@ -85,14 +85,14 @@ class _Live:
 
 
 def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress=None,
-              steps: list | None = None) -> list[dict]:
+              turns: list | None = None) -> list[dict]:
     """Play `episodes` on the environment instances `envs` in lockstep: each live episode takes
     one turn per round, and a round is one batched generate over the live episodes' prompts
     (greedy), then one step in each environment, from threads: eval's instances are EnvWorkers
     (envs/workers.py), each in a process of its own, so their steps and resets run at once (in
     one process, ALFWorld's would run one at a time). A finished episode's instance takes the next
     episode. Results are in the order of `episodes`, each what playing that episode alone gives;
-    `steps` gets each episode's goal and steps ({"goal", "steps"}), in the same order."""
+    `turns` gets each episode's goal and steps ({"goal", "turns"}), in the same order."""
     from concurrent.futures import ThreadPoolExecutor
 
     results: dict[int, dict] = {}
@@ -116,13 +116,13 @@ def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress
             for i in order:
                 if live[i].done(cfg):
                     results[i] = live[i].result()
-                    played[i] = {"goal": live[i].goal, "steps": live[i].turns}
+                    played[i] = {"goal": live[i].goal, "turns": live[i].turns}
                     free.append(live.pop(i).env)
                     if progress is not None:
                         progress.update(1)
             refill(free)
-    if steps is not None:
-        steps.extend(played[i] for i in range(len(episodes)))
+    if turns is not None:
+        turns.extend(played[i] for i in range(len(episodes)))
     return [results[i] for i in range(len(episodes))]
 
 
@@ -149,9 +149,9 @@ def success_rate(env, engine, split: str, cfg: EvalConfig, envs: list | None = N
     the episodes played and `report` gets its records when due; `played` gets each episode's
     transcript (act_trainer.transcripts.episode)."""
     episodes = shard_episodes(env, split, cfg)
-    steps: list[dict] = []
+    steps: list[dict] = []  # each episode's goal and turns
     with tqdm(total=len(episodes), desc=f"episodes/{split}", unit="ep") as bar:
-        results = play_many(envs or [env], engine, episodes, cfg, progress=_Played(bar, meter, report), steps=steps)
+        results = play_many(envs or [env], engine, episodes, cfg, progress=_Played(bar, meter, report), turns=steps)
     n = max(1, len(results))
     turns = max(1, sum(r["steps"] for r in results))
     measured = {"success_rate": sum(r["won"] for r in results) / n, "score": sum(r["score"] for r in results) / n,
@@ -165,7 +165,7 @@ def success_rate(env, engine, split: str, cfg: EvalConfig, envs: list | None = N
     measured.update({f"success_rate.{t}": sum(w) / len(w) for t, w in sorted(by_type.items())})
     measured.update({f"episodes.{t}": len(w) for t, w in sorted(by_type.items())})
     if played is not None:
-        played.extend(transcripts.episode(split, r, s["goal"], s["steps"]) for r, s in zip(results, steps, strict=True))
+        played.extend(transcripts.episode(split, r, t["goal"], t["turns"]) for r, t in zip(results, steps, strict=True))
     return {**measured, "episodes": len(results)}, results
 
 
