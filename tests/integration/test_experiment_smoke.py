@@ -77,4 +77,10 @@ def test_experiment_smoke(tmp_path):
     client = MlflowClient(report["mlflow"]["tracking_uri"])  # the report is logged to the experiment's run
     assert report["mlflow"]["run_id"] == status.mlflow_run_id
     logged = {a.path for a in client.list_artifacts(status.mlflow_run_id, "report")}
-    assert logged == {"report/results.json", "report/act_learns.png"}
+    assert logged == {"report/results.json", "report/act_learns.png", "report/table.md"}
+    for arm in arms:  # each arm's 95% interval, over the items its eval scored
+        c = report["intervals"][arm]["judge_accuracy"]
+        assert c["lo"] <= c["mean"] <= c["hi"] and c["items"] >= 1, (arm, c)
+        assert c["mean"] == pytest.approx(report["results"][arm]["judge_accuracy"]["mean"])
+    assert "IL w/ ACT" in (out / "report" / "table.md").read_text()
+    assert set(report["stage_minutes"]) >= {"warmup", "collect", "judge", "policy", "eval"}
