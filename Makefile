@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment experiment-alfworld lint crds docs helm helm-lint images bases images-ci images-check clean
+.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment experiment-smollm2 experiment-alfworld lint crds docs helm helm-lint images bases images-ci images-check clean
 
 JAVA := command -v java >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
@@ -86,6 +86,9 @@ bench:  ## ratios against baselines measured in the same process
 
 experiment:  ## does ACT train judgement? one ACTExperiment (arms x 3 seeds on TextWorldExpress), about 45 min alone on 2 cores
 	$(PYTHON) experiments/act_learns.py
+
+experiment-smollm2: vllm-env  ## SmolLM2-135M-Instruct (the GGUF wheel) on ALFWorld ID/OOD, 3 seeds, bf16, vLLM-CPU sampling; ARMS=base,act,il,act+il for the core rows
+	.venv-vllm/bin/python experiments/act_learns.py --env smollm2 $(if $(ARMS),--arms $(ARMS))
 
 experiment-alfworld:  ## the same on ALFWorld, ID (valid_seen) and OOD (valid_unseen): one seed, no Early Experience arms
 	$(PYTHON) experiments/act_learns.py --env alfworld
