@@ -112,3 +112,42 @@ def test_actjob_transcript_prints_an_episode_of_a_run(evaluated, tmp_path):
     assert wrong.returncode == 1 and "--split" in wrong.stderr and "dev" in wrong.stderr
     missing = actjob("transcript", "tjob", "--workdir", str(tmp_path), "--episode", "nope")
     assert missing.returncode == 1 and "--episode" in missing.stderr and second["episode"] in missing.stderr
+
+
+def test_traces_mlflow_did_not_take_are_replayed_once(evaluated, tmp_path):
+    """A stage whose MLflow does not answer keeps its traces in its tracking record; the replay
+    makes them under the replayed run, once, and an interrupted replay's traces go with its run."""
+    from mlflow import MlflowClient
+    from services import free_ports
+
+    from act_trainer.config import TrackingConfig
+    from act_trainer.tracking import records, replay, stage_run
+
+    cfg, report, _ = evaluated
+    episodes = transcripts.read(cfg.output)[:2]
+    judged = [{**json.loads(store.read_bytes(f"{cfg.output}/judgements.jsonl").decode().splitlines()[0]),
+               "prompt": [{"role": "user", "content": "Which action is better, 1 or 2?"}]}]
+    dead = f"http://127.0.0.1:{free_ports(1)[0]}"
+    offline = cfg.model_copy(update={"output": (tmp_path / "out").as_uri(), "tracking": TrackingConfig(
+        uri=dead, experiment="itest", parent_run_id=report["mlflow_run_id"])})
+    with stage_run(offline) as run:
+        assert run.offline and run.log_traces(episodes, judged) is None
+    [record] = records(offline.output)
+    assert [e["episode"] for e in record["traces"]["episodes"]] == [e["episode"] for e in episodes]
+
+    client = MlflowClient(cfg.tracking.uri)
+    parent = cfg.tracking.parent_run_id
+    experiment_id = client.get_run(parent).info.experiment_id
+    interrupted = client.create_run(experiment_id, tags={"act.replay_of": record["source"]}).info.run_id
+    transcripts.log_traces(client, experiment_id, interrupted, episodes[:1], [])
+    replayed = replay(cfg.tracking.uri, record, parent, experiment_id)
+    again = replay(cfg.tracking.uri, record, parent, experiment_id)
+    traces = client.search_traces(locations=[experiment_id], run_id=replayed, max_results=100)
+    assert again == replayed != interrupted and len(traces) == len(episodes) + len(judged)
+    assert sorted(t.info.tags["act.kind"] for t in traces) == ["episode", "episode", "judgement"]
+    steps = {e["episode"]: len(e["turns"]) for e in episodes}
+    assert {t.info.tags["act.episode"]: len(t.data.spans) - 1 for t in traces if t.info.tags["act.kind"] == "episode"
+            } == steps  # a span per step under the episode's
+    assert sorted(client.get_run(replayed).data.tags["act.traces"].split(",")) == sorted(t.info.trace_id
+                                                                                        for t in traces)
+    assert not client.search_traces(locations=[experiment_id], run_id=interrupted, max_results=10)

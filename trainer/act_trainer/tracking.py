@@ -6,9 +6,9 @@ stage config (act_trainer.util.mlflow_params: flattened, credentials scrubbed, c
 MLflow's limit).
 
 MLflow being down never fails a stage. Everything the stage logs is also kept in memory
-(params, tags, metrics with their steps and times, dataset inputs, dicts, figures); when MLflow did
-not answer (at the start or at any call) the stage stops calling it and, once it succeeded,
-writes that record to ``<output>/_TRACKING.json``. The executor replays it later with
+(params, tags, metrics with their steps and times, dataset inputs, dicts, figures, and the traces
+of eval episodes MLflow did not take); when MLflow did not answer (at the start or at any call)
+the stage stops calling it and, once it succeeded, writes that record to ``<output>/_TRACKING.json``. The executor replays it later with
 :func:`replay` into a child run under the parent run, idempotently: a replayed run carries the
 record's URI as ``act.replay_of`` and is marked ``act.replay=complete`` last, so a replay that
 was interrupted is redone and a finished one is never repeated.
@@ -149,10 +149,9 @@ class StageRun:
 
         self._call("log_figure", call)
 
-    def log_traces(self, log) -> list[str] | None:
-        """MLflow traces linked to this run: `log(client, experiment_id, run_id)` makes them and returns
-        their ids (None when MLflow is off or does not answer). Live only, not in the offline record:
-        the files the stage publishes hold what they show."""
+    def log_traces(self, episodes: list[dict], judgements: list[dict]) -> list[str] | None:
+        """Eval transcripts as MLflow traces linked to this run (act_trainer.transcripts); their ids,
+        or None when MLflow is off or does not answer: then the record keeps them for the replay."""
         if not self.active:
             return None
         ids: list[str] = []
@@ -160,11 +159,17 @@ class StageRun:
         def call():
             from mlflow import MlflowClient
 
+            from act_trainer import transcripts
+
             client = MlflowClient(self.cfg.tracking.uri)
-            ids.extend(log(client, client.get_run(self.run_id).info.experiment_id, self.run_id))
+            ids.extend(transcripts.log_traces(client, client.get_run(self.run_id).info.experiment_id, self.run_id,
+                                              episodes, judgements))
 
         self._call("log_traces", call)
-        return None if self.offline else ids
+        if self.offline:  # only traces MLflow did not get: a replay makes no second copy
+            self.record["traces"] = json.loads(json.dumps({"episodes": episodes, "judgements": judgements}))
+            return None
+        return ids
 
     def log_dict(self, data: dict, name: str) -> None:
         if not self.active:
@@ -281,10 +286,10 @@ def replay(tracking_uri: str, record: dict, parent_run_id: str | None, experimen
     for found in client.search_runs([experiment_id], filter_string=f"tags.`act.replay_of` = '{source}'"):
         if found.data.tags.get("act.replay") == "complete":
             return found.info.run_id
-        client.delete_run(found.info.run_id)  # an interrupted replay: do it again, whole
+        _delete_run(client, experiment_id, found.info.run_id)  # an interrupted replay: do it again, whole
     if record.get("run_id"):
         with contextlib.suppress(Exception):
-            client.delete_run(record["run_id"])
+            _delete_run(client, experiment_id, record["run_id"])
     tags = {**record.get("tags", {}), "act.replay_of": source}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
@@ -305,9 +310,22 @@ def replay(tracking_uri: str, record: dict, parent_run_id: str | None, experimen
         client.log_dict(run_id, data, name)
     for name, png in record.get("figures", {}).items():
         _log_png(client, run_id, name, png)
+    if traces := record.get("traces"):
+        from act_trainer import transcripts
+
+        ids = transcripts.log_traces(client, experiment_id, run_id, traces["episodes"], traces["judgements"])
+        client.log_batch(run_id, tags=[RunTag("act.traces", ",".join(ids))])
     client.log_batch(run_id, tags=[RunTag("act.replay", "complete")])
     client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def _delete_run(client, experiment_id: str, run_id: str) -> None:
+    """A run and the traces linked to it (a trace outlives its run otherwise)."""
+    if traced := [t.info.trace_id for t in client.search_traces(locations=[experiment_id], run_id=run_id,
+                                                                include_spans=False)]:
+        client.delete_traces(experiment_id, trace_ids=traced)
+    client.delete_run(run_id)
 
 
 def _log_png(client, run_id: str, name: str, b64: str) -> None:

@@ -46,9 +46,17 @@ def log_traces(client, experiment_id: str, run_id: str, episodes: list[dict], ju
     """The given episodes and judgements as traces in `experiment_id`, linked to `run_id`; their ids."""
     import mlflow
 
-    ids = [episode_trace(client, experiment_id, run_id, e) for e in episodes]
-    ids += [judgement_trace(client, experiment_id, run_id, j) for j in judgements]
-    mlflow.flush_trace_async_logging(terminate=False)  # exported in the background: sent before the run ends
+    # MLflow exports traces to the global tracking URI, whatever the client's (e.g. a replay's)
+    previous = mlflow.get_tracking_uri()
+    if previous != client.tracking_uri:
+        mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        ids = [episode_trace(client, experiment_id, run_id, e) for e in episodes]
+        ids += [judgement_trace(client, experiment_id, run_id, j) for j in judgements]
+        mlflow.flush_trace_async_logging(terminate=False)  # exported in the background: sent before the run ends
+    finally:
+        if previous != client.tracking_uri:
+            mlflow.set_tracking_uri(previous)
     return ids
 
 

@@ -258,7 +258,7 @@ def count_for(metric: str, counts: dict, count_key: str) -> int:
 
 def trace(run, played: list[dict], judged: list[dict]) -> None:
     """The first TRACED_EPISODES episodes of each split and the judgement samples, as MLflow traces
-    linked to the stage's run (when MLflow is on and answers, as all its tracking)."""
+    linked to the stage's run (when MLflow is on; when it does not answer, the replay makes them)."""
     firsts: dict[str, list[dict]] = {}
     for e in played:
         firsts.setdefault(e["split"], []).append(e)
@@ -266,7 +266,7 @@ def trace(run, played: list[dict], judged: list[dict]) -> None:
     if not (chosen or judged):
         return
     started = time.monotonic()
-    if (ids := run.log_traces(lambda *a: transcripts.log_traces(*a, chosen, judged))) is not None:
+    if (ids := run.log_traces(chosen, judged)) is not None:
         log.info("eval: traced %d episodes and %d judgements in MLflow in %.2f s", len(chosen), len(judged),
                  time.monotonic() - started)
         run.set_tags({"act.traces": ",".join(ids)})
