@@ -129,7 +129,11 @@ def choose(records: list[dict], split: str | None, episode: str | None) -> dict:
 def listing(records: list[dict]) -> str:
     """One line per episode: split, id, outcome."""
     return "".join(f"{r['split']}\t{r['episode']}\t{'won' if r['won'] else 'lost'}\tscore {r['score']:g}\t"
-                   f"{r['steps']} steps\n" for r in records)
+                   f"{_steps(r)}\n" for r in records)
+
+
+def _steps(record: dict) -> str:
+    return f"{record['steps']} step" + ("" if record["steps"] == 1 else "s")
 
 
 def _block(label: str, text: str | None) -> str:
@@ -141,7 +145,7 @@ def format_episode(record: dict) -> str:
     """An episode as text: its goal, then each step's observation, the model's output (reasoning
     included), the action parsed from it and the reward."""
     head = (f"episode {record['episode']} ({record['split']}): {'won' if record['won'] else 'not won'}, "
-            f"score {record['score']:g}, {record['steps']} steps, {record['malformed']} malformed\n"
+            f"score {record['score']:g}, {_steps(record)}, {record['malformed']} malformed\n"
             f"goal: {record['goal']}\n")
     out = [head]
     for s in record["turns"]:
