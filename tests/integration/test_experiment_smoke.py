@@ -84,3 +84,6 @@ def test_experiment_smoke(tmp_path):
         assert c["mean"] == pytest.approx(report["results"][arm]["judge_accuracy"]["mean"])
     assert "IL w/ ACT" in (out / "report" / "table.md").read_text()
     assert set(report["stage_minutes"]) >= {"warmup", "collect", "judge", "policy", "eval"}
+    reading = report["transcripts"]  # each arm's episodes to read, step by step
+    assert {r["arm"] for r in reading.values()} == set(arms)
+    assert all(r["transcripts"].endswith("/transcripts.jsonl") and r["eval_mlflow_run"] for r in reading.values())
