@@ -59,6 +59,8 @@ def _changed(model: type[BaseModel], name: str):
     if name == "reasoning":
         return K.ReasoningSettings(benchmarks=[{"name": "gpqa-diamond", "data": "s3://bucket/gpqa.jsonl"}],
                                    repeats=5, temperature=0.3, top_p=0.9, max_new_tokens=512, limit=20, seed=3)
+    if name == "online":
+        return K.OnlineRLSettings(reward="score", split="dev", tasks=3, max_turns=5, envs_per_process=2)
     if name == "trl":  # passed through to TRL's config
         return {"warmup_steps": 10}
     if name == "malformed_penalty":

@@ -92,7 +92,7 @@ def test_descriptions_on_spec_fields():
 
 
 def test_enums_defaults_bounds_and_optionals():
-    assert at("spec.stages.policy.method")["enum"] == ["il", "rl", "none"]
+    assert at("spec.stages.policy.method")["enum"] == ["il", "rl", "online-rl", "none"]
     assert at("spec.stages.policy.method")["default"] == "il"
     zero = at("spec.stages.judge.zeroStage")
     assert (zero["type"], zero["enum"], zero["default"]) == ("integer", [0, 2, 3], 3)

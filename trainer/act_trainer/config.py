@@ -121,13 +121,22 @@ class JudgeConfig(TrainerBase, K.JudgeSettings):
 class PolicyConfig(TrainerBase, K.PolicySettings):
     stage: Literal["policy"] = "policy"
     expert: str = Field(description="URI of the expert trajectories file.")
+    env: EnvironmentConfig | None = Field(None, description="The environment online-rl plays (other methods: "
+                                                            "unused).")
 
     @field_validator("method")
     @classmethod
     def _runs(cls, v: str) -> str:
         if v == "none":
-            raise ValueError("'none' means the policy stage does not run; a policy config needs il or rl")
+            raise ValueError("'none' means the policy stage does not run; a policy config needs il, rl or online-rl")
         return v
+
+    @model_validator(mode="after")
+    def _plays(self) -> PolicyConfig:
+        if self.method == "online-rl" and self.env is None:
+            raise ValueError("method online-rl plays episodes: the policy config needs env (the ACTJob's "
+                             "spec.environment)")
+        return self
 
     @field_validator("expert")
     @classmethod

@@ -312,16 +312,37 @@ class WarmupSettings(TrainSettings):
     format_judgements: float = Field(0.5, ge=0.0, le=1.0, description=FORMAT_JUDGEMENTS)
 
 
+class OnlineRLSettings(Settings):
+    """policy method online-rl: GRPO over whole episodes played in the environment (agent RL)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    reward: Literal["success", "score"] = Field("success", description="An episode's reward: success (1 won, "
+                                                "0 not) or score (the environment's score at the end, / 100).")
+    split: str = Field("train", max_length=MAX_NAME_LENGTH, description="The environment's split whose "
+                       "episodes (tasks) are trained on.")
+    tasks: int | None = Field(None, ge=1, le=100000, description="The first N episodes of the split (unset: all). "
+                              "Each GRPO group plays one of them groupSize times.")
+    max_turns: int | None = Field(None, ge=1, le=1000, description="Turns an episode may take (unset: "
+                                  "environment.maxSteps, as eval plays them).")
+    envs_per_process: int = Field(4, ge=1, le=256, description="Environment instances each training process "
+                                  "plays its episodes on at once (worker processes when above 1).")
+
+
 class PolicySettings(TrainSettings):
     """policy: IL or RL action generation, starting from the judge's checkpoint."""
 
-    method: Literal["il", "rl", "none"] = Field("il", description="il: SFT on expert actions; rl: GRPO with "
-                                                                  "reward = match with the expert action.")
+    method: Literal["il", "rl", "online-rl", "none"] = Field(
+        "il", description="il: SFT on expert actions; rl: GRPO on one prompt per expert state, reward = match "
+        "with the expert action; online-rl: GRPO over whole episodes the policy plays in the environment (groups "
+        "of groupSize episodes of one task), reward = the episode's outcome (settings: online).")
     format_judgements: float = Field(0.0, ge=0.0, le=1.0, description="il only: " + FORMAT_JUDGEMENTS)
+    online: OnlineRLSettings = Field(default_factory=OnlineRLSettings, description="online-rl only: which "
+                                     "episodes are played, for how long, and what rewards them.")
 
     @property
     def runs_grpo(self) -> bool:
-        return self.method == "rl"
+        return self.method in ("rl", "online-rl")
 
 
 REASONING_BENCHMARKS = ("math500", "gpqa-diamond")  # the paper's Table 3 (act_trainer.reasoning)

@@ -231,7 +231,7 @@ def _judge(at: Inputs) -> dict:
 
 def _policy(at: Inputs) -> dict:
     return dict(at.rollout(), model=at.output(JUDGE.name) or at.initial_policy, expert=expert_trajectories(at),
-                **_trainer(at))
+                env=at.env if at.section.method == "online-rl" else None, **_trainer(at))
 
 
 def _eval(at: Inputs) -> dict:
@@ -282,6 +282,7 @@ POLICY = register(StageDef(
     inputs=(WARMUP.name, COLLECT.name, JUDGE.name), build=_policy, topology="gang", makes_model=True, trl=_grpo_or_sft,
     help="train the policy (IL or RL), starting from the judge",
     skip=lambda spec: "stages.policy.method is none" if spec.stages.policy.method == "none" else None,
+    plays=lambda spec: spec.stages.policy.method == "online-rl",
     live_metrics=("loss", "reward", "malformed_rate", "mean_token_accuracy"),
     key_metrics=("train_loss", "reward_last", "steps")))
 EVAL = register(StageDef(
