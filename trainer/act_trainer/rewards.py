@@ -46,3 +46,16 @@ def action_reward(completions, expert_action, log_metric=None, **_) -> list[floa
     if log_metric is not None and actions:
         log_metric("malformed_rate", sum(a is None for a in actions) / len(actions))
     return [action_match(a, e) for a, e in zip(actions, expert_action, strict=True)]
+
+
+def episode_reward(completions, episode_reward, won, score, turns, malformed, log_metric=None, **_) -> list[float]:
+    """online-rl: the reward of the episode each completion is a turn of, as the rollout computed it
+    from the environment's outcome (stages/online_rl.py); logs the episodes' success rate, score,
+    turns and malformed turns."""
+    if log_metric is not None and completions:
+        n = len(completions)
+        log_metric("success_rate", sum(won) / n)
+        log_metric("episode_score", sum(score) / n)
+        log_metric("episode_turns", sum(turns) / n)
+        log_metric("malformed_rate", sum(malformed) / max(1.0, sum(turns)))
+    return [float(r) for r in episode_reward]

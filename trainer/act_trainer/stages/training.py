@@ -345,6 +345,13 @@ class ReportProgress(TrainerCallback):
             self.run.report(p)
 
 
+def callbacks(cfg: TrainerBase, st, resume: str | None) -> list[TrainerCallback]:
+    """What every training stage's trainer reports through: checkpoints synced to storage, MLflow
+    metrics, progress."""
+    return [SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), LogMetrics(st.run),
+            ReportProgress(st.run)]
+
+
 def fit(cfg: TrainerBase, st, rows: list[dict], method: str, model_dir=None) -> tuple[dict, dict] | None:
     """SFT on prompt/completion rows (il), or GRPO with the action reward on prompt/expert_action
     rows (rl), from cfg.model, resuming from the stage's checkpoints; the saved model's metrics and
@@ -358,16 +365,14 @@ def fit(cfg: TrainerBase, st, rows: list[dict], method: str, model_dir=None) -> 
     ckpt_dir = st.scratch / "checkpoints"
     resume = fetch_checkpoint(cfg.checkpoints, ckpt_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    callbacks = [SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), LogMetrics(st.run),
-                 ReportProgress(st.run)]
     dataset = Dataset.from_list(rows)
     if method == "il":
         trainer = SFTTrainer(model=str(model_dir), processing_class=tokenizer, train_dataset=dataset,
-                             args=SFTConfig(**common_args(cfg, ckpt_dir)), callbacks=callbacks)
+                             args=SFTConfig(**common_args(cfg, ckpt_dir)), callbacks=callbacks(cfg, st, resume))
     else:
         trainer = GRPOTrainer(model=str(model_dir), processing_class=tokenizer, reward_funcs=[action_reward],
                               train_dataset=dataset, args=GRPOConfig(**grpo_args(cfg, ckpt_dir)),
-                              callbacks=callbacks)
+                              callbacks=callbacks(cfg, st, resume))
     return train_and_save(trainer, st, resume)
 
 
@@ -398,7 +403,11 @@ def runtime_info(trainer) -> dict:
             "zero_stage": plugin.zero_stage if plugin else None}
 
 
-def summarize(log_history: list[dict], keys: tuple[str, ...] = ("reward", "loss", "malformed_rate")) -> dict:
+# success_rate, episode_score: online-rl's episodes (rewards.episode_reward)
+SUMMARIZED = ("reward", "loss", "malformed_rate", "success_rate", "episode_score")
+
+
+def summarize(log_history: list[dict], keys: tuple[str, ...] = SUMMARIZED) -> dict:
     """First and last logged values of the curves that matter, and the step count."""
     out = {}
     for key in keys:
