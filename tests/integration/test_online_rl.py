@@ -161,13 +161,14 @@ def warmed(tmp_path_factory):
     return cfg.output
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-def test_policy_stage_trains_on_episodes(warmed, tmp_path, processes):
-    """From pi0, alone and as a gang of two (gloo): whole episodes cut at maxTurns, each group's
-    episodes rewarded with their outcome, and the weights move."""
+@pytest.mark.parametrize("processes, zero_stage", [(1, 0), (2, 3)])
+def test_policy_stage_trains_on_episodes(warmed, tmp_path, processes, zero_stage):
+    """From pi0, alone and as a gang of two (gloo, ZeRO-3: each generation gathers the sharded weights,
+    a collective, so the gang's rounds must stay in lockstep): whole episodes cut at maxTurns, each
+    group's episodes rewarded with their outcome, and the weights move."""
     cfg = policy_config(f"file://{tmp_path}/policy", model=warmed, env=COIN, group_size=4, batch_size=4,
                         max_steps=3, online={"tasks": 4, "max_turns": 3, "envs_per_process": 2},
-                        processes_per_node=processes, zero_stage=0)
+                        processes_per_node=processes, zero_stage=zero_stage)
     run_stage(cfg, tmp_path)
     manifest = read_manifest(cfg.output)
     assert manifest["metrics"]["steps"] == 3 and manifest["metrics"]["tasks"] == 4
