@@ -118,7 +118,7 @@ def test_rollouts_play_as_the_sequential_loop(groups, extra_rounds):
         assert out["completion_ids"] == [[1, 2]] * len(played) and out["logprobs"] is None
 
 
-def SimpleSettings():  # noqa: N802 - what eval's _Live reads, as online_rl.play_settings builds it
+def SimpleSettings():  # noqa: N802 - what LiveEpisode reads, as online_rl.play_settings builds it
     from types import SimpleNamespace
 
     return SimpleNamespace(env=ENV)

@@ -28,6 +28,7 @@ from act_trainer.envs import make_env
 from act_trainer.envs.workers import EnvPool
 from act_trainer.errors import InputError
 from act_trainer.models import resolve_model
+from act_trainer.playing import LiveEpisode
 from act_trainer.prompts import (
     action_prompt,
     judgement_prompt,
@@ -52,38 +53,6 @@ def play(env, engine, episode: str, cfg: EvalConfig) -> dict:
     return play_many([env], engine, [episode], cfg)[0]
 
 
-class _Live:
-    """An episode in progress on one environment instance."""
-
-    def __init__(self, env, episode: str, obs):
-        self.env, self.episode, self.obs = env, episode, obs
-        self.goal, self.history, self.malformed, self.steps = obs.goal, [], 0, 0
-        self.turns: list[dict] = []  # each step as the model saw and played it (transcripts)
-
-    def prompt(self, cfg: EvalConfig) -> list[dict]:
-        # prompts do not show admissible actions: don't ask for them (ScienceWorld enumerates them)
-        return action_prompt(data.State(self.episode, self.steps, self.goal, self.obs.text,
-                                        data.last_turns(self.history, cfg.env.history)))
-
-    def act(self, action: str | None, output: str = "", started_ns: int | None = None) -> None:
-        seen, score = self.obs.text, self.obs.score
-        self.steps += 1
-        if action is None:  # a malformed turn costs a step and changes nothing
-            self.malformed += 1
-            self.history.append(("(no action)", ""))
-        else:
-            self.obs = self.env.step(action)
-            self.history.append((action, self.obs.text))
-        self.turns.append(transcripts.step(self.steps, seen, output, action, score, self.obs, started_ns))
-
-    def done(self, cfg: EvalConfig) -> bool:
-        return self.obs.done or self.steps >= cfg.env.max_steps
-
-    def result(self) -> dict:
-        return {"episode": self.episode, "won": bool(self.obs.won), "score": self.obs.score, "steps": self.steps,
-                "malformed": self.malformed}
-
-
 def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress=None,
               turns: list | None = None) -> list[dict]:
     """Play `episodes` on the environment instances `envs` in lockstep: each live episode takes
@@ -98,12 +67,12 @@ def play_many(envs: list, engine, episodes: list[str], cfg: EvalConfig, progress
     results: dict[int, dict] = {}
     played: dict[int, dict] = {}
     queue = list(enumerate(episodes))
-    live: dict[int, _Live] = {}
+    live: dict[int, LiveEpisode] = {}
     with ThreadPoolExecutor(max_workers=max(1, len(envs))) as pool:
         def refill(free: list) -> None:
             jobs = [(env, *queue.pop(0)) for env in free[:len(queue)]]  # (instance, index, episode), in order
             for (env, i, episode), obs in zip(jobs, pool.map(lambda j: j[0].reset(j[2]), jobs), strict=True):
-                live[i] = _Live(env, episode, obs)
+                live[i] = LiveEpisode(env, episode, obs)
 
         refill(list(envs))
         while live:

@@ -3,9 +3,9 @@
 Each GRPO group is groupSize episodes of one task (an episode id of stages.policy.online.split:
 the same task and variation, so the same start). TRL's GRPOTrainer runs GRPO; its `rollout_func`
 hands each process its slice of the batch (one entry per episode, a group's entries side by side)
-and gets back what to train on. Here that is `rollout`: it plays every episode to its end with the
+and gets back what to train on. Here that is `Rollouts`: it plays every episode to its end with the
 current policy, as eval plays them (eval's per-turn prompts, history window and step limit:
-stages.evaluate._Live), sampling each turn through the trainer's own generation (transformers, or
+act_trainer.playing), sampling each turn through the trainer's own generation (transformers, or
 vLLM colocated or on a server: TRL keeps its weights in sync), and rewards the episode with its
 outcome (rewards.episode_reward: success, or the environment's score).
 
@@ -32,10 +32,10 @@ from act_trainer.config import PolicyConfig
 from act_trainer.envs import make_env
 from act_trainer.envs.workers import EnvPool
 from act_trainer.errors import InputError
+from act_trainer.playing import LiveEpisode
 from act_trainer.prompts import parse_action
 from act_trainer.rewards import episode_reward
 from act_trainer.stages import training
-from act_trainer.stages.evaluate import _Live
 
 log = logging.getLogger("act_trainer.online_rl")
 
@@ -67,7 +67,7 @@ def reward_of(result: dict, kind: str) -> float:
 def play_settings(cfg: PolicyConfig):
     """The environment settings episodes are played with: environment.maxSteps, or online.maxTurns."""
     env = cfg.env.model_copy(update={"max_steps": cfg.online.max_turns or cfg.env.max_steps})
-    return SimpleNamespace(env=env)  # what eval's _Live reads (cfg.env.history, cfg.env.max_steps)
+    return SimpleNamespace(env=env)  # what LiveEpisode reads (cfg.env.history, cfg.env.max_steps)
 
 
 def play(envs: list, generator, episodes: list[str], settings) -> list[Episode]:
@@ -78,12 +78,12 @@ def play(envs: list, generator, episodes: list[str], settings) -> list[Episode]:
     has a live episode). Each result is what playing its episode alone with the same policy gives."""
     done: dict[int, Episode] = {}
     queue = list(enumerate(episodes))
-    live: dict[int, tuple[_Live, list[Generated]]] = {}
+    live: dict[int, tuple[LiveEpisode, list[Generated]]] = {}
     with ThreadPoolExecutor(max_workers=max(1, len(envs))) as pool:
         def refill(free: list) -> None:
             jobs = [(env, *queue.pop(0)) for env in free[:len(queue)]]
             for (env, i, episode), obs in zip(jobs, pool.map(lambda j: j[0].reset(j[2]), jobs), strict=True):
-                live[i] = (_Live(env, episode, obs), [])
+                live[i] = (LiveEpisode(env, episode, obs), [])
 
         refill(list(envs))
         while generator.more(len(live)):
