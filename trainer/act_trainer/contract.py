@@ -270,7 +270,7 @@ class TrainSettings(Settings):
     trl: dict[str, Any] = Field(default_factory=dict, description="More TRL config keys, passed through as "
                                 "given in TRL's spelling, e.g. {warmup_steps: 10, lr_scheduler_type: cosine}: "
                                 "fields of the installed TRL's GRPOConfig where the "
-                                "stage's method runs GRPO (judge act, policy rl), else of its SFTConfig. The "
+                                "stage's method runs GRPO (judge act, policy rl and online-rl), else of its SFTConfig. The "
                                 "preflight refuses a key that TRL config does not have, and one that a field "
                                 "here already sets.")
 
