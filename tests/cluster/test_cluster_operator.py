@@ -27,10 +27,17 @@ STAGES = ("collect", "judge", "policy", "eval")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# agent RL as a gang: two pods play their halves of each group of ScienceWorld episodes in lockstep
+ONLINE_RL_GANG = ("{method: online-rl, groupSize: 2, batchSize: 2, maxSteps: 1, saveSteps: 1, maxCompletionLength: 8, "
+                  "gradientCheckpointing: false, nodes: 2, processesPerNode: 1, "
+                  "online: {split: train, tasks: 2, maxTurns: 2, envsPerProcess: 1}}")
+
+
 def actjob(name: str, s3_endpoint: str, bucket: str, mlflow: str | None, judge_nodes: int = 1, judge_steps: int = 2,
-           judge_only: bool = False, expert_max_length: int = 8, collect_retries: int = 2) -> str:
+           judge_only: bool = False, expert_max_length: int = 8, collect_retries: int = 2,
+           policy: str = "{method: il, batchSize: 2, maxSteps: 2, saveSteps: 1, gradientCheckpointing: false}") -> str:
     later = ("policy: {method: none}\n    eval: {enabled: false}" if judge_only else
-             "policy: {method: il, batchSize: 2, maxSteps: 2, saveSteps: 1, gradientCheckpointing: false}\n"
+             f"policy: {policy}\n"
              "    eval: {splits: [dev], episodes: 1, actionStates: 4, judgePairs: 4, maxNewTokens: 8}")
     return textwrap.dedent(f"""\
         apiVersion: act-operator.io/v1alpha1
@@ -147,14 +154,16 @@ def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nod
     """`kubectl apply` of a tiny ACTJob (S3 with credentials in a Secret, MLflow) with the operator
     run as the chart's Deployment runs it; all four stages as pods, `kubectl wait` for Succeeded,
     the printer columns, artifacts and manifests in S3, the MLflow lineage. With the two-node
-    judge gang, the operator is also SIGKILLed at every stage boundary and restarted: it
-    completes, with exactly one Job per attempt."""
+    judge gang, the policy is online RL on a two-pod gang too (episodes played in the pods), and the
+    operator is SIGKILLed at every stage boundary and restarted: it completes, with exactly one Job
+    per attempt."""
     killing = judge_nodes == 2
     with services.seaweedfs(workdir=tmp_path / "s3", host=node.host_address) as s3, \
             services.mlflow_server(workdir=tmp_path / "mlflow", host=node.host_address) as mlflow, \
             ChartOperator(node, ns) as op:
         s3_secret(ns, s3)
-        (tmp_path / "smoke.yaml").write_text(actjob("smoke", s3.endpoint, s3.bucket, mlflow, judge_nodes))
+        policy = {"policy": ONLINE_RL_GANG} if killing else {}
+        (tmp_path / "smoke.yaml").write_text(actjob("smoke", s3.endpoint, s3.bucket, mlflow, judge_nodes, **policy))
         kubectl("apply", "-n", ns, "-f", str(tmp_path / "smoke.yaml"))
         columns = {}
 
@@ -191,7 +200,7 @@ def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nod
         pods = json.loads(kubectl("get", "pods", "-n", ns, "-o", "json"))["items"]
         pods = [p for p in pods if p["metadata"]["labels"].get(STAGE_LABEL) in STAGES]  # not the operator's
         assert sorted(p["metadata"]["labels"][STAGE_LABEL] for p in pods) == sorted(
-            ["collect", "policy", "eval"] + ["judge"] * judge_nodes)
+            ["collect", "eval"] + ["judge"] * judge_nodes + ["policy"] * (2 if killing else 1))
         for p in pods:
             term = p["status"]["containerStatuses"][0]["state"]["terminated"]
             assert term["exitCode"] == 0, term
@@ -211,6 +220,8 @@ def test_operator_runs_an_actjob_on_pods(kube_api, node, ns, tmp_path, judge_nod
         assert_lineage(mlflow, status, "smoke", uid, ns)
         if killing:
             assert op.starts == 5, op.starts
+            policy_metrics = status["stages"]["policy"]["metrics"]  # whole episodes were played and rewarded
+            assert "success_rate" in policy_metrics and policy_metrics["steps"] == 1, policy_metrics
 
 
 def test_node_failure_in_a_gang_retries_the_stage_from_its_checkpoint(kube_api, node, ns, tmp_path):

@@ -189,3 +189,15 @@ def changed(start: str, output: str) -> list[str]:
     before = load_file(str(resolve_model(start) / "model.safetensors"))
     after = load_file(str(resolve_model(output) / "model.safetensors"))
     return [k for k in before if not before[k].equal(after[k])]
+
+
+def test_fewer_tasks_than_one_step_plays_are_refused(warmed, tmp_path):
+    """TRL draws a generation batch from distinct tasks: with fewer, it trains 0 steps and says nothing."""
+    cfg = policy_config(f"file://{tmp_path}/policy", model=warmed, env=COIN, group_size=2, batch_size=4,
+                        online={"tasks": 1})
+    config = tmp_path / "policy.json"
+    config.write_text(cfg.model_dump_json())
+    env = {**os.environ, "ACT_TERMINATION_LOG": str(tmp_path / "result"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(stage_command(cfg, config), env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "stages.policy.online.tasks: 1 task(s)" in proc.stderr and "plays 2" in proc.stderr, proc.stderr[-2000:]

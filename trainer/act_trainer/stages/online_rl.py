@@ -203,6 +203,14 @@ def train(cfg: PolicyConfig, st) -> dict:
     episodes = tasks(cfg)
     if not episodes:
         raise InputError(f"stages.policy.online: split '{cfg.online.split}' of {cfg.env.name} has no episodes")
+    # TRL draws each generation batch from distinct tasks (each played groupSize times): with fewer tasks
+    # than one batch needs it trains 0 steps and says nothing
+    per_step = -(-cfg.batch_size * cfg.world_size * cfg.gradient_accumulation // cfg.group_size)
+    if len(episodes) < per_step:
+        raise InputError(f"stages.policy.online.tasks: {len(episodes)} task(s) of {cfg.env.name}/{cfg.online.split}, "
+                         f"but one GRPO step plays {per_step} (batchSize {cfg.batch_size} x {cfg.world_size} "
+                         f"process(es) x gradientAccumulation {cfg.gradient_accumulation} / groupSize "
+                         f"{cfg.group_size}): raise online.tasks or lower batchSize")
     log.info("policy (online-rl): %d tasks of %s/%s, %d episodes a group, reward %s, from %s", len(episodes),
              cfg.env.name, cfg.online.split, cfg.group_size, cfg.online.reward, cfg.model)
     model_dir = resolve_model(cfg.model)
