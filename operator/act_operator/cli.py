@@ -226,19 +226,9 @@ def _logs(args, console: Console) -> int:
             pairs = logs.chosen(status, args.stage, args.attempt)
             fetch = lambda stage, attempt: logs.local_logs(run_dir, stage, attempt)  # noqa: E731
         else:
-            from kubernetes import config
-
-            from act_operator import kube
-            from act_operator.api import parse_actjob
-
-            config.load_kube_config()
-            namespace = args.namespace or "default"
-            body = kube.read_actjob(namespace, args.name)
-            if body is None:
-                console.print(f"[red]actjob {namespace}/{args.name} not found (and no local run under "
-                              f"{args.workdir}/runs/{args.name})[/]")
+            job = _cluster_actjob(args, console)
+            if job is None:
                 return 1
-            job = parse_actjob(body)
             pairs = logs.chosen(job.status, args.stage, args.attempt)
             fetch = lambda stage, attempt: logs.cluster_logs(job, stage, attempt)  # noqa: E731
         for text in logs.show(pairs, fetch):
@@ -247,6 +237,24 @@ def _logs(args, console: Console) -> int:
         console.print(f"[red]{args.name}: {e}[/]", highlight=False)
         return 1
     return 0
+
+
+def _cluster_actjob(args, console: Console):
+    """The ACTJob `args.name` in `args.namespace` (the kubeconfig's cluster), or None, said, when there
+    is none (nor a local run under --workdir)."""
+    from kubernetes import config
+
+    from act_operator import kube
+    from act_operator.api import parse_actjob
+
+    config.load_kube_config()
+    namespace = args.namespace or "default"
+    body = kube.read_actjob(namespace, args.name)
+    if body is None:
+        console.print(f"[red]actjob {namespace}/{args.name} not found (and no local run under "
+                      f"{args.workdir}/runs/{args.name})[/]")
+        return None
+    return parse_actjob(body)
 
 
 def _transcript(args, console: Console) -> int:
@@ -260,19 +268,9 @@ def _transcript(args, console: Console) -> int:
     if local:
         status = local[0]
     else:
-        from kubernetes import config
-
-        from act_operator import kube
-        from act_operator.api import parse_actjob
-
-        config.load_kube_config()
-        namespace = args.namespace or "default"
-        body = kube.read_actjob(namespace, args.name)
-        if body is None:
-            console.print(f"[red]actjob {namespace}/{args.name} not found (and no local run under "
-                          f"{args.workdir}/runs/{args.name})[/]")
+        job = _cluster_actjob(args, console)
+        if job is None:
             return 1
-        job = parse_actjob(body)
         status, s3 = job.status, job.spec.storage.s3
         store.configure(endpoint=s3.endpoint, region=s3.region)
     uri = status.stages["eval"].outputs.uri if "eval" in status.stages else None
