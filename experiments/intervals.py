@@ -65,7 +65,10 @@ def verdicts(files: Mapping[str, str]) -> dict[str, dict[str, float]]:
     each by item, from the texts of judgements.jsonl, actions.jsonl and episodes.json (absent: skipped)."""
     out: dict[str, dict[str, float]] = {}
     if text := files.get("judgements.jsonl"):
-        out["judge_accuracy"] = {str(r["pair_id"]): float(r["correct"]) for r in map(json.loads, text.splitlines())}
+        by_pair: dict[str, list[float]] = {}  # a pair judged in both orders is one item: the mean of the two
+        for r in map(json.loads, text.splitlines()):
+            by_pair.setdefault(str(r["pair_id"]), []).append(float(r["correct"]))
+        out["judge_accuracy"] = {pair: sum(v) / len(v) for pair, v in by_pair.items()}
     if text := files.get("actions.jsonl"):
         for r in map(json.loads, text.splitlines()):
             out.setdefault(f"{r['split']}/next_action_accuracy", {})[f"{r['episode']}#{r['step']}"] = float(r["exact"])

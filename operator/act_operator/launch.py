@@ -130,7 +130,7 @@ WEIGHTS = {
     "success_rate": "episodes", "score": "episodes", "episode_malformed_rate": "turns",
     "next_action_accuracy": "action_states", "next_action_match": "action_states",
     "action_malformed_rate": "action_states",
-    "judge_accuracy": "judge_pairs", "judge_malformed_rate": "judge_pairs",
+    "judge_accuracy": "judge_pairs", "judge_malformed_rate": "judge_pairs", "judge_position_consistency": "judge_pairs",
     "alternatives_per_s": "generate_seconds", "verify_seconds_per_alternative": "verified",
 }
 # other metrics whose names say they are rates, means or times: averaged over the shards that

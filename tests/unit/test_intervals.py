@@ -60,3 +60,6 @@ def test_verdicts_read_each_measure_by_item(iv):
                                   "valid_seen/next_action_accuracy": {"e1#0": 1.0},
                                   "valid_unseen/success_rate": {"g1": 0.0, "g2": 1.0}}
     assert iv.verdicts({}) == {}
+    # a pair judged in both orders (stages.eval.judgeBothOrders) is one item, scored by the mean of the two
+    both = "".join(json.dumps({"pair_id": p, "correct": c}) + "\n" for p, c in (("p1", True), ("p1", False)))
+    assert iv.verdicts({"judgements.jsonl": both}) == {"judge_accuracy": {"p1": 0.5}}

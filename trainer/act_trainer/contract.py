@@ -404,6 +404,12 @@ class EvalSettings(Settings):
                                                                  "accuracy (0: skip).")
     judge_pairs: int = Field(32, ge=0, le=1000000, description="Held-out contrast pairs for judgement "
                                                                "accuracy (0: skip).")
+    judge_both_orders: bool = Field(False, description="Judge each held-out pair twice, the expert's action first "
+                                    "and second, as LLM-as-judge evaluations do against position bias: a judge "
+                                    "that always picks one position then scores exactly 0.5 (with one seeded "
+                                    "order per pair it scores the share of pairs that put the expert there). "
+                                    "Also reports judge_position_consistency: the share of pairs whose two "
+                                    "judgements pick the same action.")
     max_new_tokens: int = Field(48, ge=1, le=4096, description="Token budget of one generated action.")
     batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
     parallel_episodes: int | None = Field(

@@ -167,21 +167,31 @@ def judgement_accuracy(engine, cfg: EvalConfig, answers: list | None = None, sam
     rows = rows[: cfg.judge_pairs][cfg.shard.index::cfg.shard.count]
     if not rows:
         return {"judge_pairs": 0}
-    prompts, expected = [], []
+    judged, prompts, expected = [], [], []
     for r in rows:
         first, second, answer = order_candidates(r["expert_action"], r["alternative"], r["pair_id"], cfg.seed)
-        prompts.append(judgement_prompt(data.pair_state(r), first, second))
-        expected.append(answer)
+        orders = [(first, second, answer)]
+        if cfg.judge_both_orders:
+            orders = [(r["expert_action"], r["alternative"], 1), (r["alternative"], r["expert_action"], 2)]
+        for first, second, answer in orders:
+            judged.append(r)
+            prompts.append(judgement_prompt(data.pair_state(r), first, second))
+            expected.append(answer)
     outs = _gen(engine, prompts, cfg)
     choices = [parse_choice(o) for o in outs]
     records = [{"pair_id": r["pair_id"], "answer": a, "choice": c, "correct": c == a, "output": o}
-               for r, a, c, o in zip(rows, expected, choices, outs, strict=True)]
+               for r, a, c, o in zip(judged, expected, choices, outs, strict=True)]
     if answers is not None:
         answers.extend(records)
     if samples is not None:
         samples.extend({**r, "prompt": p} for r, p in zip(records[:transcripts.TRACED_JUDGEMENTS], prompts, strict=False))
-    return {"judge_accuracy": sum(c == a for c, a in zip(choices, expected, strict=True)) / len(rows),
-            "judge_malformed_rate": sum(c is None for c in choices) / len(rows), "judge_pairs": len(rows)}
+    result = {"judge_accuracy": sum(c == a for c, a in zip(choices, expected, strict=True)) / len(prompts),
+              "judge_malformed_rate": sum(c is None for c in choices) / len(prompts), "judge_pairs": len(rows)}
+    if cfg.judge_both_orders:  # records alternate: expert first (answer 1), expert second (answer 2)
+        pairs = zip(choices[0::2], choices[1::2], strict=True)
+        result["judge_position_consistency"] = sum(c1 is not None and c2 is not None and c1 != c2
+                                                   for c1, c2 in pairs) / len(rows)
+    return result
 
 
 def load_reasoning(cfg: EvalConfig) -> dict[str, list[reasoning.Question]]:
