@@ -19,7 +19,7 @@ from functools import partial
 import kopf
 
 from act_operator import api as A
-from act_operator import drive, kube, lineage, manifests, metrics, periodic, pipeline, runtime, watch
+from act_operator import drive, kube, lineage, manifests, metrics, periodic, pipeline, policy, runtime, watch
 from act_operator.pipeline import now
 from act_operator.runtime import DIFFBASE, RETRY_S, plain, post_event
 from act_trainer import stagedefs
@@ -102,9 +102,12 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     except A.SpecError as e:
         return _invalid(body, e, rv)
     metrics.observe_phase(namespace, name, job.status.phase)
+    refused = refusals(job)
+    if refused and job.status.phase not in pipeline.TERMINAL:
+        return _refused(job, body, refused, rv)
     ex = ClusterExecutor(job, body)
     if job.status.phase in pipeline.TERMINAL:
-        return _complete_lineage(job, ex, rv)
+        return _complete_lineage(job, ex, rv, replay=not refused)
     t = now()
     before = job.status.model_dump(mode="json", by_alias=True)
     if not any(c.type == "Valid" for c in job.status.conditions):
@@ -125,18 +128,19 @@ def _reconcile_once(namespace: str, name: str, body: dict | None) -> float | Non
     return wait
 
 
-def _complete_lineage(job: A.ACTJob, ex: ClusterExecutor, rv: str) -> float | None:
+def _complete_lineage(job: A.ACTJob, ex: ClusterExecutor, rv: str, replay: bool = True) -> float | None:
     """A terminal ACTJob stays terminal; only its lineage may still be owed to MLflow: the parent
     run (if MLflow was down all along), the registered model, the parent closed, then the replay
     of the stages' tracking recorded offline (the planner's replay Job: observed, started, retried;
-    its outcome goes to status.mlflow.replay, never the phase)."""
+    its outcome goes to status.mlflow.replay, never the phase), unless not `replay` (the platform's
+    policy now refuses the spec: no Job is created for it)."""
     if not ex.tracking_uri:
         return None
     before = job.status.model_dump(mode="json", by_alias=True)
     if pipeline.lineage_pending(job.status):
         down = lineage.complete(job, ex.tracking_uri)
         _explain_waits(job, ex, [down] if down else [], now())
-    wait = drive.advance(job, ex).wait
+    wait = drive.advance(job, ex).wait if replay else None
     after = job.status.model_dump(mode="json", by_alias=True)
     if after != before:
         kube.patch_status(job.metadata.namespace, job.metadata.name, after, rv)
@@ -292,6 +296,32 @@ def _invalid(body: dict, err: A.SpecError, rv: str) -> None:
     pipeline.set_condition(status, "Failed", True, "InvalidSpec", status.message, t, meta.get("generation"))
     kube.patch_status(meta["namespace"], meta["name"], status.model_dump(mode="json", by_alias=True), rv)
     post_event(body, "InvalidSpec", status.message, "Warning")
+    return None
+
+
+def refusals(job: A.ACTJob) -> list[str]:
+    """What the platform's policy (the chart's policy values, in the operator's settings) refuses in
+    the ACTJob's pods, one line per field."""
+    s = runtime.SETTINGS
+    return policy.refusals(job.spec.pod, s.allowed_images, s.allowed_service_accounts)
+
+
+def _refused(job: A.ACTJob, body: dict, problems: list[str], rv: str) -> None:
+    """An ACTJob the platform's policy refuses (the chart's admission policy refuses it at `kubectl
+    apply`, where the cluster has one): Failed for good, Valid=False with reason PolicyViolation
+    naming each field, and an Event, before any (further) Job is created. The rest of its status
+    stays as it was; a Job it already has (made under an earlier policy) is left to end, none follows.
+    Failed is final, as for any ACTJob: the fixed spec is a new ACTJob."""
+    status, t, gen = job.status.model_copy(deep=True), now(), job.metadata.generation
+    status.phase, status.current_stage, status.completion_time = "Failed", None, t
+    status.message = "refused by the platform's policy: " + "; ".join(problems)
+    pipeline.set_condition(status, "Valid", False, "PolicyViolation", status.message, t, gen)
+    pipeline.set_condition(status, "Failed", True, "PolicyViolation", status.message, t, gen)
+    if any(c.type == "Running" for c in status.conditions):
+        pipeline.set_condition(status, "Running", False, "PolicyViolation", status.message, t, gen)
+    kube.patch_status(job.metadata.namespace, job.metadata.name, status.model_dump(mode="json", by_alias=True), rv)
+    post_event(body, "PolicyViolation", status.message, "Warning")
+    metrics.observe_phase(job.metadata.namespace, job.metadata.name, status.phase)
     return None
 
 

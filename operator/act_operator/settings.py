@@ -3,6 +3,7 @@
     ACT_NAMESPACES=team-a,team-b        watch these namespaces (empty: all)
     ACT_TRAINER_IMAGE=...               stage image when an ACTJob names none
     ACT_S3_CREDENTIALS_SECRET=          empty: no default Secret (e.g. IRSA / workload identity)
+    ACT_ALLOWED_IMAGES=registry.example.com/ml/    the platform's policy (policy.py), comma-separated
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ class OperatorSettings(BaseSettings):
     default_cpu: str = Field("1", description="CPU request of a stage pod whose stage sets no resources.cpu.")
     default_memory: str = Field("4Gi", description="Memory request of a stage pod whose stage sets no "
                                                    "resources.memory.")
+    # the platform's policy (policy.py); the chart sets both from its policy values
+    allowed_images: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Images spec.pod.image may name, comma-separated: an entry ending "
+                                          "in /, : or @ is a prefix, any other one exact image; empty: any.")
+    allowed_service_accounts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="ServiceAccounts spec.pod.serviceAccountName may name, "
+                                          "comma-separated; empty: any.")
 
     def tracking_uri(self, spec_uri: str | None) -> str | None:
         """The MLflow URI of an ACTJob or ACTExperiment whose spec names `spec_uri` (or none)."""
@@ -66,6 +74,15 @@ class OperatorSettings(BaseSettings):
     def _namespaces(cls, v):
         names = [n.strip() for n in v.split(",")] if isinstance(v, str) else list(v)
         return [check_dns(n, "namespace name (ACT_NAMESPACES)", DNS_LABEL, 63) for n in names if n]
+
+    @field_validator("allowed_images", "allowed_service_accounts", mode="before")
+    @classmethod
+    def _comma_list(cls, v, info):
+        names = [n.strip() for n in v.split(",")] if isinstance(v, str) else list(v)
+        names = [n for n in names if n]
+        if info.field_name == "allowed_service_accounts":
+            return [check_dns(n, "ServiceAccount name (ACT_ALLOWED_SERVICE_ACCOUNTS)") for n in names]
+        return names
 
     @field_validator("s3_endpoint", "mlflow_tracking_uri", "s3_credentials_secret", "mlflow_credentials_secret",
                      mode="before")

@@ -493,6 +493,37 @@ def test_spec_the_schema_cannot_check_is_failed_with_valid_false(cluster, operat
     assert c.jobs("badscheme") == []
 
 
+def test_the_platforms_policy_refuses_an_image_or_service_account_before_any_job(cluster, kube_api, monkeypatch):
+    """The chart's policy values reach the operator as ACT_ALLOWED_*: an ACTJob naming an image and a
+    ServiceAccount outside them fails at once, Valid=False naming each field, with an Event and no Job;
+    an allowed one runs as it asked. (kubelite has no ValidatingAdmissionPolicy: on such a cluster the
+    operator is what refuses it; tests/unit/test_policy.py checks the chart's policy says the same.)"""
+    monkeypatch.setenv("ACT_PORT", "0")
+    monkeypatch.delenv("ACT_MLFLOW_TRACKING_URI", raising=False)  # no lineage needed
+    monkeypatch.setenv("ACT_ALLOWED_IMAGES", "registry.example.com/ml/")
+    monkeypatch.setenv("ACT_ALLOWED_SERVICE_ACCOUNTS", "team-s3,act-stage")
+    c = cluster
+    with run_operator(c.ns) as op:
+        c.apply("refused", dict(SPEC, pod={"image": "registry.example.com/ml-evil/act:1",
+                                           "serviceAccountName": "admin"}), pass_preflight=False)
+        c.apply("allowed", dict(SPEC, pod={"image": "registry.example.com/ml/act:1", "serviceAccountName": "team-s3"}),
+                pass_preflight=False)
+        pre = c.job("allowed-preflight-1").spec.template.spec
+        status = wait_for(lambda: c.status("refused").get("phase") == "Failed" and c.status("refused"), "refused")
+        wait_for(lambda: any(e.reason == "PolicyViolation" and "spec.pod.image" in e.message for e in events(c, "refused")),
+                 "PolicyViolation event")
+        time.sleep(0.5)  # no Job follows
+    assert op.exception is None
+    assert (pre.containers[0].image, pre.service_account_name) == ("registry.example.com/ml/act:1", "team-s3")
+    assert c.jobs("refused") == []
+    valid = next(cond for cond in status["conditions"] if cond["type"] == "Valid")
+    assert (valid["status"], valid["reason"]) == ("False", "PolicyViolation")
+    for field in ("spec.pod.image: registry.example.com/ml-evil/act:1 is not allowed",
+                  "spec.pod.serviceAccountName: admin is not allowed"):
+        assert field in valid["message"] and field in status["message"]
+    assert {st["phase"] for st in status["stages"].values()} == {"Pending"}  # nothing ran, nothing lost
+
+
 def test_operator_restart_mid_pipeline_creates_no_duplicates(cluster, kube_api, mlflow_server, monkeypatch):
     """All state is in the ACTJob and the cluster: an operator stopped mid-stage and started
     again continues, and the stage that finished while it was down hands off exactly once."""
