@@ -234,7 +234,8 @@ def start_experiment(uri: str, exp) -> str:
     if found:
         return found[0].info.run_id
     run = client.create_run(experiment_id, run_name=name, tags={
-        "act.experiment": name, "act.experiment.uid": uid, "act.arms": ",".join(exp.spec.arms),
+        "act.experiment": name, "act.experiment.uid": uid, "act.namespace": exp.metadata.namespace,
+        "act.arms": ",".join(exp.spec.arms),
         "act.seeds": ",".join(map(str, exp.spec.seeds)), "act.environment": exp.spec.template.environment.name})
     return run.info.run_id
 

@@ -5,6 +5,7 @@ no controllers."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ import pytest
 from kube import run_operator
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from secret_scan import found
 
 from act_operator import api as A
 
@@ -122,8 +124,17 @@ def cluster(kube_api):
     return Cluster(ns)
 
 
-def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
+def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server, caplog):
     c = cluster
+    caplog.set_level(logging.DEBUG)  # every log line of the operator (kopf's and ours) is searched below
+    # the credentials Secrets of the namespace (SPEC's S3 one, the operator's default MLflow one), with
+    # values searched for at the end in everything the run left
+    secrets = {"AWS_ACCESS_KEY_ID": f"AKIA{uuid.uuid4().hex[:16].upper()}", "AWS_SECRET_ACCESS_KEY": uuid.uuid4().hex,
+               "MLFLOW_TRACKING_TOKEN": f"token-{uuid.uuid4().hex}"}
+    for name, keys in (("team-s3", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")),
+                       ("act-mlflow", ("MLFLOW_TRACKING_TOKEN",))):
+        c.core.create_namespaced_secret(c.ns, {"metadata": {"name": name},
+                                               "stringData": {k: secrets[k] for k in keys}})
     c.apply("happy", SPEC)
     t0 = time.monotonic()
     collect = c.job("happy-collect-1")
@@ -180,8 +191,21 @@ def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server):
     assert status["stages"]["preflight"]["phase"] == "Succeeded"
     from mlflow import MlflowClient
 
-    assert MlflowClient(mlflow_server).get_run(status["mlflow"]["runId"]).info.status == "FINISHED"
+    parent = MlflowClient(mlflow_server).get_run(status["mlflow"]["runId"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["act.namespace"] == c.ns  # whose run it is, on an MLflow namespaces share
     print(f"first Job after {first_job_s:.2f}s, hand-off {handoff_s:.2f}s")
+    # the Secrets reach pods by reference only: no value in the ACTJob (spec, status), its Events, the
+    # objects the operator made (ConfigMaps with the rendered stage configs, Jobs, Services), the MLflow
+    # run's params and tags, or the operator's log
+    dump = client.ApiClient().sanitize_for_serialization
+    objects = [c.actjob("happy"), *c.core.list_namespaced_event(c.ns).items, *c.core.list_namespaced_config_map(
+        c.ns).items, *c.batch.list_namespaced_job(c.ns).items, *c.core.list_namespaced_service(c.ns).items]
+    places = [(f"{o.get('kind', '')} {o['metadata']['name']}", json.dumps(o).encode()) for o in map(dump, objects)]
+    places += [("the MLflow run's params and tags", json.dumps([parent.data.params, parent.data.tags]).encode()),
+               ("the operator's log", "\n".join(r.getMessage() for r in caplog.records).encode())]
+    assert len(places) > 20 and caplog.records
+    assert found(secrets, places) == []
     proc = subprocess.run([sys.executable, "-m", "act_operator.cli", "status", "happy", "-n", c.ns],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -226,10 +226,11 @@ def stage_run(cfg: StageBase):
     import mlflow
 
     fail_fast()
-    # uid, stage and attempt: how the operator finds a running attempt's run (its progress)
+    # uid, stage and attempt: how the operator finds a running attempt's run (its progress); the
+    # namespace: whose run it is on an MLflow that several namespaces share (as on the parent run)
     tags = {k: scrub(v) for k, v in {"act.stage": cfg.stage, "act.actjob": cfg.job.name,
-                                     "act.actjob.uid": cfg.job.uid, "act.attempt": str(cfg.attempt),
-                                     "act.output": cfg.output}.items()}
+                                     "act.actjob.uid": cfg.job.uid, "act.namespace": cfg.job.namespace,
+                                     "act.attempt": str(cfg.attempt), "act.output": cfg.output}.items()}
     if cfg.shard.count > 1:
         tags["act.shard"] = str(cfg.shard.index)
     # Every field of the config, tracking included: credentials never enter a config (they come
