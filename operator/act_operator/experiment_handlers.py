@@ -11,7 +11,7 @@ import kopf
 
 from act_operator import api as A
 from act_operator import experiment as E
-from act_operator import kube, runtime, tracking
+from act_operator import kube, policy, runtime, tracking
 
 log = logging.getLogger("act_operator.experiment")
 
@@ -41,6 +41,16 @@ def _reconcile_once(namespace: str, name: str) -> None:
             runtime.post_event(body, "InvalidSpec", status.message, "Warning")
         return
     if exp.status.phase in ("Succeeded", "Failed"):
+        return
+    settings = runtime.SETTINGS
+    if problems := policy.refusals(exp.spec.template.pod, settings.allowed_images, settings.allowed_service_accounts,
+                                   "spec.template.pod"):
+        # as for an ACTJob (handlers._refused): Failed for good, before any child; children made under
+        # an earlier policy are refused one by one by their own reconcile
+        message = "refused by the platform's policy: " + "; ".join(problems)
+        status = exp.status.model_copy(update={"phase": "Failed", "message": message})
+        kube.patch_experiment_status(namespace, name, status.model_dump(mode="json", by_alias=True), rv)
+        runtime.post_event(body, "PolicyViolation", message, "Warning")
         return
     observed = {}
     for child in kube.experiment_children(namespace, name):

@@ -19,6 +19,7 @@ from kubernetes.client.rest import ApiException
 from secret_scan import found
 
 from act_operator import api as A
+from act_operator import experiment as E
 
 pytestmark = pytest.mark.integration
 
@@ -532,12 +533,22 @@ def test_the_platforms_policy_refuses_an_image_or_service_account_before_any_job
                                            "serviceAccountName": "admin"}), pass_preflight=False)
         c.apply("allowed", dict(SPEC, pod={"image": "registry.example.com/ml/act:1", "serviceAccountName": "team-s3"}),
                 pass_preflight=False)
+        # an ACTExperiment's template is held to the same policy: Failed before it makes any child
+        c.custom.create_namespaced_custom_object(A.GROUP, A.VERSION, c.ns, E.PLURAL, {
+            "apiVersion": A.API_VERSION, "kind": E.KIND, "metadata": {"name": "refused-exp"},
+            "spec": {"arms": ["act"], "template": dict(SPEC, pod={"image": "evil.example/act:1"})}})
         pre = c.job("allowed-preflight-1").spec.template.spec
         status = wait_for(lambda: c.status("refused").get("phase") == "Failed" and c.status("refused"), "refused")
         wait_for(lambda: any(e.reason == "PolicyViolation" and "spec.pod.image" in e.message for e in events(c, "refused")),
                  "PolicyViolation event")
+        experiment = wait_for(lambda: (st := c.custom.get_namespaced_custom_object(
+            A.GROUP, A.VERSION, c.ns, E.PLURAL, "refused-exp").get("status") or {}).get("phase") == "Failed" and st,
+            "the ACTExperiment Failed")
         time.sleep(0.5)  # no Job follows
     assert op.exception is None
+    assert "spec.template.pod.image: evil.example/act:1 is not allowed" in experiment["message"]
+    assert not experiment.get("children") and not c.custom.list_namespaced_custom_object(
+        A.GROUP, A.VERSION, c.ns, A.PLURAL, label_selector=f"{E.LABEL}=refused-exp")["items"]
     assert (pre.containers[0].image, pre.service_account_name) == ("registry.example.com/ml/act:1", "team-s3")
     assert c.jobs("refused") == []
     valid = next(cond for cond in status["conditions"] if cond["type"] == "Valid")
