@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 from actjob_files import quickstart_file as quickstart
+from secret_scan import files_under, found
 
 from act_trainer import store
 from act_trainer.manifest import MANIFEST
@@ -19,17 +22,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 
-def actjob(*args, cwd: Path, timeout: int = 1200):
+def actjob(*args, cwd: Path, timeout: int = 1200, env: dict | None = None):
     return subprocess.run([sys.executable, "-m", "act_operator.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
-def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_path):
+def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_path, tmp_path_factory):
     from mlflow import MlflowClient
 
     job_file = quickstart(tmp_path, **{"storage.root": s3_root, "tracking.uri": mlflow_server,
                                        "tracking.experiment": "itest-actjob-run"})
-    proc = actjob("run", str(job_file), "--workdir", str(tmp_path / "work"), cwd=tmp_path)
+    # credentials in the environment, as a pod gets them from its Secrets: the S3 keys (the s3 fixture's,
+    # real: SeaweedFS checks them) and an MLflow token (this MLflow server ignores it; the client sends it)
+    token = f"mlflow-token-{uuid.uuid4().hex}"
+    env = {**os.environ, "MLFLOW_TRACKING_TOKEN": token}
+    proc = actjob("run", str(job_file), "--workdir", str(tmp_path / "work"), cwd=tmp_path, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     for stage in ("warmup", "collect", "judge", "policy", "eval"):
@@ -84,8 +91,21 @@ def test_quickstart_on_s3_with_mlflow_lineage(s3, s3_root, mlflow_server, tmp_pa
     assert tags["act.judge_checkpoint"] == status["stages"]["judge"]["outputs"]["uri"]
     assert tags["act.contrast_pairs_digest"] == status["stages"]["collect"]["outputs"]["digest"]
     assert tags["act.actjob"] == "quickstart" and tags["act.actjob.uid"] == state["uid"]
-    # secrets are referenced, never recorded
-    assert s3.secret_key not in json.dumps(parent.data.params) + json.dumps(state)
+    # credentials are used, never recorded: in no byte the run left (its output and logs, the run directory
+    # with its state and rendered stage configs, every object under its storage root, MLflow's store and
+    # artifacts, the runs' params and tags)
+    mlflow_stores = [d for d in tmp_path_factory.getbasetemp().glob("mlflow*") if (d / "mlflow.db").is_file()]
+    assert mlflow_stores
+    places = [("actjob run's output", out.encode()), *files_under(tmp_path / "work", *mlflow_stores),
+              *((uri, store.read_bytes(uri)) for uri in store.list_uris(s3_root)),
+              *((f"MLflow run {r.info.run_id} params and tags", json.dumps([r.data.params, r.data.tags]).encode())
+                for r in (parent, *children))]
+    secrets = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+               "MLFLOW_TRACKING_TOKEN": token}
+    assert len(found(secrets, [("the run's environment", "\n".join(env.values()).encode())])) == 3  # it had them
+    assert found(secrets, places) == []
+    print(f"no credential in {len(places)} places ({sum(len(data) for _, data in places) / 1e6:.1f} MB)")
+    assert {c.data.tags["act.namespace"] for c in (parent, *children)} == {"default"}  # whose runs, on a shared MLflow
 
 
 def test_invalid_file_exits_before_doing_anything(tmp_path):
