@@ -13,10 +13,10 @@ import time
 import uuid
 
 import pytest
+import secret_scan
 from kube import run_operator
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from secret_scan import found
 
 from act_operator import api as A
 from act_operator import experiment as E
@@ -206,7 +206,7 @@ def test_actjob_runs_through_every_stage(cluster, operator, mlflow_server, caplo
     places += [("the MLflow run's params and tags", json.dumps([parent.data.params, parent.data.tags]).encode()),
                ("the operator's log", "\n".join(r.getMessage() for r in caplog.records).encode())]
     assert len(places) > 20 and caplog.records
-    assert found(secrets, places) == []
+    assert secret_scan.found(secrets, places) == []
     proc = subprocess.run([sys.executable, "-m", "act_operator.cli", "status", "happy", "-n", c.ns],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
