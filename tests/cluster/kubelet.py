@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -227,7 +228,8 @@ class PodWorker(threading.Thread):
             user = ocispec.resolve_user(self.pod, self.container, self.image,
                                         ImageStore.read_etc(self.rootfs, "passwd"),
                                         ImageStore.read_etc(self.rootfs, "group"))
-            return env, ocispec.command_line(self.container, self.image, env), user
+            seccomp = ocispec.seccomp_profile(self.pod, self.container)
+            return env, ocispec.command_line(self.container, self.image, env), user, seccomp
         except podspec.ConfigError as e:
             self.post("Pending", {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}, True)
             self.event("Warning", "Failed", f"Error: {e}")
@@ -413,7 +415,7 @@ class PodWorker(threading.Thread):
                     if p.is_dir():
                         p.chmod(p.stat().st_mode | 0o2070)
 
-    def _write_bundle(self, plan: dict, env: dict, argv: list[str], user: ocispec.User) -> None:
+    def _write_bundle(self, plan: dict, env: dict, argv: list[str], user: ocispec.User, seccomp: str | None) -> None:
         self._volume_dirs(plan)
         mounts = []
         for vm in self.container.get("volumeMounts") or []:
@@ -445,7 +447,7 @@ class PodWorker(threading.Thread):
         config = ocispec.runtime_config(
             argv=argv, env=env, cwd=self.container.get("workingDir") or self.image.workdir, user=user,
             hostname=self.pod["spec"].get("hostname") or self.name[:63], netns=f"/var/run/netns/{self.netns}",
-            mounts=mounts, container=self.container)
+            mounts=mounts, container=self.container, seccomp=seccomp, machine=platform.machine())
         path = self.bundle / "config.json"
         path.write_text(json.dumps(config))
         path.chmod(0o600)  # it holds the Secret values of the environment

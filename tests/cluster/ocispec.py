@@ -3,7 +3,9 @@ the command line, the environment's image part, the user (with the runAsNonRoot 
 the OCI runtime config (config.json) that runc runs.
 
 Semantics and messages are the kubelet's (pkg/kubelet/kuberuntime) and containerd's CRI
-plugin's (pkg/cri/opts/spec_opts.go, the default capability set).
+plugin's (pkg/cri/opts/spec_opts.go, the default capability set); the RuntimeDefault seccomp
+profile follows the runtime's default profile (moby's profiles/seccomp/default.json, which
+containerd's contrib/seccomp mirrors).
 """
 
 from __future__ import annotations
@@ -20,6 +22,42 @@ MASKED = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/late
           "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap")
 READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 SHM_SIZE = 64 * 1024 * 1024  # the kubelet's default /dev/shm
+
+# RuntimeDefault as a denylist: everything is allowed but what the runtime's default profile
+# refuses to a container, each group unless the container's bounding set holds the capability
+# that lets the runtime allow it ("" = never; io_uring_* as recent runtime profiles refuse it).
+# The runtime writes the same policy as an allowlist of ~350 names; its denials are the part that
+# protects the node, and a denylist of them cannot refuse a syscall a workload needs (PyTorch,
+# gloo, DeepSpeed's shm_comm, JVMs, vLLM's NUMA binding: get_mempolicy/mbind/set_mempolicy stay
+# allowed). The price: syscalls newer than this list are allowed. ptrace and process_vm_* stay
+# allowed, as the runtime allows them on kernels >= 4.8; odd `personality` arguments are not
+# filtered.
+SECCOMP_DENIED: dict[str, tuple[str, ...]] = {
+    "": ("pivot_root", "kexec_load", "kexec_file_load", "swapon", "swapoff", "keyctl", "add_key", "request_key",
+         "userfaultfd", "uselib", "ustat", "sysfs", "_sysctl", "nfsservctl", "create_module", "get_kernel_syms",
+         "query_module", "vm86", "vm86old", "io_uring_setup", "io_uring_enter", "io_uring_register"),
+    "CAP_SYS_ADMIN": ("mount", "umount", "umount2", "unshare", "setns", "mount_setattr", "move_mount", "open_tree",
+                      "fsopen", "fsconfig", "fsmount", "fspick", "fanotify_init", "lookup_dcookie", "quotactl",
+                      "quotactl_fd", "sethostname", "setdomainname", "bpf", "perf_event_open", "syslog"),
+    "CAP_BPF": ("bpf",),
+    "CAP_PERFMON": ("perf_event_open",),
+    "CAP_SYSLOG": ("syslog",),
+    "CAP_SYS_BOOT": ("reboot",),
+    "CAP_SYS_CHROOT": ("chroot",),
+    "CAP_SYS_MODULE": ("init_module", "finit_module", "delete_module"),
+    "CAP_SYS_PACCT": ("acct",),
+    "CAP_SYS_PTRACE": ("kcmp", "pidfd_getfd", "process_madvise"),
+    "CAP_SYS_RAWIO": ("iopl", "ioperm"),
+    "CAP_SYS_TIME": ("settimeofday", "stime", "clock_settime", "clock_settime64"),
+    "CAP_SYS_TTY_CONFIG": ("vhangup",),
+    "CAP_DAC_READ_SEARCH": ("open_by_handle_at",),
+}
+# clone's namespace flags (NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET): refused
+# without CAP_SYS_ADMIN, as unshare is
+CLONE_NEW_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+EPERM, ENOSYS, AF_VSOCK = 1, 38, 40
+SECCOMP_ARCHES = {"x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                  "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]}
 
 
 @dataclass(frozen=True)
@@ -140,6 +178,40 @@ def capabilities(container: dict, user: User) -> dict[str, list[str]]:
     return {"bounding": have, "effective": eff, "permitted": eff, "inheritable": [], "ambient": []}
 
 
+def seccomp_profile(pod: dict, container: dict) -> str | None:
+    """The effective seccompProfile type: the container's, else the pod's. Unset is Unconfined
+    (the kubelet's default without `seccompDefault`): None, no filter. The node has no profile
+    files, so Localhost is refused (ConfigError: CreateContainerConfigError)."""
+    kind = (_effective(pod, container, "seccompProfile") or {}).get("type")
+    if kind in (None, "Unconfined"):
+        return None
+    if kind == "RuntimeDefault":
+        return kind
+    if kind == "Localhost":
+        local = _effective(pod, container, "seccompProfile").get("localhostProfile")
+        raise ConfigError(f'seccomp profile Localhost "{local}" is not supported: this node has no seccomp '
+                          "profiles (use RuntimeDefault or Unconfined)")
+    raise ConfigError(f"unknown seccompProfile type {kind!r}")
+
+
+def runtime_default_seccomp(bounding: list[str], machine: str = "x86_64") -> dict:
+    """linux.seccomp for RuntimeDefault (see SECCOMP_DENIED): EPERM for what the container's
+    capabilities do not allow; without CAP_SYS_ADMIN also clone with namespace flags, and clone3
+    gets ENOSYS (its flags are behind a pointer seccomp cannot read), so that glibc falls back to
+    clone, as under the runtime's profile. AF_VSOCK sockets are refused as the runtime does."""
+    granted = {name for cap, names in SECCOMP_DENIED.items() if cap and cap in bounding for name in names}
+    denied = [name for names in SECCOMP_DENIED.values() for name in names if name not in granted]
+    rules = [{"names": list(dict.fromkeys(denied)), "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
+             {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+              "args": [{"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_EQ"}]}]
+    if "CAP_SYS_ADMIN" not in bounding:
+        rules += [{"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+                   "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]}
+                  for flag in CLONE_NEW_FLAGS]
+        rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
+    return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": SECCOMP_ARCHES.get(machine, []), "syscalls": rules}
+
+
 @dataclass(frozen=True)
 class Mount:
     target: str
@@ -150,11 +222,14 @@ class Mount:
 
 
 def runtime_config(*, argv: list[str], env: dict[str, str], cwd: str, user: User, hostname: str, netns: str,
-                   mounts: list[Mount], container: dict, rootfs: str = "rootfs") -> dict:
+                   mounts: list[Mount], container: dict, seccomp: str | None = None, rootfs: str = "rootfs",
+                   machine: str = "x86_64") -> dict:
     """The OCI runtime config for runc: the pod's network namespace, new mount/UTS/IPC/PID
     namespaces (one PID namespace per container, the kubelet's default), no rlimits (this
-    sandbox lacks CAP_SYS_RESOURCE, and the kubelet sets none)."""
+    sandbox lacks CAP_SYS_RESOURCE, and the kubelet sets none), the seccomp filter of
+    `seccomp` (seccomp_profile's answer)."""
     sc = container.get("securityContext") or {}
+    caps = capabilities(container, user)
     base = [{"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
@@ -177,7 +252,7 @@ def runtime_config(*, argv: list[str], env: dict[str, str], cwd: str, user: User
         "ociVersion": "1.0.2",
         "process": {"terminal": False, "user": {"uid": user.uid, "gid": user.gid, "additionalGids": list(user.groups)},
                     "args": argv, "env": [f"{k}={v}" for k, v in env.items()], "cwd": cwd or "/",
-                    "capabilities": capabilities(container, user),
+                    "capabilities": caps,
                     # allowPrivilegeEscalation defaults to true in Kubernetes
                     "noNewPrivileges": sc.get("allowPrivilegeEscalation") is False},
         "root": {"path": rootfs, "readonly": bool(sc.get("readOnlyRootFilesystem"))},
@@ -186,5 +261,6 @@ def runtime_config(*, argv: list[str], env: dict[str, str], cwd: str, user: User
         "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
                                  {"type": "network", "path": netns}],
                   "maskedPaths": list(MASKED), "readonlyPaths": list(READONLY),
-                  "resources": {"devices": [{"allow": False, "access": "rwm"}]}},
+                  "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+                  **({"seccomp": runtime_default_seccomp(caps["bounding"], machine)} if seccomp == "RuntimeDefault" else {})},
     }

@@ -356,10 +356,15 @@ def test_plain_pod_delete_is_no_disruption(ns, node):
 
 
 IN_IMAGE = """
-import json, os, sys
+import ctypes, json, os, sys, threading
 data = {"uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups()), "home": os.environ.get("HOME"),
         "cwd": os.getcwd(), "python": sys.executable, "host_checkout": os.path.exists(%r),
         "secret": open("/creds/token").read()}
+libc = ctypes.CDLL(None, use_errno=True)  # unshare(CLONE_NEWUSER): allowed to any user but for seccomp
+data["unshare"] = "ok" if libc.unshare(0x10000000) == 0 else os.strerror(ctypes.get_errno())
+data["seccomp"] = [line.split()[1] for line in open("/proc/self/status") if line.startswith("Seccomp:")][0]
+t = threading.Thread(target=data.update, kwargs={"thread": "ran"})  # clone3 refused: glibc falls back to clone
+t.start(); t.join()
 for path in ("/x", "/scratch/x"):
     try:
         open(path, "w").close(); data[path] = "written"
@@ -371,14 +376,15 @@ open("/dev/termination-log", "w").write(json.dumps(data))
 
 def test_a_pod_runs_as_its_user_in_its_image_with_a_read_only_root(ns, node):
     """uid 1000 from the image's USER, the image's filesystem (not the host's), the image's
-    WORKDIR and HOME, readOnlyRootFilesystem, and fsGroup making a 0440 Secret file readable."""
+    WORKDIR and HOME, readOnlyRootFilesystem, fsGroup making a 0440 Secret file readable, and the
+    RuntimeDefault seccomp filter (unshare refused; threads still start)."""
     kubectl("create", "secret", "generic", "creds", "-n", ns, "--from-literal=token=t0k3n")
     container = textwrap.dedent("""\
         securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         volumeMounts: [{name: creds, mountPath: /creds, readOnly: true}, {name: scratch, mountPath: /scratch}]
         """)
     pod_spec = textwrap.dedent("""\
-        securityContext: {runAsNonRoot: true, fsGroup: 2000}
+        securityContext: {runAsNonRoot: true, fsGroup: 2000, seccompProfile: {type: RuntimeDefault}}
         volumes: [{name: creds, secret: {secretName: creds, defaultMode: 0440}}, {name: scratch, emptyDir: {}}]
         """)
     kubectl("apply", "-n", ns, "-f", "-", stdin=job_yaml(
@@ -389,7 +395,8 @@ def test_a_pod_runs_as_its_user_in_its_image_with_a_read_only_root(ns, node):
     got = json.loads(cs["state"]["terminated"]["message"])
     assert got == {"uid": 1000, "gid": 1000, "groups": [1000, 2000], "home": "/tmp", "cwd": "/tmp",
                    "python": "/opt/venv/bin/python3", "host_checkout": False, "secret": "t0k3n",
-                   "/x": "Read-only file system", "/scratch/x": "written"}
+                   "/x": "Read-only file system", "/scratch/x": "written",
+                   "unshare": "Operation not permitted", "seccomp": "2", "thread": "ran"}
     assert cs["image"] == IMAGE and cs["imageID"].startswith(IMAGE.rsplit(":", 1)[0] + "@sha256:")
 
 

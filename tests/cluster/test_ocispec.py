@@ -3,7 +3,17 @@
 import pytest
 
 from cluster.images import normalize
-from cluster.ocispec import DEFAULT_CAPS, Image, Mount, User, capabilities, command_line, resolve_user, runtime_config
+from cluster.ocispec import (
+    DEFAULT_CAPS,
+    Image,
+    Mount,
+    User,
+    capabilities,
+    command_line,
+    resolve_user,
+    runtime_config,
+    seccomp_profile,
+)
 from cluster.podspec import ConfigError
 
 IMG = Image(name="ghcr.io/x/op:1", digest="sha256:ab", env=("PATH=/opt/venv/bin:/usr/bin", "HOME=/tmp"),
@@ -83,6 +93,46 @@ def test_runtime_config():
     assert {"type": "network", "path": "/var/run/netns/n"} in cfg["linux"]["namespaces"]
     by_dest = {m["destination"]: m for m in cfg["mounts"]}
     assert by_dest["/etc/act"]["options"][-1] == "ro" and by_dest["/m"]["type"] == "tmpfs"
+
+
+def seccomp_of(psc=None, csc=None, user=User(1000, 1000)):
+    p, c = pod(psc=psc, csc=csc)
+    return runtime_config(argv=["a"], env={}, cwd="", user=user, hostname="h", netns="/n", mounts=[], container=c,
+                          seccomp=seccomp_profile(p, c))["linux"].get("seccomp")
+
+
+def denied(profile, errno=1):
+    return {n for r in profile["syscalls"] if r.get("errnoRet") == errno and not r.get("args") for n in r["names"]}
+
+
+def test_runtime_default_seccomp_refuses_what_the_runtime_refuses():
+    """The container's seccompProfile, else the pod's; RuntimeDefault denies (EPERM) what the
+    runtime's default profile refuses an unprivileged container and nothing the workloads use."""
+    restricted = {"capabilities": {"drop": ["ALL"]}, "allowPrivilegeEscalation": False}
+    prof = seccomp_of(psc={"seccompProfile": {"type": "RuntimeDefault"}}, csc=restricted)
+    assert prof["defaultAction"] == "SCMP_ACT_ALLOW" and "SCMP_ARCH_X86_64" in prof["architectures"]
+    assert {"mount", "umount2", "unshare", "setns", "pivot_root", "bpf", "perf_event_open", "kexec_load",
+            "init_module", "reboot", "swapon", "keyctl", "add_key", "request_key", "userfaultfd",
+            "open_by_handle_at", "acct", "settimeofday", "clock_settime", "chroot"} <= denied(prof)
+    assert not denied(prof) & {"get_mempolicy", "mbind", "set_mempolicy", "clone", "futex", "shmget", "mmap",
+                               "socket", "sched_setaffinity", "ptrace", "prctl", "memfd_create"}
+    assert denied(prof, errno=38) == {"clone3"}  # glibc falls back to clone, whose flags a filter can read
+    clone = [r["args"][0] for r in prof["syscalls"] if r["names"] == ["clone"]]
+    assert {a["value"] for a in clone} >= {0x10000000, 0x40000000} and {a["op"] for a in clone} == {"SCMP_CMP_MASKED_EQ"}
+    # the capabilities a container keeps allow their syscalls, as the runtime's profile does
+    root = seccomp_of(csc={"seccompProfile": {"type": "RuntimeDefault"}, "capabilities": {"add": ["SYS_ADMIN"]}},
+                      user=User(0, 0))
+    assert {"chroot", "mount", "unshare"}.isdisjoint(denied(root)) and "reboot" in denied(root)
+    assert not any(r["names"] in (["clone"], ["clone3"]) for r in root["syscalls"])
+
+
+def test_seccomp_unconfined_is_none_and_localhost_is_refused():
+    assert seccomp_of() is None  # unset: Unconfined, the kubelet's default
+    assert seccomp_of(psc={"seccompProfile": {"type": "RuntimeDefault"}},
+                      csc={"seccompProfile": {"type": "Unconfined"}}) is None  # the container's wins
+    p, c = pod(csc={"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}})
+    with pytest.raises(ConfigError, match='seccomp profile Localhost "p.json" is not supported'):
+        seccomp_profile(p, c)
 
 
 @pytest.mark.parametrize("name,full", [("busybox", "docker.io/library/busybox:latest"),
