@@ -174,3 +174,16 @@ def test_an_ended_attempt_stops_its_vllm_server(monkeypatch):
     calls.clear()
     handlers._stop_vllm_server(make_job(stages={"judge": GANG}), "judge")
     assert calls == []
+
+
+@pytest.mark.parametrize("gpu,problem,sampler,rollouts", [
+    (True, None, "vllm", "vllm"),                        # a GPU with vLLM: both
+    (False, None, "vllm", "hf"),                         # vLLM's CPU build: sampling only (its 4.5x), not GRPO
+    (False, "the vllm package is not installed", "hf", "hf"),
+    (True, "the vllm package is not installed", "hf", "hf")])
+def test_auto_takes_vllm_wherever_it_runs_but_cpu_grpo_rollouts(monkeypatch, gpu, problem, sampler, rollouts):
+    monkeypatch.setattr(engines, "gpu_available", lambda: gpu)
+    monkeypatch.setattr(engines, "vllm_problem", lambda: problem)
+    assert engines.resolve("auto", "stages.collect.engine") == sampler
+    assert engines.resolve("auto", "rollout.engine") == rollouts
+    assert engines.resolve("hf", "stages.eval.engine") == "hf"

