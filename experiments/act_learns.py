@@ -90,10 +90,12 @@ class Setup:
     model: str | None = None             # spec.model.uri; None: a random tiny model fitted to the expert text
     stages: dict | None = None           # per-stage settings over the tiny model's (learning rates, lengths)
     precision: str = "auto"              # spec.model.precision
+    extra_metrics: tuple[str, ...] = ()  # e.g. the reasoning benchmarks' (--reasoning)
 
     @property
     def metrics(self) -> list[str]:
         return (["judge_accuracy"] + [f"{s}/{m}" for m in ("next_action_accuracy", "success_rate") for s in self.splits]
+                + list(self.extra_metrics)
                 + ["judge_malformed_rate"] + [f"{s}/action_malformed_rate" for s in self.splits])
 
 
@@ -177,6 +179,17 @@ def experiment(out: Path, p: dict, setup: Setup = TWX) -> dict:
         template["stages"][stage].update(settings)
     return {"apiVersion": "act-operator.io/v1alpha1", "kind": E.KIND, "metadata": {"name": setup.name},
             "spec": {"arms": setup.arms, "seeds": p["seeds"], "metric": "judge_accuracy", "template": template}}
+
+
+def with_reasoning(setup: Setup, data: Path) -> Setup:
+    """`setup` whose eval also runs MATH-500 and GPQA-Diamond from `data` (3 repeats, a 512-token budget
+    at this scale), and whose table reports their accuracy (mean over the repeats)."""
+    names = ("math500", "gpqa-diamond")
+    reasoning = {"benchmarks": [{"name": n, "data": f"file://{data / f'{n}.jsonl'}"} for n in names],
+                 "repeats": 3, "maxNewTokens": 512}
+    stages = dict(setup.stages or {})
+    stages["eval"] = {**stages.get("eval", {}), "reasoning": reasoning}
+    return replace(setup, stages=stages, extra_metrics=tuple(f"reasoning/{n}/accuracy" for n in names))
 
 
 def sh(console: Console, *cmd: str) -> None:
@@ -320,10 +333,15 @@ def main(argv: list[str] | None = None) -> int:
                              "(SmolLM2-135M-Instruct on ALFWorld: every arm, 3 seeds)")
     parser.add_argument("--arms", default=None, help="comma-separated subset of the arms (default: all of the setup's)")
     parser.add_argument("--out", default=None, help="default .act/experiment (alfworld: .act/experiment-alfworld)")
+    parser.add_argument("--reasoning", default=None, metavar="DIR",
+                        help="also the paper's Table 3 in every arm's eval: DIR/math500.jsonl and "
+                             "DIR/gpqa-diamond.jsonl in the Hub datasets' columns (no Hub here: bring the files)")
     args = parser.parse_args(argv)
     setup = SETUPS[args.env]
     if args.arms:
         setup = replace(setup, arms=args.arms.split(","))
+    if args.reasoning:
+        setup = with_reasoning(setup, Path(args.reasoning).resolve())
     p = dict(setup.smoke if args.smoke else setup.full)
     if args.seeds:
         p["seeds"] = list(range(args.seeds))

@@ -41,6 +41,13 @@ def test_the_full_experiments_are_valid_actexperiments(tmp_path):
         exp = parse_experiment(module.experiment(tmp_path, setup.full, setup))
         assert exp.spec.arms == setup.arms and exp.spec.template.stages.warmup.enabled
     assert set(module.ARMS) >= {"base", "act", "il", "act+il", "iwm+il", "sr+il", "rl", "act+rl"}
+    # --reasoning DIR: every arm's eval also runs the paper's Table 3, and the table reports it
+    fixture = ROOT / "tests" / "fixtures" / "reasoning"
+    setup = module.with_reasoning(module.SMOLLM2, fixture)
+    reasoning = parse_experiment(module.experiment(tmp_path, setup.full, setup)).spec.template.stages.eval.reasoning
+    assert [(b.name, b.data) for b in reasoning.benchmarks] == [
+        ("math500", f"file://{fixture}/math500.jsonl"), ("gpqa-diamond", f"file://{fixture}/gpqa-diamond.jsonl")]
+    assert {"reasoning/math500/accuracy", "reasoning/gpqa-diamond/accuracy"} <= set(setup.metrics)
 
 
 def test_experiment_smoke(tmp_path):
