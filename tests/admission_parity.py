@@ -161,7 +161,8 @@ def _nothing_to_do():
 def _branching():
     """Collect taking alternatives in the environment, as it does only where it replays."""
     return st.fixed_dictionaries({"collect": _opt(verifyAlternatives=st.booleans(), recordOutcomes=st.booleans())},
-                                 optional={"judge": _opt(method=st.sampled_from(["act", "iwm", "sr"]))})
+                                 optional={"judge": _opt(method=st.sampled_from(["act", "iwm", "sr"]),
+                                                         bothOrders=st.booleans())})
 
 
 def _without_pairs():

@@ -294,6 +294,12 @@ class JudgeSettings(TrainSettings):
                                            "reflection: the model's own rationale for the expert's action "
                                            "given both outcomes, then the action).")
     malformed_penalty: float = Field(0.0, ge=-1.0, le=0.0, description="Reward for an unreadable judgement.")
+    both_orders: bool = Field(False, description="method act: train on every pair in both orders, expert first "
+                              "and second, side by side in one step, so that a shift of the answer towards one "
+                              "position gains as much reward on one order as it loses on the other and only the "
+                              "actions themselves are learnt (as reward models train on swapped pairs). Each "
+                              "global batch then holds whole pairs: batchSize x nodes x processesPerNode a multiple "
+                              "of 2 x groupSize. Off: one seeded order per pair, shuffled.")
 
     @property
     def runs_grpo(self) -> bool:

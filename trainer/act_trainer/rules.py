@@ -132,6 +132,18 @@ declare("RolloutSettings", Rule(
     lambda r: r.mode != "server" or r.tensor_parallel_size <= r.server_gpus,
     "rollout.tensorParallelSize cannot exceed rollout.serverGpus in server mode", ".tensorParallelSize"))
 _grpo_batch("JudgeSettings", "act")
+declare("JudgeSettings", Rule(
+    "judge.both-orders-method", "self.method == 'act' || !self.bothOrders",
+    lambda s: s.method == "act" or not s.both_orders,
+    "applies to the ACT judge (method act) only; turn it off for the Early Experience methods",
+    ".bothOrders"), Rule(
+    "judge.both-orders-batch",
+    "!self.bothOrders || self.method != 'act' || (self.batchSize * self.nodes * self.processesPerNode) % "
+    "(2 * self.groupSize) == 0",
+    lambda s: not s.both_orders or s.method != "act"
+    or (s.batch_size * s.nodes * s.processes_per_node) % (2 * s.group_size) == 0,
+    "puts both orders of a pair in one step: batchSize x nodes x processesPerNode must be a multiple "
+    "of 2 x groupSize; change batchSize or groupSize", ".bothOrders"))
 _grpo_batch("PolicySettings", "rl")
 
 

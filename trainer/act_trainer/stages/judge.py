@@ -2,13 +2,15 @@
 Experience baselines iwm and sr run in its place: stages/early_experience.py).
 
 Each contrast pair becomes one prompt with the expert's and the alternative action in a
-seeded random order; the reward is 1 for choosing the expert's action (rewards.py).
+seeded random order, or (bothOrders) two prompts side by side, one per order; the reward is 1
+for choosing the expert's action (rewards.py).
 Nothing supervises the reasoning. Checkpoints go to storage; a rerun resumes there.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 
 from act_trainer import data
 from act_trainer.config import JudgeConfig
@@ -21,11 +23,19 @@ from act_trainer.stages.common import stage
 log = logging.getLogger("act_trainer.judge")
 
 
-def judgement_rows(pairs: list[dict], seed: int, history: int) -> list[dict]:
+def judgement_rows(pairs: list[dict], seed: int, history: int, both_orders: bool = False) -> list[dict]:
+    """One prompt per pair in a seeded order; or (both_orders) the pairs in a seeded shuffle, each as
+    two adjacent prompts, expert first then second: the trainer must then not shuffle them apart."""
     rows = []
+    if both_orders:
+        pairs = random.Random(seed).sample(pairs, len(pairs))
     for p in pairs:
-        first, second, answer = order_candidates(p["expert_action"], p["alternative"], p["pair_id"], seed)
-        rows.append({"prompt": judgement_prompt(data.pair_state(p, history), first, second), "answer": answer, "pair_id": p["pair_id"]})
+        state = data.pair_state(p, history)
+        orders = [order_candidates(p["expert_action"], p["alternative"], p["pair_id"], seed)]
+        if both_orders:
+            orders = [(p["expert_action"], p["alternative"], 1), (p["alternative"], p["expert_action"], 2)]
+        rows.extend({"prompt": judgement_prompt(state, first, second), "answer": answer, "pair_id": p["pair_id"]}
+                    for first, second, answer in orders)
     return rows
 
 
@@ -41,7 +51,7 @@ def run(cfg: JudgeConfig) -> dict:
     with stage(cfg) as st:
         model_dir = resolve_model(cfg.model)
         pairs = data.load_pairs(cfg.pairs)[: cfg.max_pairs]
-        rows = judgement_rows(pairs, cfg.seed, cfg.history)
+        rows = judgement_rows(pairs, cfg.seed, cfg.history, cfg.both_orders)
         log.info("judge: %d judgement prompts (expert first in %d)", len(rows), sum(r["answer"] == 1 for r in rows))
         ckpt_dir = st.scratch / "checkpoints"
         resume = training.fetch_checkpoint(cfg.checkpoints, ckpt_dir)
@@ -49,7 +59,8 @@ def run(cfg: JudgeConfig) -> dict:
         trainer = GRPOTrainer(
             model=str(model_dir), processing_class=tokenizer,
             reward_funcs=[make_judgement_reward(cfg.malformed_penalty)],
-            args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir)),
+            # both orders: TRL's sampler takes the prompts in order, so each step holds whole pairs
+            args=GRPOConfig(**training.grpo_args(cfg, ckpt_dir) | ({"shuffle_dataset": False} if cfg.both_orders else {})),
             train_dataset=Dataset.from_list(rows),
             callbacks=[training.SyncCheckpoints(cfg.checkpoints, cfg.keep_checkpoints, resume), training.LogMetrics(st.run),
                        training.ReportProgress(st.run)],
