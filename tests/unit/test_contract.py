@@ -65,6 +65,8 @@ def _changed(model: type[BaseModel], name: str):
         return {"warmup_steps": 10}
     if name == "malformed_penalty":
         return -0.5
+    if name == "both_orders":  # needs method act, which the judge here changes: test_judge_rows shows it reaches
+        return False
     if isinstance(default, float):
         return default / 2 if default else 0.5
     if isinstance(default, int):

@@ -42,3 +42,15 @@ def test_both_orders_needs_the_act_judge_and_whole_pairs_per_step(settings, refu
         with pytest.raises(ValueError, match=refused) as refusal:
             JudgeSettings.model_validate(settings)
         assert "bothOrders: " in str(refusal.value) and str(refusal.value).count("bothOrders: ") == 1
+
+
+def test_both_orders_reaches_the_judges_config():
+    from act_operator import api
+    from act_operator.stages import stage_config
+
+    job = api.parse_actjob({"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": "c", "uid": "u"},
+                            "spec": {"model": {"uri": "tiny://qwen3-tiny"}, "environment": {"name": "alfworld"},
+                                     "stages": {"judge": {"bothOrders": True, "groupSize": 4, "batchSize": 8}}}})
+    job.status.stages["collect"].outputs.uri = "s3://bucket/pairs"
+    job.status.stages["collect"].phase = "Succeeded"
+    assert stage_config(job, "judge").both_orders
