@@ -33,6 +33,8 @@ def _changed(model: type[BaseModel], name: str):
     default = field.get_default(call_default_factory=True)
     if name == "name":
         return "textworld-express"
+    if name == "both_orders":  # needs method act, which the judge here changes: test_judge_rows shows it reaches
+        return False
     if isinstance(default, bool):
         return not default
     if name in ("samples",):
@@ -65,8 +67,6 @@ def _changed(model: type[BaseModel], name: str):
         return {"warmup_steps": 10}
     if name == "malformed_penalty":
         return -0.5
-    if name == "both_orders":  # needs method act, which the judge here changes: test_judge_rows shows it reaches
-        return False
     if isinstance(default, float):
         return default / 2 if default else 0.5
     if isinstance(default, int):

@@ -50,7 +50,8 @@ def test_both_orders_reaches_the_judges_config():
 
     job = api.parse_actjob({"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": "c", "uid": "u"},
                             "spec": {"model": {"uri": "tiny://qwen3-tiny"}, "environment": {"name": "alfworld"},
-                                     "stages": {"judge": {"bothOrders": True, "groupSize": 4, "batchSize": 8}}}})
+                                     "stages": {"judge": {"bothOrders": True, "groupSize": 4, "batchSize": 8},
+                                                "eval": {"splits": ["valid_seen"]}}}})
     job.status.stages["collect"].outputs.uri = "s3://bucket/pairs"
     job.status.stages["collect"].phase = "Succeeded"
     assert stage_config(job, "judge").both_orders
