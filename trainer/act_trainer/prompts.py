@@ -97,6 +97,14 @@ def order_candidates(expert: str, alternative: str, key: str, seed: int) -> tupl
     return alternative, expert, 2
 
 
+def candidate_orders(expert: str, alternative: str, key: str, seed: int, both: bool = False
+                     ) -> list[tuple[str, str, int]]:
+    """How a pair is put to a judge: [order_candidates(...)], or (both) expert first then second."""
+    if both:
+        return [(expert, alternative, 1), (alternative, expert, 2)]
+    return [order_candidates(expert, alternative, key, seed)]
+
+
 def completion_text(completion) -> str:
     """TRL passes conversational completions as [{'role': 'assistant', 'content': ...}]."""
     if isinstance(completion, list):

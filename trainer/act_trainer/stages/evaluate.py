@@ -31,9 +31,9 @@ from act_trainer.models import resolve_model
 from act_trainer.playing import LiveEpisode
 from act_trainer.prompts import (
     action_prompt,
+    candidate_orders,
     judgement_prompt,
     normalize_action,
-    order_candidates,
     parse_action,
     parse_choice,
 )
@@ -169,13 +169,11 @@ def judgement_accuracy(engine, cfg: EvalConfig, answers: list | None = None, sam
         return {"judge_pairs": 0}
     judged, prompts, expected = [], [], []
     for r in rows:
-        first, second, answer = order_candidates(r["expert_action"], r["alternative"], r["pair_id"], cfg.seed)
-        orders = [(first, second, answer)]
-        if cfg.judge_both_orders:
-            orders = [(r["expert_action"], r["alternative"], 1), (r["alternative"], r["expert_action"], 2)]
-        for first, second, answer in orders:
+        state = data.pair_state(r)
+        for first, second, answer in candidate_orders(r["expert_action"], r["alternative"], r["pair_id"], cfg.seed,
+                                                      cfg.judge_both_orders):
             judged.append(r)
-            prompts.append(judgement_prompt(data.pair_state(r), first, second))
+            prompts.append(judgement_prompt(state, first, second))
             expected.append(answer)
     outs = _gen(engine, prompts, cfg)
     choices = [parse_choice(o) for o in outs]

@@ -15,7 +15,7 @@ import random
 from act_trainer import data
 from act_trainer.config import JudgeConfig
 from act_trainer.models import resolve_model
-from act_trainer.prompts import judgement_prompt, order_candidates
+from act_trainer.prompts import candidate_orders, judgement_prompt
 from act_trainer.rewards import make_judgement_reward
 from act_trainer.stages import training
 from act_trainer.stages.common import stage
@@ -31,11 +31,9 @@ def judgement_rows(pairs: list[dict], seed: int, history: int, both_orders: bool
         pairs = random.Random(seed).sample(pairs, len(pairs))
     for p in pairs:
         state = data.pair_state(p, history)
-        orders = [order_candidates(p["expert_action"], p["alternative"], p["pair_id"], seed)]
-        if both_orders:
-            orders = [(p["expert_action"], p["alternative"], 1), (p["alternative"], p["expert_action"], 2)]
         rows.extend({"prompt": judgement_prompt(state, first, second), "answer": answer, "pair_id": p["pair_id"]}
-                    for first, second, answer in orders)
+                    for first, second, answer in candidate_orders(p["expert_action"], p["alternative"],
+                                                                  p["pair_id"], seed, both_orders))
     return rows
 
 
