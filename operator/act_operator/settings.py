@@ -72,17 +72,17 @@ class OperatorSettings(BaseSettings):
     @field_validator("namespaces", mode="before")
     @classmethod
     def _namespaces(cls, v):
-        names = [n.strip() for n in v.split(",")] if isinstance(v, str) else list(v)
-        return [check_dns(n, "namespace name (ACT_NAMESPACES)", DNS_LABEL, 63) for n in names if n]
+        return [check_dns(n, "namespace name (ACT_NAMESPACES)", DNS_LABEL, 63) for n in _listed(v)]
 
-    @field_validator("allowed_images", "allowed_service_accounts", mode="before")
+    @field_validator("allowed_images", mode="before")
     @classmethod
-    def _comma_list(cls, v, info):
-        names = [n.strip() for n in v.split(",")] if isinstance(v, str) else list(v)
-        names = [n for n in names if n]
-        if info.field_name == "allowed_service_accounts":
-            return [check_dns(n, "ServiceAccount name (ACT_ALLOWED_SERVICE_ACCOUNTS)") for n in names]
-        return names
+    def _images(cls, v):
+        return _listed(v)
+
+    @field_validator("allowed_service_accounts", mode="before")
+    @classmethod
+    def _service_accounts(cls, v):
+        return [check_dns(n, "ServiceAccount name (ACT_ALLOWED_SERVICE_ACCOUNTS)") for n in _listed(v)]
 
     @field_validator("s3_endpoint", "mlflow_tracking_uri", "s3_credentials_secret", "mlflow_credentials_secret",
                      mode="before")
@@ -109,3 +109,9 @@ class OperatorSettings(BaseSettings):
             raise ValueError(f"'{v}' is not a Kubernetes quantity (ACT_{info.field_name.upper()}); "
                              "write e.g. 500m, 2, 512Mi or 4Gi")
         return v
+
+
+def _listed(v) -> list[str]:
+    """A comma-separated env value (or a list) as its non-empty, stripped items."""
+    names = [n.strip() for n in v.split(",")] if isinstance(v, str) else list(v)
+    return [n for n in names if n]
