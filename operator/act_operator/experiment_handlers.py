@@ -47,7 +47,7 @@ def _reconcile_once(namespace: str, name: str) -> None:
                                    "spec.template.pod"):
         # as for an ACTJob (handlers._refused): Failed for good, before any child; children made under
         # an earlier policy are refused one by one by their own reconcile
-        message = "refused by the platform's policy: " + "; ".join(problems)
+        message = policy.refusal_message(problems)
         status = exp.status.model_copy(update={"phase": "Failed", "message": message})
         kube.patch_experiment_status(namespace, name, status.model_dump(mode="json", by_alias=True), rv)
         runtime.post_event(body, "PolicyViolation", message, "Warning")

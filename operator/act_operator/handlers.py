@@ -314,7 +314,7 @@ def _refused(job: A.ACTJob, body: dict, problems: list[str], rv: str) -> None:
     Failed is final, as for any ACTJob: the fixed spec is a new ACTJob."""
     status, t, gen = job.status.model_copy(deep=True), now(), job.metadata.generation
     status.phase, status.current_stage, status.completion_time = "Failed", None, t
-    status.message = "refused by the platform's policy: " + "; ".join(problems)
+    status.message = policy.refusal_message(problems)
     pipeline.set_condition(status, "Valid", False, "PolicyViolation", status.message, t, gen)
     pipeline.set_condition(status, "Failed", True, "PolicyViolation", status.message, t, gen)
     if any(c.type == "Running" for c in status.conditions):

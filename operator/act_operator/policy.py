@@ -53,3 +53,8 @@ def refusals(pod, images: Sequence[str], service_accounts: Sequence[str], path: 
         out.append(service_account_refusal(f"{path}.serviceAccountName", pod.service_account_name,
                                            service_accounts))
     return out
+
+
+def refusal_message(problems: list[str]) -> str:
+    """The status message (and Event) of an ACTJob or ACTExperiment the policy refuses."""
+    return "refused by the platform's policy: " + "; ".join(problems)
