@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: install install-quickstart install-operator test test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment experiment-smollm2 experiment-alfworld lint crds docs helm helm-lint images bases images-ci images-check clean
+.PHONY: install install-quickstart install-operator test test-host test-unit test-integration test-slow vllm-env test-vllm quickstart bench experiment experiment-smollm2 experiment-alfworld lint crds docs helm helm-lint images bases images-ci images-ci-beside images-check clean
 
 JAVA := command -v java >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless; }
@@ -50,8 +50,14 @@ $(QUICKSTART_STAMP): pyproject.toml constraints.txt
 install-operator:  ## the control plane alone: no torch
 	$(PIP) install -q -e ".[operator]"
 
-test: $(DEV_STAMP) images-ci  ## all tests: unit, integration (SeaweedFS, MLflow server, ScienceWorld, the test cluster running the images) and slow (DeepSpeed, pipeline)
-	$(PYTEST) tests
+test: $(DEV_STAMP)  ## all tests: unit, integration (SeaweedFS, MLflow server, ScienceWorld, the test cluster running the images) and slow (DeepSpeed, pipeline)
+	@# the images build beside the suites that run none (their waits on servers and subprocesses leave
+	@# the cores room), then the test cluster runs them
+	$(MAKE) -j2 test-host images-ci-beside
+	$(PYTEST) tests/cluster
+
+test-host: $(DEV_STAMP)  ## every suite but the test cluster's: no image needed
+	$(PYTEST) tests --ignore=tests/cluster
 
 test-unit: $(DEV_STAMP)
 	$(PYTEST) tests/unit
@@ -120,6 +126,12 @@ bases:  ## Debian bookworm bases (mmdebstrap) and uv (PyPI) in buildah's storage
 
 images-ci:  ## operator + trainer-cpu with buildah, exported to the OCI layout .act/images; skipped while the Dockerfiles and their sources are unchanged
 	$(IMAGES_SH) ci
+
+IMAGES_LOG := .act/images-ci.log
+images-ci-beside:  # images-ci with its output in a file, for `make test` to run beside the tests
+	@mkdir -p .act && echo "images-ci: building beside the tests, log in $(IMAGES_LOG)"
+	@if $(IMAGES_SH) ci >$(IMAGES_LOG) 2>&1; then grep -E '^\+ (built|images-ci)' $(IMAGES_LOG) || true; \
+	  else tail -n 80 $(IMAGES_LOG); echo "images-ci failed: the whole log is $(IMAGES_LOG)" >&2; exit 1; fi
 
 images-check:  ## run the operator and trainer-cpu images as uid 1000: kopf, act-trainer, the environments, DeepSpeed's prebuilt op
 	$(IMAGES_SH) check operator trainer-cpu
