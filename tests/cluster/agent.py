@@ -298,7 +298,9 @@ class Agent:
                                                    "replicasets")]
         for w in watchers:
             w.start()
-        (self.root / "ready").write_text(self.net.gateway)
+        # written whole, then renamed: the test waits for the file and reads the address at once
+        (self.root / "ready.tmp").write_text(self.net.gateway)
+        os.replace(self.root / "ready.tmp", self.root / "ready")
         log.info("node %s ready: pods on %s, node address %s", self.node, self.net.net, self.net.gateway)
         last = 0.0
         while not self.stop.is_set():
