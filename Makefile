@@ -52,9 +52,8 @@ install-operator:  ## the control plane alone: no torch
 
 test: $(DEV_STAMP)  ## all tests: unit, integration (SeaweedFS, MLflow server, ScienceWorld, the test cluster running the images) and slow (DeepSpeed, pipeline)
 	@# the images build beside the suites that run none (their waits on servers and subprocesses leave
-	@# the cores room), then the test cluster runs them
-	$(MAKE) -j2 test-host images-ci-beside
-	$(PYTEST) tests/cluster
+	@# the cores room), then the test cluster runs them; every suite runs whatever another one says
+	@$(MAKE) -j2 -k test-host images-ci-beside; rc=$$?; $(PYTEST) tests/cluster || rc=1; exit $$rc
 
 test-host: $(DEV_STAMP)  ## every suite but the test cluster's: no image needed
 	$(PYTEST) tests --ignore=tests/cluster
