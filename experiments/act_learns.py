@@ -267,15 +267,22 @@ def statistics_of(out: Path, st: E.ExperimentStatus, metrics: list[str]) -> tupl
     return table, compared, {k: round(v, 1) for k, v in sorted(minutes.items())}, reading
 
 
+def cell(r: E.ArmRow, m: str, c: dict | None) -> str:
+    """A table cell in %: the 95% interval over items where the eval wrote per-item files; else the
+    mean ± the metric's own spread (the reasoning benchmarks': over their repeats) or over seeds."""
+    if c:
+        return f"{100 * c['mean']:.1f} [{100 * c['lo']:.1f}, {100 * c['hi']:.1f}]"
+    if m in r.mean:
+        return f"{100 * r.mean[m]:.1f} ± {100 * r.mean.get(f'{m}_std', r.std.get(m, 0.0)):.1f}"
+    return "–"
+
+
 def markdown(rows: list[E.ArmRow], table: dict, compared: list[dict], metrics: list[str]) -> str:
     """Table 1 with 95% intervals (in %), and the paired comparisons."""
     shown = [m for m in metrics if "malformed" not in m]
     lines = ["| method | seeds | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
     for r in rows:
-        cells = []
-        for m in shown:
-            c = table.get(r.arm, {}).get(m)
-            cells.append(f"{100 * c['mean']:.1f} [{100 * c['lo']:.1f}, {100 * c['hi']:.1f}]" if c else "–")
+        cells = [cell(r, m, table.get(r.arm, {}).get(m)) for m in shown]
         lines.append(f"| {r.label} | {r.seeds} | " + " | ".join(cells) + " |")
     lines += ["", "| comparison | metric | difference (points) | 95% interval | p | items |", "|---|---|---|---|---|---|"]
     for c in compared:
