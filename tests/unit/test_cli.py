@@ -33,6 +33,9 @@ def test_render_prints_objects_valid_against_the_kubernetes_schemas(path):
     assert kinds.count("Job") >= 1 and kinds.count("ConfigMap") == kinds.count("Job")
     for doc in docs:
         kubernetes_validate.validate(doc, "1.36.0", strict=True)
+    # a GGUF model: the configs name the source, and the note says which checkpoint the stages start from
+    gguf = yaml.safe_load(path.read_text())["spec"]["model"]["uri"].startswith("pkg://")
+    assert ("is a GGUF file: the preflight converts it once" in proc.stderr) == gguf, proc.stderr
 
 
 def test_crd_command_prints_the_committed_crd():
