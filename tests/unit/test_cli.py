@@ -8,6 +8,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from act_trainer import gguf_models
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 ACTJOBS = [p for p in EXAMPLES if any(d and d.get("kind") == "ACTJob" for d in yaml.safe_load_all(p.read_text()))]
@@ -34,7 +36,7 @@ def test_render_prints_objects_valid_against_the_kubernetes_schemas(path):
     for doc in docs:
         kubernetes_validate.validate(doc, "1.36.0", strict=True)
     # a GGUF model: the configs name the source, and the note says which checkpoint the stages start from
-    gguf = yaml.safe_load(path.read_text())["spec"]["model"]["uri"].startswith("pkg://")
+    gguf = gguf_models.is_gguf(yaml.safe_load(path.read_text())["spec"]["model"]["uri"])
     assert ("is a GGUF file: the preflight converts it once" in proc.stderr) == gguf, proc.stderr
 
 
