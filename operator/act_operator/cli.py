@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from act_operator.manifests import all_stage_objects
         from act_operator.settings import OperatorSettings
-        from act_trainer import gguf_models
+        from act_trainer import gguf_models, stagedefs
 
         class Dumper(yaml.SafeDumper):  # multi-line strings (the stage config) as readable blocks
             pass
@@ -137,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
         sys.stdout.write(yaml.dump_all(all_stage_objects(job, OperatorSettings()), Dumper=Dumper, sort_keys=False))
         if gguf_models.is_gguf(job.spec.model.uri):  # before the preflight ran, the converted URI is unknown
+            stored = gguf_models.stored_uri(stagedefs.models_root(job.spec), "<its sha256>")
             console.print(f"note: spec.model.uri {job.spec.model.uri} is a GGUF file: the preflight converts it once "
-                          f"into {job.spec.storage.root}/models/gguf-<its sha256>-v{gguf_models.CONVERTER_VERSION}, "
-                          "and the stages after it start from that checkpoint, not from the source these configs "
-                          "name", highlight=False, markup=False, soft_wrap=True)
+                          f"into {stored}, and the stages after it start from that checkpoint, not from the source "
+                          "these configs name", highlight=False, markup=False, soft_wrap=True)
         return 0
     from act_operator.local import LocalExecutor
     from act_operator.preflight import local_problems

@@ -202,9 +202,14 @@ def _trainer(at: Inputs) -> dict:
     return dict(checkpoints=at.checkpoints, history=at.job.spec.environment.history)
 
 
+def models_root(spec) -> str:
+    """<storage.root>/models: where the preflight keeps a GGUF model.uri's converted checkpoints."""
+    return f"{spec.storage.root.rstrip('/')}/models"
+
+
 def _preflight(at: Inputs) -> dict:
     spec = at.job.spec
-    return dict(model=spec.model.uri, models=f"{spec.storage.root.rstrip('/')}/models",
+    return dict(model=spec.model.uri, models=models_root(spec),
                 pairs=COLLECT.reuse(spec), judge=JUDGE.reuse(spec),
                 expert=spec.environment.expert.uri, env=at.env if at.plays_environment else None,
                 packages=at.packages, trl=at.trl_options,
